@@ -1,0 +1,59 @@
+"""Findings (what an inspector saw) and alerts (what a policy decided)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from appliance.model.content import FlowRef
+
+
+class Severity(IntEnum):
+    """Alert severity; the numbers follow Suricata (1 = highest)."""
+
+    CRITICAL = 1
+    HIGH = 2
+    MEDIUM = 3
+    LOW = 4
+    INFO = 5
+
+
+@dataclass(slots=True, frozen=True)
+class Evidence:
+    """Where a finding is in the object's text (or bytes): offsets and a bounded snippet."""
+
+    start: int = 0
+    end: int = 0
+    snippet: str = ""
+    ref: str = ""
+    """A thumbnail or transcript reference, when the evidence is not text."""
+
+
+@dataclass(slots=True, frozen=True)
+class Finding:
+    """One inspector result on one content object."""
+
+    inspector: str
+    content_id: str
+    rule: str
+    score: float = 1.0
+    evidence: tuple[Evidence, ...] = ()
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Alert:
+    """A policy decision: one per (object, policy rule, profile) with all its findings."""
+
+    id: str
+    ts_ns: int
+    policy: str
+    profile: str
+    severity: Severity
+    category: str
+    content_id: str
+    flow: FlowRef | None
+    findings: tuple[Finding, ...]
+    src_zone: str = "any"
+    dst_zone: str = "any"
+    complete: bool = True

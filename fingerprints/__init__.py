@@ -1,0 +1,1 @@
+"""fingerprints stage of tapsift."""

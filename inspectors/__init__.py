@@ -1,0 +1,1 @@
+"""inspectors stage of tapsift."""

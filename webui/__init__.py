@@ -1,0 +1,1 @@
+"""webui stage of tapsift."""
