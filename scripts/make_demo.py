@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Write the demo capture: a small office's web traffic over a few minutes (deterministic).
+
+    .venv/bin/python scripts/make_demo.py OUT.pcap [--seed N]
+
+Also writes ``OUT.manifest.json``: every content object that crossed the wire (URL, filename,
+direction, md5 of the decoded content). Traffic: intranet and public pages with CSS/JS and
+drawn PNG/JPEG images, a PDF and a DOCX download, a gzip'd JSON API, a chunked page, a
+multipart upload, a download interrupted and resumed with a 206, keep-alive, DNS/TLS/SSH noise
+and one client on a tagged VLAN. Edit the tables (`SITES`, `PAGES`, `DOCUMENTS`, `UPLOADS`) to
+plant other text; everything else follows from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from capture import synth as S
+
+
+@dataclass(frozen=True)
+class Site:
+    host: str
+    ip: str
+    port: int = 80
+
+
+@dataclass(frozen=True)
+class Page:
+    """An HTML page; ``images`` are (path, kind "png"/"jpeg", label)."""
+
+    site: str
+    path: str
+    title: str
+    paragraphs: tuple[str, ...]
+    images: tuple[tuple[str, str, str], ...] = ()
+    chunked: bool = False
+    gzip: bool = True
+
+
+@dataclass(frozen=True)
+class Document:
+    """A downloadable document (``kind``: pdf or docx)."""
+
+    site: str
+    path: str
+    kind: str
+    title: str
+    paragraphs: tuple[str, ...]
+    resumed: bool = False
+    """Fetched as a 200 that the client aborts, then a 206 for the rest on a new connection."""
+    compress: bool = True
+    """PDF only: FlateDecode the page streams."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart form upload of a document."""
+
+    site: str
+    path: str
+    filename: str
+    kind: str
+    title: str
+    paragraphs: tuple[str, ...]
+    fields: tuple[tuple[str, str], ...] = field(default=())
+
+
+SITES = {
+    "intranet": Site("intranet.corp.example", "10.10.0.10"),
+    "wiki": Site("wiki.corp.example", "10.10.0.11", 8080),
+    "news": Site("news.example.com", "203.0.113.20"),
+    "shop": Site("shop.example.net", "198.51.100.30"),
+    "api": Site("api.example.org", "203.0.113.45"),
+}
+
+PAGES = [
+    Page(
+        "intranet",
+        "/index.html",
+        "Welcome to the intranet",
+        (
+            "The canteen is open from 11:30 to 14:00 this week.",
+            "Please remember to lock your screen when you leave your desk.",
+            "The quarterly all-hands meeting takes place on Thursday in room B2.",
+        ),
+        images=(("/img/banner.png", "png", "Intranet"), ("/img/team.jpg", "jpeg", "Team day")),
+    ),
+    Page(
+        "intranet",
+        "/hr/holidays.html",
+        "Holiday calendar",
+        (
+            "Public holidays for the coming year are listed below.",
+            "Requests for leave should be submitted two weeks in advance.",
+        ),
+        chunked=True,
+    ),
+    Page(
+        "wiki",
+        "/wiki/Printer_setup",
+        "Printer setup",
+        (
+            "The second floor printer is called PRN-2F and supports duplex printing.",
+            "Drivers are installed automatically on managed laptops.",
+        ),
+        images=(("/wiki/images/printer.png", "png", "PRN-2F"),),
+    ),
+    Page(
+        "news",
+        "/",
+        "Morning headlines",
+        (
+            "Local weather: mild with some sunshine in the afternoon.",
+            "The city council approved the new cycling lanes.",
+            "Markets opened slightly higher on Tuesday.",
+        ),
+        images=(("/media/weather.jpg", "jpeg", "Weather"), ("/media/bikes.jpg", "jpeg", "Cycling lanes")),
+    ),
+    Page(
+        "shop",
+        "/products/office-chair",
+        "Ergonomic office chair",
+        ("Adjustable height, lumbar support and breathable mesh.", "Free delivery within five working days."),
+        images=(("/img/chair.jpg", "jpeg", "Chair"), ("/img/chair-side.png", "png", "Side view")),
+        chunked=True,
+    ),
+]
+
+DOCUMENTS = [
+    Document(
+        "intranet",
+        "/files/travel-policy.pdf",
+        "pdf",
+        "Travel policy",
+        (
+            "Economy class is the default for flights under six hours.",
+            "Hotel bookings go through the travel desk.",
+            "Receipts must be uploaded within thirty days.",
+        ),
+    ),
+    Document(
+        "intranet",
+        "/files/meeting-notes.docx",
+        "docx",
+        "Project meeting notes",
+        (
+            "Attendees: design, engineering and operations.",
+            "Decision: the release moves to the second week of the month.",
+            "Action: update the planning board before Friday.",
+        ),
+    ),
+    Document(
+        "wiki",
+        "/files/network-handbook.pdf",
+        "pdf",
+        "Network handbook",
+        tuple(
+            f"Section {i}: how to request access, report an outage and reach the service desk."
+            for i in range(1, 400)
+        ),
+        resumed=True,
+        compress=False,
+    ),
+]
+
+UPLOADS = [
+    Upload(
+        "intranet",
+        "/expenses/submit",
+        "expense-report.docx",
+        "docx",
+        "Expense report",
+        ("Taxi from the airport to the hotel.", "Dinner with the customer team.", "Total: 184.50 EUR."),
+        fields=(("employee", "j.doe"), ("month", "2023-11")),
+    ),
+]
+
+API_CALLS = [
+    ("api", "/v1/weather?city=Springfield", {"city": "Springfield", "temp_c": 14, "sky": "partly cloudy"}),
+    (
+        "api",
+        "/v1/calendar/today",
+        {"events": [{"time": "09:30", "title": "Stand-up"}, {"time": "14:00", "title": "Design review"}]},
+    ),
+]
+
+CLIENTS = ["10.10.1.21", "10.10.1.22", "10.10.1.23", "10.10.1.24"]
+VLAN_CLIENT = ("10.10.20.57", 20)
+"""A guest-Wi-Fi laptop whose traffic arrives tagged with VLAN 20."""
+RESOLVER = "10.10.0.2"
+CSS = (
+    b"body{font-family:Arial,sans-serif;margin:0 auto;max-width:60em}\nh1{color:#225}\nimg{max-width:100%}\n"
+)
+JS = b"document.addEventListener('DOMContentLoaded',function(){console.log('ready')});\n"
+
+
+class Demo:
+    """Builds the trace and the manifest."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.trace = S.Trace(seed=seed)
+        self.manifest: list[dict[str, object]] = []
+        self.clock = 0.0
+        self.port = 49200
+
+    def _next_port(self) -> int:
+        self.port += self.rng.randint(1, 7)
+        return self.port
+
+    def _record(
+        self,
+        site: Site,
+        path: str,
+        data: bytes,
+        direction: str = "download",
+        filename: str = "",
+        **extra: object,
+    ) -> None:
+        self.manifest.append(
+            {
+                "host": site.host,
+                "url": path,
+                "direction": direction,
+                "filename": filename or path.rsplit("/", 1)[-1].split("?")[0],
+                "size": len(data),
+                "md5": S.md5(data),
+                **extra,
+            }
+        )
+
+    def session(self, client: str, site: Site, link: S.Link | None = None) -> S.Session:
+        self.clock += 0.2 + self.rng.random() * 1.5
+        self.trace.dns(client, RESOLVER, site.host, site.ip, at=self.clock - 0.01, link=link)
+        kw: dict[str, object] = {
+            "rtt": 0.001 if site.ip.startswith("10.") else 0.02 + 0.03 * self.rng.random()
+        }
+        if link is not None:
+            kw["link"] = link
+        return self.trace.session((client, self._next_port()), (site.ip, site.port), at=self.clock, **kw)
+
+    def host(self, site: Site) -> str:
+        return site.host if site.port == 80 else f"{site.host}:{site.port}"
+
+    def browse(self, client: str, page: Page, link: S.Link | None = None) -> None:
+        site = SITES[page.site]
+        s = self.session(client, site, link)
+        html = S.html_page(
+            page.title,
+            page.paragraphs,
+            css=["/static/site.css"],
+            js=["/static/app.js"],
+            images=[p for p, _, _ in page.images],
+        )
+        framing = "chunked" if page.chunked else "length"
+        s.http(
+            S.http_request("GET", page.path, self.host(site)),
+            S.http_response(
+                200, html, encoding="gzip" if page.gzip else None, framing=framing, chunk=[1024, 512, 2048]
+            ),
+        )
+        self._record(site, page.path, html, filename=page.path.rsplit("/", 1)[-1] or "index.html")
+        for path, ctype, body in (
+            ("/static/site.css", "text/css", CSS),
+            ("/static/app.js", "application/javascript", JS),
+        ):
+            s.http(
+                S.http_request(
+                    "GET", path, self.host(site), headers=[("Referer", f"http://{site.host}{page.path}")]
+                ),
+                S.http_response(200, body, content_type=ctype),
+            )
+            self._record(site, path, body)
+        for path, kind, label in page.images:
+            img = (
+                S.png_image(self.rng, 320, 200, label)
+                if kind == "png"
+                else S.jpeg_image(self.rng, 640, 400, label)
+            )
+            s.http(
+                S.http_request("GET", path, self.host(site)),
+                S.http_response(200, img, content_type=f"image/{kind}"),
+            )
+            self._record(site, path, img)
+        s.wait(1.0 + self.rng.random())
+        s.close()
+
+    def document_bytes(
+        self, kind: str, title: str, paragraphs: tuple[str, ...], compress: bool = True
+    ) -> tuple[bytes, str]:
+        if kind == "pdf":
+            return S.pdf_document(title, paragraphs, compress=compress), "application/pdf"
+        return S.docx_document(
+            title, paragraphs
+        ), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+    def download(self, client: str, doc: Document) -> None:
+        site = SITES[doc.site]
+        data, ctype = self.document_bytes(doc.kind, doc.title, doc.paragraphs, doc.compress)
+        s = self.session(client, site)
+        if not doc.resumed:
+            s.http(
+                S.http_request("GET", doc.path, self.host(site)),
+                S.http_response(200, data, content_type=ctype),
+            )
+            s.close()
+            self._record(site, doc.path, data)
+            return
+        resp = S.http_response(
+            200, data, content_type=ctype, headers=[("Accept-Ranges", "bytes"), ("ETag", '"nh-1"')]
+        )
+        cut = len(resp) - len(data) + len(data) // 3
+        s.http(S.http_request("GET", doc.path, self.host(site)), resp[:cut])
+        s.close(by=S.C2S, rst=True)  # the user's laptop went to sleep
+        got = cut - (len(resp) - len(data))
+        s2 = self.session(client, site)
+        s2.http(
+            S.http_request(
+                "GET", doc.path, self.host(site), headers=[("Range", f"bytes={got}-"), ("If-Range", '"nh-1"')]
+            ),
+            S.range_response(data, got, None, content_type=ctype, etag="nh-1"),
+        )
+        s2.close()
+        self._record(
+            site, doc.path, data, kind="range", note="200 aborted by RST, then 206 on a new connection"
+        )
+
+    def upload(self, client: str, up: Upload) -> None:
+        site = SITES[up.site]
+        data, ctype = self.document_bytes(up.kind, up.title, up.paragraphs)
+        body, form_ctype = S.multipart_body(fields=up.fields, files=[("file", up.filename, ctype, data)])
+        s = self.session(client, site)
+        s.http(
+            S.http_request("POST", up.path, self.host(site), body=body, content_type=form_ctype),
+            S.http_response(200, b'{"status":"received"}', content_type="application/json"),
+        )
+        s.close()
+        self._record(site, up.path, data, direction="upload", filename=up.filename, kind="part")
+        self._record(site, up.path, b'{"status":"received"}', filename="submit")
+
+    def api(self, client: str) -> None:
+        site = SITES["api"]
+        s = self.session(client, site)
+        for _, path, obj in API_CALLS:
+            body = json.dumps(obj, indent=2).encode()
+            s.http(
+                S.http_request("GET", path, site.host, headers=[("Accept", "application/json")]),
+                S.http_response(200, body, content_type="application/json", encoding="gzip"),
+            )
+            self._record(site, path, body)
+        s.close()
+
+    def noise(self, client: str) -> None:
+        self.clock += 0.1
+        t = self.trace
+        sni = self.rng.choice(["mail.example.org", "cdn.example.net", "login.example.com"])
+        t.dns(client, RESOLVER, sni, "192.0.2.50", at=self.clock)
+        tls = t.session((client, self._next_port()), ("192.0.2.50", 443), at=self.clock + 0.01)
+        tls.client_send(S.tls_client_hello(tls.rng, sni))
+        tls.server_send(S.tls_server_hello(tls.rng))
+        tls.client_send(S.tls_records(tls.rng, self.rng.randint(300, 2000)))
+        tls.server_send(S.tls_records(tls.rng, self.rng.randint(5_000, 60_000)))
+        tls.close()
+
+    def ssh(self, client: str) -> None:
+        self.clock += 0.1
+        s = self.trace.session((client, self._next_port()), ("10.10.0.5", 22), at=self.clock)
+        s.server_send(S.ssh_banner(server=True))
+        s.client_send(S.ssh_banner())
+        for _ in range(6):
+            s.client_send(s.rng.randbytes(self.rng.randint(40, 200)))
+            s.server_send(s.rng.randbytes(self.rng.randint(40, 1400)))
+        s.close()
+
+    def build(self) -> None:
+        c = CLIENTS
+        self.browse(c[0], PAGES[0])
+        self.noise(c[1])
+        self.browse(c[1], PAGES[3])
+        self.download(c[0], DOCUMENTS[0])
+        self.api(c[2])
+        self.browse(c[2], PAGES[2])
+        self.ssh(c[3])
+        self.download(c[3], DOCUMENTS[1])
+        self.upload(c[3], UPLOADS[0])
+        self.browse(c[0], PAGES[1])
+        self.noise(c[0])
+        self.download(c[1], DOCUMENTS[2])
+        guest, vid = VLAN_CLIENT
+        self.browse(guest, PAGES[4], link=S.vlan(vid))
+        self.noise(c[2])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seed", type=int, default=2023)
+    a = ap.parse_args(argv)
+    demo = Demo(a.seed)
+    demo.build()
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    n = demo.trace.write(a.out)
+    manifest = a.out.with_name(a.out.name.rsplit(".", 1)[0] + ".manifest.json")
+    manifest.write_text(json.dumps(demo.manifest, indent=1) + "\n")
+    print(
+        f"{a.out}: {n} frames, {a.out.stat().st_size} bytes, {len(demo.manifest)} objects ({manifest.name})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,715 @@
+"""Golden cases: each generator writes a capture with `capture.synth` and says what must come out.
+
+Expected values (md5, sizes, missing bytes) are computed here from the bytes that were put on the
+wire, never hard-coded. ``python -m tests.pcaps.cases [OUT_DIR] [NAME...]`` writes the captures and
+an ``expected.json`` (default ``tests/pcaps/generated/``, which git ignores).
+
+Matching conventions (see ``tests/test_golden.py``): ``filename`` is a base name that the reported
+filename must equal or end with after a ``/`` (downloads may report the URL path); ``truncated`` is
+a substring one of the reported truncation reasons must contain; ``prefix_of`` means the object is a
+prefix of those bytes (md5 checked against the reported size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from capture import synth as S
+
+CLIENT_IP = "10.20.30.41"
+CLIENT6_IP = "2001:db8:20::41"
+SERVER_IP = "203.0.113.80"
+SERVER6_IP = "2001:db8:cafe::80"
+RESOLVER_IP = "10.20.30.1"
+HOST = "intranet.example.com"
+
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One content object the sensor must report as a ``fileinfo`` event."""
+
+    md5: str | None
+    size: int | None
+    direction: str
+    """``upload`` or ``download``."""
+    state: str = "CLOSED"
+    filename: str | None = None
+    method: str | None = None
+    status: int | None = None
+    url: str | None = None
+    host: str | None = None
+    kind: str | None = None
+    tx_id: int | None = None
+    gaps: bool | None = None
+    missing_bytes: int | None = None
+    truncated: str | None = None
+    size_max: int | None = None
+    prefix_of: bytes | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d.pop("prefix_of")
+        if self.prefix_of is not None:
+            d["prefix_of_md5"] = hashlib.md5(self.prefix_of).hexdigest()
+        return {k: v for k, v in d.items() if v is not None}
+
+
+@dataclass
+class Case:
+    """A generated capture and what `tapsift read` must extract from it."""
+
+    name: str
+    description: str
+    pcap: Path
+    expected: list[Expected]
+    client: tuple[str, int]
+    server: tuple[str, int]
+    args: list[str] = field(default_factory=list)
+    """Extra ``tapsift read`` arguments."""
+    allow_extra: bool = False
+    """Other fileinfo events (pieces, whole multipart bodies, partial leftovers) are allowed."""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "pcap": self.pcap.name,
+            "args": self.args,
+            "allow_extra": self.allow_extra,
+            "client": list(self.client),
+            "server": list(self.server),
+            "expected": [e.to_json() for e in self.expected],
+        }
+
+
+Generator = Callable[[Path], Case]
+CASES: dict[str, Generator] = {}
+
+
+def case(fn: Generator) -> Generator:
+    CASES[fn.__name__.removeprefix("case_")] = fn
+    return fn
+
+
+def _seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def _rng(name: str) -> random.Random:
+    return random.Random(_seed(name) ^ 0x5EED)
+
+
+def _dl(
+    body: bytes,
+    path: str,
+    *,
+    host: str = HOST,
+    tx_id: int | None = 0,
+    status: int = 200,
+    kind: str = "body",
+    **kw: object,
+) -> Expected:
+    """An expected, complete download of ``body`` from ``path``."""
+    return Expected(
+        md5=S.md5(body),
+        size=len(body),
+        direction="download",
+        filename=path.rsplit("/", 1)[-1],
+        method="GET",
+        status=status,
+        url=path,
+        host=host,
+        kind=kind,
+        tx_id=tx_id,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def _report_pdf(rng: random.Random) -> bytes:
+    return S.pdf_document("Quarterly summary", [S.text(rng, 12)[:90] for _ in range(70)])
+
+
+# --------------------------------------------------------------------------------------------
+# plain GET and its link-layer / transport variants
+# --------------------------------------------------------------------------------------------
+
+
+def _plain_get(
+    name: str,
+    out: Path,
+    *,
+    link: S.Link | None = None,
+    fmt: str = "pcap",
+    port: int = 80,
+    v6: bool = False,
+    description: str,
+) -> Case:
+    rng = _rng(name)
+    body = _report_pdf(rng)
+    path = "/docs/q3-summary.pdf"
+    cip, sip = (CLIENT6_IP, SERVER6_IP) if v6 else (CLIENT_IP, SERVER_IP)
+    client, server = (cip, 49732), (sip, port)
+    host = HOST if port == 80 else f"{HOST}:{port}"
+    t = S.Trace(seed=_seed(name), link=link or S.Ethernet())
+    t.dns(CLIENT6_IP if v6 else CLIENT_IP, "2001:db8:20::1" if v6 else RESOLVER_IP, HOST, sip, at=0.0)
+    s = t.session(client, server, at=0.01)
+    s.http(S.http_request("GET", path, host), S.http_response(200, body, content_type="application/pdf"))
+    s.close()
+    pcap = out / f"{name}.{fmt}"
+    t.write(pcap, fmt=fmt)
+    return Case(name, description, pcap, [_dl(body, path)], client, server)
+
+
+@case
+def case_plain_get(out: Path) -> Case:
+    return _plain_get("plain_get", out, description="one GET of a PDF over Ethernet, Content-Length")
+
+
+@case
+def case_vlan_get(out: Path) -> Case:
+    return _plain_get("vlan_get", out, link=S.vlan(110), description="plain GET, 802.1Q VLAN 110")
+
+
+@case
+def case_qinq_get(out: Path) -> Case:
+    return _plain_get("qinq_get", out, link=S.qinq(300, 110), description="plain GET, QinQ 300/110")
+
+
+@case
+def case_erspan2_get(out: Path) -> Case:
+    return _plain_get(
+        "erspan2_get",
+        out,
+        link=S.Erspan(S.vlan(110), version=2),
+        description="plain GET mirrored by ERSPAN type II over GRE/IPv4 (inner VLAN 110)",
+    )
+
+
+@case
+def case_erspan3_get(out: Path) -> Case:
+    return _plain_get("erspan3_get", out, link=S.Erspan(version=3), description="plain GET, ERSPAN type III")
+
+
+@case
+def case_vxlan_get(out: Path) -> Case:
+    return _plain_get("vxlan_get", out, link=S.Vxlan(vni=5001), description="plain GET inside VXLAN 5001")
+
+
+@case
+def case_sll_get(out: Path) -> Case:
+    return _plain_get("sll_get", out, link=S.Sll(), description="plain GET, Linux cooked capture (SLL)")
+
+
+@case
+def case_rawip_get(out: Path) -> Case:
+    return _plain_get("rawip_get", out, link=S.RawIp(), description="plain GET, LINKTYPE_RAW (no link layer)")
+
+
+@case
+def case_pcapng_get(out: Path) -> Case:
+    return _plain_get("pcapng_get", out, fmt="pcapng", description="plain GET written as pcapng")
+
+
+@case
+def case_nonstandard_port(out: Path) -> Case:
+    return _plain_get("nonstandard_port", out, port=8081, description="plain GET to port 8081")
+
+
+@case
+def case_ipv6_get(out: Path) -> Case:
+    return _plain_get("ipv6_get", out, v6=True, description="plain GET over IPv6")
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP framing and encodings
+# --------------------------------------------------------------------------------------------
+
+
+@case
+def case_multipart_upload(out: Path) -> Case:
+    """POST multipart/form-data with a text field and two files."""
+    name = "multipart_upload"
+    rng = _rng(name)
+    docx = S.docx_document("Team meeting minutes", [S.text(rng, 40) for _ in range(12)])
+    png = S.png_image(rng, 300, 180, "whiteboard")
+    body, ctype = S.multipart_body(
+        fields=[("subject", "Meeting minutes"), ("notify", "team")],
+        files=[
+            ("attachment", "minutes.docx", DOCX_MIME, docx),
+            ("photo", "whiteboard.png", "image/png", png),
+        ],
+    )
+    client, server = (CLIENT_IP, 50211), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    req = S.http_request(
+        "POST",
+        "/upload",
+        HOST,
+        body=body,
+        content_type=ctype,
+        headers=[("Origin", f"http://{HOST}"), ("Referer", f"http://{HOST}/share")],
+    )
+    s.http(req, S.http_response(303, b"", content_type=None, headers=[("Location", "/share?ok=1")]))
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [
+        Expected(
+            md5=S.md5(d),
+            size=len(d),
+            direction="upload",
+            filename=fn,
+            method="POST",
+            url="/upload",
+            host=HOST,
+            kind="part",
+            tx_id=0,
+        )
+        for fn, d in (("minutes.docx", docx), ("whiteboard.png", png))
+    ]
+    return Case(
+        name,
+        "multipart upload of a DOCX and a PNG (plus text fields)",
+        pcap,
+        exp,
+        client,
+        server,
+        allow_extra=True,
+    )
+
+
+@case
+def case_chunked_gzip(out: Path) -> Case:
+    """A chunked, gzip-encoded HTML page: the object is the decoded page."""
+    name = "chunked_gzip"
+    rng = _rng(name)
+    page = S.html_page("Office news", [S.text(rng, 80) for _ in range(40)], css=["/static/site.css"])
+    client, server = (CLIENT_IP, 50312), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.http(
+        S.http_request("GET", "/news/index.html", HOST),
+        S.http_response(200, page, encoding="gzip", framing="chunked", chunk=[1000, 777, 4096, 13]),
+    )
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(
+        name,
+        "chunked + gzip response (decoded body expected)",
+        pcap,
+        [_dl(page, "/news/index.html")],
+        client,
+        server,
+    )
+
+
+@case
+def case_pipelining(out: Path) -> Case:
+    """Keep-alive pipelining: three requests in one burst, then three responses."""
+    name = "pipelining"
+    rng = _rng(name)
+    css = (".nav{color:#333}\n" + S.text(rng, 200).replace(".", "}\n.a{") + "}\n").encode()
+    js = (
+        "function f(){return 1}\n" + "\n".join(f"var v{i} = {rng.randint(0, 999)};" for i in range(900))
+    ).encode()
+    png = S.png_image(rng, 240, 120, "logo")
+    reqs = [
+        ("/static/site.css", css, "text/css", "length"),
+        ("/static/app.js", js, "application/javascript", "chunked"),
+        ("/img/logo.png", png, "image/png", "length"),
+    ]
+    client, server = (CLIENT_IP, 50413), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.client_send(b"".join(S.http_request("GET", p, HOST) for p, *_ in reqs))
+    s.server_send(b"".join(S.http_response(200, b, content_type=ct, framing=fr) for _, b, ct, fr in reqs))
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [_dl(b, p, tx_id=i) for i, (p, b, _, _) in enumerate(reqs)]
+    return Case(
+        name, "3 pipelined GETs, then 3 responses (length, chunked, length)", pcap, exp, client, server
+    )
+
+
+@case
+def case_ooo_retransmit(out: Path) -> Case:
+    """Reordered, late and retransmitted segments; the server's sequence numbers wrap mid-body."""
+    name = "ooo_retransmit"
+    rng = _rng(name)
+    img = S.jpeg_image(rng, 480, 320, "site photo")
+    client, server = (CLIENT_IP, 50514), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server, isn=(None, 2**32 - 20_000))
+    s.client_send(S.http_request("GET", "/gallery/site.jpg", HOST), retransmit=[0])
+    s.server_send(
+        S.http_response(200, img, content_type="image/jpeg"), swap=[2, 11], late={6: 4}, retransmit=[9, -2]
+    )
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(
+        name,
+        "out-of-order, late (fast-retransmitted) and duplicate segments; seq wraps",
+        pcap,
+        [_dl(img, "/gallery/site.jpg")],
+        client,
+        server,
+    )
+
+
+@case
+def case_gap_in_body(out: Path) -> Case:
+    """The tap loses one segment inside a body (the client ACKs it); a later response is whole."""
+    name = "gap_in_body"
+    rng = _rng(name)
+    csv = "\n".join(f"{i},{S.text(rng, 6)}" for i in range(1500)).encode()
+    jsn = json.dumps({"status": "ok", "items": [S.text(rng, 5) for _ in range(20)]}).encode()
+    client, server = (CLIENT_IP, 50615), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    resp = S.http_response(200, csv, content_type="text/csv")
+    hdr_len = len(resp) - len(csv)
+    sent = s.http(S.http_request("GET", "/export/orders.csv", HOST), resp, drop=[10])[1]
+    assert sent is not None
+    lost = [(a - hdr_len, b - hdr_len) for a, b in sent.lost_ranges()]
+    assert all(a >= 0 for a, _ in lost), "the lost segment must be inside the body"
+    received, pos = b"", 0
+    for a, b in lost:
+        received += csv[pos:a]
+        pos = b
+    received += csv[pos:]
+    s.http(
+        S.http_request("GET", "/api/status", HOST), S.http_response(200, jsn, content_type="application/json")
+    )
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    missing = sum(b - a for a, b in lost)
+    exp = [
+        Expected(
+            md5=S.md5(received),
+            size=len(received),
+            direction="download",
+            state="TRUNCATED",
+            filename="orders.csv",
+            method="GET",
+            status=200,
+            url="/export/orders.csv",
+            host=HOST,
+            kind="body",
+            tx_id=0,
+            gaps=True,
+            missing_bytes=missing,
+        ),
+        _dl(jsn, "/api/status", tx_id=1),
+    ]
+    return Case(
+        name,
+        f"one {missing}-byte segment lost at the tap inside a body; then a whole response",
+        pcap,
+        exp,
+        client,
+        server,
+    )
+
+
+@case
+def case_midstream_pickup(out: Path) -> Case:
+    """The capture starts in the middle of a response; the later responses must come out whole."""
+    name = "midstream_pickup"
+    rng = _rng(name)
+    big = S.fake_jpeg(rng, 200_000)
+    page = S.html_page("Cafeteria menu", [S.text(rng, 60) for _ in range(25)])
+    css = ("body{font-family:sans-serif}\n" * 200).encode()
+    client, server = (CLIENT_IP, 50716), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    sent = s.http(
+        S.http_request("GET", "/photos/big.jpg", HOST), S.http_response(200, big, content_type="image/jpeg")
+    )[1]
+    assert sent is not None
+    s.http(S.http_request("GET", "/menu.html", HOST), S.http_response(200, page))
+    s.http(
+        S.http_request("GET", "/static/menu.css", HOST), S.http_response(200, css, content_type="text/css")
+    )
+    s.close()
+    s.capture_from_ns = sent.segments[len(sent.segments) // 2].ts_ns
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [
+        Expected(md5=S.md5(b), size=len(b), direction="download", status=200, state="CLOSED")
+        for b in (page, css)
+    ]
+    return Case(
+        name,
+        "capture starts after the handshake, half-way through a 200 KB response",
+        pcap,
+        exp,
+        client,
+        server,
+        allow_extra=True,
+    )
+
+
+@case
+def case_body_limit(out: Path) -> Case:
+    """A 300 KB body read with ``--body-limit 65536``: truncated with a reason, prefix hashed."""
+    name = "body_limit"
+    rng = _rng(name)
+    body = S.fake_png(rng, 300_000)
+    client, server = (CLIENT_IP, 50817), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.http(
+        S.http_request("GET", "/maps/floorplan.png", HOST),
+        S.http_response(200, body, content_type="image/png"),
+    )
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [
+        Expected(
+            md5=None,
+            size=None,
+            direction="download",
+            state="TRUNCATED",
+            filename="floorplan.png",
+            method="GET",
+            status=200,
+            url="/maps/floorplan.png",
+            host=HOST,
+            tx_id=0,
+            truncated="limit",
+            size_max=65536,
+            prefix_of=body,
+        )
+    ]
+    return Case(
+        name, "body over --body-limit 65536", pcap, exp, client, server, args=["--body-limit", "65536"]
+    )
+
+
+@case
+def case_range_two_connections(out: Path) -> Case:
+    """A file fetched as two 206 ranges over two connections; the stitched object is the file."""
+    name = "range_two_connections"
+    rng = _rng(name)
+    doc = S.pdf_document("Employee handbook", [S.text(rng, 14)[:95] for _ in range(1800)], compress=False)
+    path, cut = "/downloads/handbook.pdf", 65536
+    client, server = (CLIENT_IP, 50918), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    etag = hashlib.sha1(doc).hexdigest()[:16]
+    s1 = t.session(client, server)
+    s1.http(
+        S.http_request("GET", path, HOST, headers=[("Range", f"bytes=0-{cut - 1}")]),
+        S.range_response(doc, 0, cut - 1, content_type="application/pdf", etag=etag),
+    )
+    s1.close()
+    s2 = t.session((CLIENT_IP, 50919), server, at=2.0)
+    s2.http(
+        S.http_request("GET", path, HOST, headers=[("Range", f"bytes={cut}-"), ("If-Range", f'"{etag}"')]),
+        S.range_response(doc, cut, None, content_type="application/pdf", etag=etag),
+    )
+    s2.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [
+        Expected(
+            md5=S.md5(doc),
+            size=len(doc),
+            direction="download",
+            filename="handbook.pdf",
+            kind="range",
+            host=HOST,
+            method="GET",
+            state="CLOSED",
+        )
+    ]
+    return Case(
+        name,
+        f"{len(doc)}-byte PDF as 206 ranges 0-{cut - 1} and {cut}- on two connections",
+        pcap,
+        exp,
+        client,
+        server,
+        allow_extra=True,
+    )
+
+
+@case
+def case_tiny_segments(out: Path) -> Case:
+    """Request and response cut into 1-13 byte segments (request line and headers split)."""
+    name = "tiny_segments"
+    rng = _rng(name)
+    body = S.text(rng, 500).encode()
+    client, server = (CLIENT_IP, 51019), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.client_send(S.http_request("GET", "/notes/todo.txt", HOST), sizes=[1, 2, 3, 5, 7])
+    s.server_send(S.http_response(200, body, content_type="text/plain"), sizes=[1, 3, 7, 13])
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(name, "1-13 byte segments", pcap, [_dl(body, "/notes/todo.txt")], client, server)
+
+
+@case
+def case_close_delimited(out: Path) -> Case:
+    """An HTTP/1.0 response without Content-Length, ended by the server's FIN."""
+    name = "close_delimited"
+    rng = _rng(name)
+    body = S.html_page("Legacy intranet", [S.text(rng, 50) for _ in range(30)])
+    client, server = (CLIENT_IP, 51120), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.http(
+        S.http_request("GET", "/legacy/index.htm", HOST, version="HTTP/1.0"),
+        S.http_response(200, body, framing="close", version="HTTP/1.0"),
+    )
+    s.close(by=S.S2C)
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(name, "HTTP/1.0 close-delimited body", pcap, [_dl(body, "/legacy/index.htm")], client, server)
+
+
+@case
+def case_head_304_keepalive(out: Path) -> Case:
+    """HEAD (Content-Length but no body), a 304, then a 200: only the 200 has an object."""
+    name = "head_304_keepalive"
+    rng = _rng(name)
+    jsn = json.dumps({"rooms": [{"id": i, "name": S.text(rng, 3)} for i in range(40)]}, indent=1).encode()
+    client, server = (CLIENT_IP, 51221), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.http(
+        S.http_request("HEAD", "/iso/debian.iso", HOST),
+        S.http_response(200, bytes(5_000_000), content_type="application/octet-stream", send_body=False),
+    )
+    s.http(
+        S.http_request("GET", "/img/logo.png", HOST, headers=[("If-None-Match", '"abc123"')]),
+        S.http_response(304, b"", content_type=None, framing="none", headers=[("ETag", '"abc123"')]),
+    )
+    s.http(
+        S.http_request("GET", "/api/rooms", HOST), S.http_response(200, jsn, content_type="application/json")
+    )
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(
+        name,
+        "HEAD with Content-Length 5000000 and no body, 304, then 200",
+        pcap,
+        [_dl(jsn, "/api/rooms", tx_id=2)],
+        client,
+        server,
+    )
+
+
+@case
+def case_rst_midbody(out: Path) -> Case:
+    """The server resets the connection 30000 bytes into a 50000-byte body."""
+    name = "rst_midbody"
+    rng = _rng(name)
+    body = S.fake_jpeg(rng, 50_000)
+    client, server = (CLIENT_IP, 51322), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    resp = S.http_response(200, body, content_type="image/jpeg")
+    hdr_len = len(resp) - len(body)
+    s.http(S.http_request("GET", "/cam/snapshot.jpg", HOST), resp[: hdr_len + 30_000])
+    s.close(by=S.S2C, rst=True)
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    part = body[:30_000]
+    exp = [
+        Expected(
+            md5=S.md5(part),
+            size=len(part),
+            direction="download",
+            state="TRUNCATED",
+            filename="snapshot.jpg",
+            method="GET",
+            status=200,
+            url="/cam/snapshot.jpg",
+            tx_id=0,
+        )
+    ]
+    return Case(name, "RST after 30000 of 50000 body bytes", pcap, exp, client, server)
+
+
+@case
+def case_noise_mixed(out: Path) -> Case:
+    """DNS, TLS and SSH around one plain GET: only the GET yields an object."""
+    name = "noise_mixed"
+    rng = _rng(name)
+    body = S.png_image(rng, 200, 200, "badge")
+    client, server = (CLIENT_IP, 51423), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    t.dns(CLIENT_IP, RESOLVER_IP, "mail.example.org", "198.51.100.25", at=0.0)
+    tls = t.session((CLIENT_IP, 51424), ("198.51.100.25", 443), at=0.01)
+    tls.client_send(S.tls_client_hello(tls.rng, "mail.example.org"))
+    tls.server_send(S.tls_server_hello(tls.rng))
+    tls.client_send(S.tls_records(tls.rng, 600))
+    tls.server_send(S.tls_records(tls.rng, 40_000))
+    tls.close()
+    ssh = t.session((CLIENT_IP, 51425), ("10.20.30.5", 22), at=0.05)
+    ssh.server_send(S.ssh_banner(server=True))
+    ssh.client_send(S.ssh_banner())
+    ssh.client_send(ssh.rng.randbytes(1200))
+    ssh.server_send(ssh.rng.randbytes(900))
+    ssh.close()
+    s = t.session(client, server, at=0.08)
+    s.http(
+        S.http_request("GET", "/badges/42.png", HOST), S.http_response(200, body, content_type="image/png")
+    )
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(
+        name,
+        "DNS, TLS on 443 and SSH on 22 around one GET",
+        pcap,
+        [_dl(body, "/badges/42.png")],
+        client,
+        server,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def generate(name: str, out: Path) -> Case:
+    """Write case ``name``'s capture into ``out`` and return the case."""
+    out.mkdir(parents=True, exist_ok=True)
+    return CASES[name](out)
+
+
+def generate_all(out: Path) -> dict[str, Case]:
+    return {n: generate(n, out) for n in CASES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0]) if args else Path(__file__).parent / "generated"
+    names = args[1:] or list(CASES)
+    cases = [generate(n, out) for n in names]
+    (out / "expected.json").write_text(json.dumps([c.to_json() for c in cases], indent=1) + "\n")
+    for c in cases:
+        print(f"{c.pcap}  {c.pcap.stat().st_size:>8} B  {len(c.expected)} object(s)  {c.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
