@@ -1,0 +1,97 @@
+"""Test factories for reassembly: flows, stream events, and feeding whole conversations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from appliance.model.flows import Flow, FlowKey
+from appliance.model.http import (
+    HttpBodyData,
+    HttpBodyEnd,
+    HttpBodyGap,
+    HttpEvent,
+    HttpTransaction,
+    HttpTxStart,
+)
+from appliance.model.streams import Direction, StreamClosed, StreamData, StreamEvent, StreamGap
+
+C = Direction.TO_SERVER
+S = Direction.TO_CLIENT
+
+
+def make_flow(uid: str = "Ctest", cport: int = 40000, sport: int = 80) -> Flow:
+    cip, sip = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    key = FlowKey.of(cip, cport, sip, sport, 6)
+    return Flow(uid, 1, key, cip, cport, sip, sport, "test0", 0)
+
+
+class Stream:
+    """Builds in-order stream events for both directions of one flow, tracking offsets."""
+
+    def __init__(self, flow: Flow | None = None) -> None:
+        self.flow = flow or make_flow()
+        self.off = [0, 0]
+        self.ts = 1_000_000_000
+
+    def _tick(self) -> int:
+        self.ts += 1000
+        return self.ts
+
+    def data(self, direction: Direction, data: bytes, *,
+             pieces: Sequence[int] | None = None) -> list[StreamEvent]:
+        """``data`` as one event, or split at the given cut points."""
+        cuts = sorted({c for c in (pieces or ()) if 0 < c < len(data)})
+        out: list[StreamEvent] = []
+        prev = 0
+        for c in [*cuts, len(data)]:
+            if c > prev:
+                out.append(StreamData(self.flow, direction, self.off[direction], data[prev:c], self._tick()))
+                self.off[direction] += c - prev
+            prev = c
+        return out
+
+    def gap(self, direction: Direction, length: int) -> list[StreamEvent]:
+        ev = StreamGap(self.flow, direction, self.off[direction], length, self._tick())
+        self.off[direction] += length
+        return [ev]
+
+    def close(self, direction: Direction) -> list[StreamEvent]:
+        return [StreamClosed(self.flow, direction, self.off[direction], self._tick())]
+
+
+def feed_all(parser, events: Iterable[StreamEvent]) -> list[HttpEvent]:
+    out: list[HttpEvent] = []
+    for ev in events:
+        out.extend(parser.feed(ev))
+    return out
+
+
+class Collected:
+    """HTTP events grouped per (tx, direction): starts, body bytes, gaps, ends."""
+
+    def __init__(self, events: Iterable[HttpEvent]) -> None:
+        self.events = list(events)
+        self.txs: list[HttpTransaction] = []
+        self.body: dict[tuple[int, int], bytes] = {}
+        self.gaps: dict[tuple[int, int], int] = {}
+        self.ends: dict[tuple[int, int], HttpBodyEnd] = {}
+        self.starts: list[tuple[int, int]] = []
+        for ev in self.events:
+            key = (ev.tx.tx_id, int(ev.direction))
+            if isinstance(ev, HttpTxStart):
+                self.starts.append(key)
+                if ev.tx not in self.txs:
+                    self.txs.append(ev.tx)
+            elif isinstance(ev, HttpBodyData):
+                self.body[key] = self.body.get(key, b"") + ev.data
+            elif isinstance(ev, HttpBodyGap):
+                self.gaps[key] = self.gaps.get(key, 0) + ev.length
+            elif isinstance(ev, HttpBodyEnd):
+                assert key not in self.ends, f"two ends for {key}"
+                self.ends[key] = ev
+
+    def req(self, tx_id: int) -> bytes:
+        return self.body.get((tx_id, 0), b"")
+
+    def resp(self, tx_id: int) -> bytes:
+        return self.body.get((tx_id, 1), b"")
