@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from capture_helpers import eth, frame
+from tests.capture.capture_helpers import eth, frame
 from scapy.all import (
     ARP,
     GRE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from capture_helpers import eth, frame
+from tests.capture.capture_helpers import eth, frame
 from scapy.all import IP, TCP, UDP, IPv6, IPv6ExtHdrFragment, fragment, fragment6
 
 from capture.decode import Decoder

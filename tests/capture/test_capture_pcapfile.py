@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from capture_helpers import PcapNg, pcap_bytes
+from tests.capture.capture_helpers import PcapNg, pcap_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

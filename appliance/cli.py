@@ -1,0 +1,189 @@
+"""``tapsift`` command line.
+
+Exit status: 0 when the work was done (a malformed capture still counts as read: its
+problems are anomalies in the output), 1 when the input cannot be used (unreadable file,
+invalid settings), 2 for unusable arguments. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+from appliance import __version__
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+class _Progress:
+    """A one-line progress bar on a terminal (stderr); silent otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = max(total, 1)
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, position: int, packets: int, objects: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        frac = min(1.0, position / self.total)
+        width = 30
+        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+        rate = position * 8 / max(now - self.started, 1e-6) / 1e6
+        sys.stderr.write(
+            f"\r[{bar}] {frac * 100:5.1f}%  {packets:,} pkts  {objects:,} objects  {rate:,.0f} Mbit/s "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    """Read a capture file, extract its content objects, write EVE events."""
+    from appliance.eve import EveWriter, eve_timestamp, fileinfo_event
+    from appliance.settings import SettingsError, load_settings
+    from capture.pcapfile import CaptureError, open_capture
+
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"tapsift: {exc}", file=sys.stderr)
+        return 1
+    if args.body_limit is not None:
+        settings.http.body_limit = args.body_limit
+    try:
+        cap = open_capture(args.capture)
+    except CaptureError as exc:
+        print(f"tapsift: {exc}", file=sys.stderr)
+        return 1
+    eve_target = args.eve if args.eve is not None else settings.output.eve
+    try:
+        eve = EveWriter(eve_target)
+    except OSError as exc:
+        print(f"tapsift: cannot write EVE output {eve_target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+    from appliance.sensor import Sensor
+
+    anomaly_events: list[dict] = []
+
+    def on_object(obj) -> None:  # type: ignore[no-untyped-def]
+        eve.write(fileinfo_event(obj))
+
+    def on_flow_end(flow) -> None:  # type: ignore[no-untyped-def]
+        if flow.anomalies:
+            from collections import Counter
+
+            from reassembly.objects import flow_ref
+
+            ref = flow_ref(flow)
+            for code, count in sorted(Counter(flow.anomalies).items()):
+                eve.write({
+                    "timestamp": eve_timestamp(flow.last_ts_ns), "event_type": "anomaly",
+                    "flow_id": ref.flow_id, "src_ip": ref.src_ip, "src_port": ref.src_port,
+                    "dest_ip": ref.dest_ip, "dest_port": ref.dest_port, "proto": ref.proto,
+                    "app_proto": flow.app_proto or "failed",
+                    "anomaly": {"type": "stream" if code.startswith("tcp") else "applayer", "event": code,
+                                "count": count},
+                    "tapsift": {"flow_uid": flow.uid},
+                })
+
+    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end)
+    show = sys.stderr.isatty() and not args.quiet
+    bar = _Progress(cap.size, show)
+    cpu0 = time.process_time()
+    wall0 = time.monotonic()
+    st = sensor.stats
+    try:
+        sensor.run(cap.frames(), progress=lambda: bar.update(cap.position, st.packets, st.objects))
+        sensor.finish()
+    except KeyboardInterrupt:
+        sensor.finish()
+        print("tapsift: interrupted; results so far were written", file=sys.stderr)
+    finally:
+        bar.done()
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - wall0
+    st.anomalies.update(getattr(cap, "anomalies", {}) or {})
+    cap.close()
+    for code, count in sorted(st.anomalies.items()):
+        anomaly_events.append({
+            "timestamp": eve_timestamp(st.last_ts_ns), "event_type": "anomaly",
+            "anomaly": {"type": "decode", "event": code, "count": count},
+        })
+    for ev in anomaly_events:
+        eve.write(ev)
+    tcp_counters = dict(getattr(sensor.tcp, "counters", {}))
+    flows = int(tcp_counters.get("flows", 0) or getattr(sensor.tcp.flows, "created", 0) or 0)
+    mbit = st.bytes * 8 / 1e6
+    stats = {
+        "packets": st.packets, "bytes": st.bytes, "tcp_packets": st.tcp_packets, "udp_packets": st.udp_packets,
+        "other_packets": st.other_packets, "flows": flows, "objects": st.objects,
+        "anomalies": sum(st.anomalies.values()), "app_proto": dict(st.app_protos),
+        "tcp": tcp_counters, "decoder": dict(sensor.decoder.counters),
+        "cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3),
+        "mbit_per_cpu_second": round(mbit / cpu, 1) if cpu > 0 else None,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+    eve.write({"timestamp": eve_timestamp(st.last_ts_ns), "event_type": "stats", "stats": stats})
+    eve.close()
+    if not args.quiet:
+        rate = f"{mbit / cpu:,.0f} Mbit/s per CPU-second" if cpu > 0 else "n/a"
+        print(
+            f"tapsift: {Path(args.capture).name}: {st.packets:,} packets, {_human_bytes(st.bytes)}, "
+            f"{flows:,} flows, {st.objects:,} objects, {sum(st.anomalies.values()):,} anomalies; "
+            f"{cpu:.2f} s CPU, {rate}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tapsift", description="Network-tap content inspection appliance.")
+    ap.add_argument("--version", action="version", version=f"tapsift {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rd = sub.add_parser("read", help="read a pcap/pcapng capture (optionally gzip'd) and extract its content")
+    rd.add_argument("capture", help="capture file (pcap, pcapng, .gz)")
+    rd.add_argument("--eve", metavar="PATH", help="write EVE JSON lines here ('-' for stdout)")
+    rd.add_argument("--config", metavar="PATH", help="settings file (YAML)")
+    rd.add_argument("--body-limit", type=int, metavar="BYTES", help="bytes of each body to hash and keep")
+    rd.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    rd.set_defaults(func=cmd_read)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # e.g. `tapsift read x --eve - | head`: not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

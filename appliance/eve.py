@@ -1,0 +1,122 @@
+"""EVE JSON lines: Suricata's event layout, with tapsift's own fields under ``tapsift``.
+
+Field names follow Suricata's EVE wherever one exists, so that SIEM parsers and analysts
+used to Suricata read tapsift's ``fileinfo``, ``anomaly`` and ``stats`` events as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from appliance.model import ContentObject, Direction
+
+
+def eve_timestamp(ts_ns: int) -> str:
+    """Suricata's timestamp format: ``2024-05-01T12:00:00.123456+0000``."""
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    try:
+        dt = datetime.fromtimestamp(sec, UTC)
+    except (OverflowError, OSError, ValueError):
+        dt = datetime.fromtimestamp(0, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}+0000"
+
+
+def fileinfo_event(obj: ContentObject) -> dict[str, Any]:
+    """The ``fileinfo`` event for a content object."""
+    ev: dict[str, Any] = {"timestamp": eve_timestamp(obj.ts_ns), "event_type": "fileinfo"}
+    f = obj.flow
+    if f is not None:
+        ev.update(
+            flow_id=f.flow_id, src_ip=f.src_ip, src_port=f.src_port, dest_ip=f.dest_ip,
+            dest_port=f.dest_port, proto=f.proto,
+        )
+        if f.vlan:
+            ev["vlan"] = [f.vlan]
+        if f.iface:
+            ev["in_iface"] = f.iface
+    ev["app_proto"] = obj.source
+    if obj.source == "http":
+        http: dict[str, Any] = {"hostname": obj.host, "url": obj.url, "http_method": obj.method}
+        if obj.user_agent:
+            http["http_user_agent"] = obj.user_agent
+        if obj.status:
+            http["status"] = obj.status
+        if obj.declared_mime:
+            http["http_content_type"] = obj.declared_mime
+        http["length"] = obj.size
+        ev["http"] = http
+    elif obj.source == "smtp":
+        ev["smtp"] = {k: obj.meta[k] for k in ("mail_from", "rcpt_to", "helo") if obj.meta.get(k)}
+        email = {k: obj.meta[k] for k in ("from", "to", "subject", "message_id") if obj.meta.get(k)}
+        if email:
+            ev["email"] = email
+    elif obj.source == "ftp-data":
+        ev["ftp_data"] = {"filename": obj.filename, "command": obj.meta.get("command", "")}
+    fileinfo: dict[str, Any] = {
+        "filename": obj.filename,
+        "magic": obj.magic,
+        "gaps": obj.gaps,
+        "state": obj.state,
+        "md5": obj.md5,
+        "sha256": obj.sha256,
+        "stored": False,
+        "size": obj.size,
+    }
+    if obj.tx_id is not None:
+        fileinfo["tx_id"] = obj.tx_id
+    ev["fileinfo"] = fileinfo
+    ev["tapsift"] = {
+        "content_id": obj.id,
+        "parent_id": obj.parent_id,
+        "flow_uid": f.uid if f else None,
+        "direction": Direction(obj.direction).label,
+        "kind": obj.kind,
+        "sniffed_mime": obj.sniffed_mime,
+        "declared_mime": obj.declared_mime,
+        "missing_bytes": obj.missing_bytes,
+        "truncated": list(obj.truncated),
+        "anomalies": list(obj.anomalies),
+        "src_zone": f.src_zone if f else "any",
+        "dst_zone": f.dst_zone if f else "any",
+        **({"meta": dict(obj.meta)} if obj.meta else {}),
+    }
+    return ev
+
+
+class EveWriter:
+    """Writes EVE events as JSON lines to a file (appending) or to stdout (``-``)."""
+
+    def __init__(self, target: str | Path | IO[str] | None) -> None:
+        self._own = False
+        self._fh: IO[str] | None
+        if target is None:
+            self._fh = None
+        elif target == "-":
+            self._fh = sys.stdout
+        elif isinstance(target, (str, Path)):
+            self._fh = open(target, "a", encoding="utf-8", buffering=1024 * 1024)  # noqa: SIM115
+            self._own = True
+        else:
+            self._fh = target
+        self.written = 0
+
+    def write(self, event: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        self._fh.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.written += 1
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            if self._own:
+                self._fh.close()
+            self._fh = None

@@ -1,0 +1,349 @@
+"""The composition root: the only place that knows the stage order.
+
+frames → capture.decode → reassembly.tcp → protocol detection → HTTP / SMTP / FTP parsers →
+content objects → outputs. Each stage is sans-IO; this module wires them, routes stream
+events to the parser of their flow, and counts what happened. Time is packet time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from appliance.model import (
+    ContentObject,
+    Direction,
+    Flow,
+    Frame,
+    StreamClosed,
+    StreamData,
+    StreamEvent,
+    StreamGap,
+)
+from appliance.settings import Settings
+from capture.decode import Decoder
+from reassembly import detect, ftp, smtp
+from reassembly.content import HttpContentAssembler
+from reassembly.http1 import Http1Parser
+from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
+from reassembly.tcp import TcpReassembler
+
+_DETECT_LIMIT = 8192
+"""Bytes per direction looked at before a flow is given up as an unknown protocol."""
+
+_RAW_STREAM_MIMES_IGNORED = frozenset({
+    "", "application/octet-stream", "text/plain", "application/x-empty", "inode/x-empty",
+})
+
+
+@dataclass
+class Stats:
+    """What the sensor did; reported in the closing ``stats`` event and the CLI summary."""
+
+    packets: int = 0
+    bytes: int = 0
+    tcp_packets: int = 0
+    udp_packets: int = 0
+    other_packets: int = 0
+    objects: int = 0
+    first_ts_ns: int = 0
+    last_ts_ns: int = 0
+    anomalies: Counter[str] = field(default_factory=Counter)
+    app_protos: Counter[str] = field(default_factory=Counter)
+    inspector_errors: int = 0
+
+
+class _Http:
+    """Routes one flow's stream events through its HTTP parser and the content assembler."""
+
+    __slots__ = ("assembler", "parser")
+
+    def __init__(self, flow: Flow, assembler: HttpContentAssembler, settings: Settings) -> None:
+        self.parser = Http1Parser(
+            flow, max_header_bytes=settings.http.max_header_bytes, body_limit=settings.http.body_limit
+        )
+        self.assembler = assembler
+
+    def feed(self, ev: StreamEvent) -> list[ContentObject]:
+        out: list[ContentObject] = []
+        feed = self.assembler.feed
+        for hev in self.parser.feed(ev):
+            objs = feed(hev)
+            if objs:
+                out.extend(objs)
+        return out
+
+    def close(self, flow: Flow, ts_ns: int) -> list[ContentObject]:
+        return self.assembler.close_flow(flow, ts_ns)
+
+
+class _RawStream:
+    """An unrecognised TCP stream: each direction kept as one object, reported only when
+    libmagic recognises a file type in it (a DCC or netcat transfer, a bare file push)."""
+
+    __slots__ = ("builders", "factory")
+
+    def __init__(self, factory: ObjectFactory, limit: int) -> None:
+        self.factory = factory
+        self.builders = (factory.builder(limit=limit), factory.builder(limit=limit))
+
+    def feed(self, ev: StreamEvent) -> list[ContentObject]:
+        b = self.builders[ev.direction]
+        if isinstance(ev, StreamData):
+            b.add(ev.data)
+        elif isinstance(ev, StreamGap):
+            b.add_gap(ev.length)
+        return []
+
+    def close(self, flow: Flow, ts_ns: int) -> list[ContentObject]:
+        out = []
+        for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
+            b: ObjectBuilder = self.builders[d]
+            if b.size < 64:
+                continue
+            mime, _ = self.factory.sniff(b.head)
+            if mime in _RAW_STREAM_MIMES_IGNORED:
+                continue
+            out.append(self.factory.finish(
+                b, source="tcp-stream", direction=d, flow=flow_ref(flow, d), ts_ns=ts_ns, kind="stream",
+            ))
+        return out
+
+
+class _Ignore:
+    """A flow whose protocol tapsift does not inspect (TLS, SSH, …)."""
+
+    __slots__ = ()
+
+    def feed(self, ev: StreamEvent) -> list[ContentObject]:
+        return []
+
+    def close(self, flow: Flow, ts_ns: int) -> list[ContentObject]:
+        return []
+
+
+_IGNORE = _Ignore()
+
+
+class _Pending:
+    """Stream events held while a flow's protocol is not yet known."""
+
+    __slots__ = ("events", "seen", "skip")
+
+    def __init__(self) -> None:
+        self.events: list[StreamEvent] = []
+        self.seen = [b"", b""]
+        self.skip: list[StreamGap | None] = [None, None]
+
+
+class Sensor:
+    """Runs the whole pipeline over frames and hands content objects to ``on_object``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_object: Callable[[ContentObject], None],
+        on_flow_end: Callable[[Flow], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_object = on_object
+        self.on_flow_end = on_flow_end
+        cs, rs, hs = settings.capture, settings.reassembly, settings.http
+        self.decoder = Decoder(
+            verify_checksums=cs.verify_checksums,
+            defrag_timeout_ns=int(cs.defrag_timeout_s * 1e9),
+            defrag_memcap=cs.defrag_memcap,
+        )
+        self.tcp = TcpReassembler(
+            max_flows=rs.max_flows,
+            stream_memcap=rs.stream_memcap,
+            memcap=rs.memcap,
+            overlap_policy=rs.overlap_policy,
+            established_timeout_ns=int(rs.established_timeout_s * 1e9),
+            closed_timeout_ns=int(rs.closed_timeout_s * 1e9),
+        )
+        self.factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes)
+        self.http = HttpContentAssembler(
+            self.factory,
+            body_limit=hs.body_limit,
+            max_decoded=hs.max_decoded_bytes,
+            max_ratio=hs.max_decompression_ratio,
+            max_layers=hs.max_encoding_layers,
+            range_budget=hs.range_reassembly_bytes,
+        )
+        self.ftp_expect = ftp.FtpExpectations()
+        self.stats = Stats()
+        self._apps: dict[str, object] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._closed: dict[str, int] = {}
+        self._expire_every = int(rs.expire_interval_s * 1e9)
+        self._next_expire = 0
+        self.cpu_started = time.process_time()
+
+    # -- frames -----------------------------------------------------------------------------
+    def run(self, frames: Iterable[Frame], progress: Callable[[], None] | None = None) -> None:
+        """Process every frame (calling ``progress`` every 65,536 frames)."""
+        decode = self.decoder.decode
+        tcp_feed = self.tcp.feed
+        dispatch = self._dispatch
+        st = self.stats
+        n = 0
+        for frame in frames:
+            n += 1
+            st.bytes += frame.wirelen
+            pkt = decode(frame)
+            if pkt is None:
+                continue
+            proto = pkt.proto
+            if proto == 6:
+                st.tcp_packets += 1
+                events = tcp_feed(pkt)
+                if events:
+                    dispatch(events)
+            elif proto == 17:
+                st.udp_packets += 1
+            else:
+                st.other_packets += 1
+            ts = pkt.ts_ns
+            if ts >= self._next_expire:
+                if not st.first_ts_ns:
+                    st.first_ts_ns = ts
+                self._next_expire = ts + self._expire_every
+                expired = self.tcp.expire(ts)
+                if expired:
+                    dispatch(expired)
+            if ts > st.last_ts_ns:
+                st.last_ts_ns = ts
+            if progress is not None and not n & 0xFFFF:
+                progress()
+        st.packets += n
+
+    def finish(self) -> None:
+        """End of input: flush every stream and finish every object still open."""
+        events = self.tcp.flush()
+        if events:
+            self._dispatch(events)
+        for uid in list(self._apps):
+            self._apps.pop(uid, None)
+        self.stats.anomalies.update(self.decoder.counters)
+
+    # -- stream events ----------------------------------------------------------------------
+    def _dispatch(self, events: list[StreamEvent]) -> None:
+        apps = self._apps
+        for ev in events:
+            flow = ev.flow
+            app = apps.get(flow.uid)
+            if app is None:
+                app = self._classify(ev)
+                if app is None:
+                    continue
+                # _classify replays the held events itself
+                continue
+            objs = app.feed(ev)  # type: ignore[attr-defined]
+            if objs:
+                self._emit(objs)
+            if isinstance(ev, StreamClosed):
+                self._closed_dir(flow, app, ev)
+
+    def _closed_dir(self, flow: Flow, app: object, ev: StreamClosed) -> None:
+        n = self._closed.get(flow.uid, 0) + 1
+        if n >= 2:
+            self._closed.pop(flow.uid, None)
+            objs = app.close(flow, ev.ts_ns)  # type: ignore[attr-defined]
+            if objs:
+                self._emit(objs)
+            self._apps.pop(flow.uid, None)
+            self.stats.app_protos[flow.app_proto or "unknown"] += 1
+            if self.on_flow_end is not None:
+                self.on_flow_end(flow)
+        else:
+            self._closed[flow.uid] = n
+
+    def _classify(self, ev: StreamEvent) -> object | None:
+        """Hold events of a new flow until its protocol is known, then replay them."""
+        flow = ev.flow
+        pend = self._pending.get(flow.uid)
+        if pend is None:
+            ctx = self.ftp_expect.match(flow)
+            if ctx is not None:
+                flow.app_proto = "ftp-data"
+                return self._start(flow, ftp.FtpDataParser(flow, ctx, self.factory, self.settings.http.body_limit),
+                                   [ev])
+            pend = self._pending[flow.uid] = _Pending()
+        d = ev.direction
+        if isinstance(ev, StreamData) and flow.midstream and not pend.seen[1 - d] and (
+            pend.skip[d] is not None or len(pend.seen[d]) + len(ev.data) > _DETECT_LIMIT
+        ):
+            # Picked up mid-stream and only one side talks (the rest of a big body): hold no
+            # bytes, only a gap, until the other side says something a parser can lock on to.
+            self._skip(pend, ev)
+            return None
+        pend.events.append(ev)
+        if isinstance(ev, StreamData) and len(pend.seen[d]) < _DETECT_LIMIT:
+            pend.seen[d] += ev.data[: _DETECT_LIMIT - len(pend.seen[d])]
+        app = self._detect(flow, pend, ev)
+        if app is None:
+            return None
+        del self._pending[flow.uid]
+        return self._start(flow, app, pend.events)
+
+    @staticmethod
+    def _skip(pend: _Pending, ev: StreamData) -> None:
+        d = ev.direction
+        gap = pend.skip[d]
+        if gap is None:
+            held = [e for e in pend.events if e.direction == d and isinstance(e, StreamData)]
+            start = held[0].offset if held else ev.offset
+            pend.events = [e for e in pend.events if not (e.direction == d and isinstance(e, StreamData))]
+            gap = pend.skip[d] = StreamGap(ev.flow, d, start, 0, ev.ts_ns, "midstream")
+            pend.events.append(gap)
+            pend.seen[d] = b""
+        gap.length = ev.offset + len(ev.data) - gap.offset
+        gap.ts_ns = ev.ts_ns
+
+    def _start(self, flow: Flow, app: object, events: list[StreamEvent]) -> object:
+        self._apps[flow.uid] = app
+        for held in events:
+            objs = app.feed(held)  # type: ignore[attr-defined]
+            if objs:
+                self._emit(objs)
+            if isinstance(held, StreamClosed):
+                self._closed_dir(flow, app, held)
+        return app
+
+    def _detect(self, flow: Flow, pend: _Pending, ev: StreamEvent) -> object | None:
+        cli, srv = pend.seen[Direction.TO_SERVER], pend.seen[Direction.TO_CLIENT]
+        req = detect.looks_like_http_request(cli) if cli else None
+        resp = detect.looks_like_http_response(srv) if srv else None
+        if req or resp:
+            flow.app_proto = "http"
+            return _Http(flow, self.http, self.settings)
+        sm = smtp.looks_like_smtp(srv, cli)
+        if sm:
+            flow.app_proto = "smtp"
+            return smtp.SmtpParser(flow, self.factory, body_limit=self.settings.http.body_limit)
+        fp = ftp.looks_like_ftp(srv, cli)
+        if fp:
+            flow.app_proto = "ftp"
+            return ftp.FtpControlParser(flow, self.ftp_expect)
+        if cli[:1] == b"\x16" or srv[:1] == b"\x16":
+            flow.app_proto = "tls"
+            return _IGNORE
+        if srv.startswith(b"SSH-") or cli.startswith(b"SSH-"):
+            flow.app_proto = "ssh"
+            return _IGNORE
+        # Decide "unknown" once every detector has said no, or enough bytes were seen,
+        # or the flow ended before anyone could tell.
+        all_no = (cli or srv) and req is not None and resp is not None and sm is not None and fp is not None
+        both_closed = isinstance(ev, StreamClosed) and sum(isinstance(e, StreamClosed) for e in pend.events) >= 2
+        if all_no or both_closed or len(cli) >= _DETECT_LIMIT or len(srv) >= _DETECT_LIMIT:
+            flow.app_proto = flow.app_proto or ""
+            return _RawStream(self.factory, self.settings.http.body_limit)
+        return None
+
+    def _emit(self, objs: list[ContentObject]) -> None:
+        for obj in objs:
+            self.stats.objects += 1
+            self.on_object(obj)

@@ -1,0 +1,252 @@
+"""Building content objects while their bytes stream: hashes, head for libmagic, kept data.
+
+Every carrier (HTTP bodies and parts, SMTP MIME parts, FTP data, raw streams) feeds bytes
+into an `ObjectBuilder` and asks the shared `ObjectFactory` to turn it into a
+`ContentObject`. Nothing here holds a whole file unless the settings ask for it: MD5 and
+SHA-256 are updated in batches (one ``b"".join`` per 256 KiB, big enough for hashlib to
+release the GIL), libmagic sees only the head, and ``keep_bytes`` bounds what is kept for
+the inspectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import replace
+
+import magic
+
+from appliance.model import ContentObject, Direction, Flow, FlowRef
+
+_HASH_BATCH = 256 * 1024
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62(n: int, width: int = 0) -> str:
+    """``n`` in base 62, left-padded with zeros to ``width``."""
+    out = []
+    while n:
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+    s = "".join(reversed(out)) or "0"
+    return s.rjust(width, "0")
+
+
+class ObjectBuilder:
+    """Accumulates one object's bytes: size, hashes, head and (bounded) kept data.
+
+    ``limit`` (0 = none) is the most bytes accepted; bytes beyond it are counted in
+    ``dropped`` and the object is marked truncated with reason ``body_limit``.
+    """
+
+    __slots__ = (
+        "_head",
+        "_head_len",
+        "_kept",
+        "_kept_len",
+        "_md5",
+        "_pending",
+        "_pending_len",
+        "_sha",
+        "anomalies",
+        "dropped",
+        "gaps",
+        "head_max",
+        "keep",
+        "limit",
+        "missing",
+        "size",
+        "truncated",
+    )
+
+    def __init__(self, *, limit: int = 0, keep: int = 0, head_max: int = 65536) -> None:
+        self._md5 = hashlib.md5()
+        self._sha = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+        self.size = 0
+        self.missing = 0
+        self.gaps = False
+        self.limit = limit
+        self.dropped = 0
+        self._kept: list[bytes] = []
+        self._kept_len = 0
+        self.keep = keep
+        self._head: list[bytes] = []
+        self._head_len = 0
+        self.head_max = head_max
+        self.truncated: list[str] = []
+        self.anomalies: list[str] = []
+
+    def add(self, data: bytes) -> None:
+        """Append ``data`` (bytes beyond ``limit`` are dropped and counted)."""
+        n = len(data)
+        if not n:
+            return
+        if self.limit and self.size + n > self.limit:
+            room = self.limit - self.size
+            self.dropped += n - room
+            if "body_limit" not in self.truncated:
+                self.truncated.append("body_limit")
+            if room <= 0:
+                return
+            data = data[:room]
+            n = room
+        self.size += n
+        self._pending.append(data)
+        self._pending_len += n
+        if self._pending_len >= _HASH_BATCH:
+            self._flush_hash()
+        if self._head_len < self.head_max:
+            self._head.append(data[: self.head_max - self._head_len])
+            self._head_len += min(n, self.head_max - self._head_len)
+        if self._kept_len < self.keep:
+            piece = data[: self.keep - self._kept_len]
+            self._kept.append(piece)
+            self._kept_len += len(piece)
+
+    def add_gap(self, length: int) -> None:
+        """Record ``length`` bytes that were lost in transit (not hashed, not counted)."""
+        self.missing += max(0, length)
+        self.gaps = True
+
+    def truncate(self, reason: str) -> None:
+        """Mark the object incomplete for ``reason`` (kept once)."""
+        if reason not in self.truncated:
+            self.truncated.append(reason)
+
+    def _flush_hash(self) -> None:
+        if self._pending:
+            blob = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._md5.update(blob)
+            self._sha.update(blob)
+            self._pending.clear()
+            self._pending_len = 0
+
+    @property
+    def head(self) -> bytes:
+        return b"".join(self._head)
+
+    @property
+    def kept_complete(self) -> bool:
+        """True when ``data()`` holds every byte of the object."""
+        return self._kept_len == self.size
+
+    def data(self) -> bytes:
+        return b"".join(self._kept)
+
+    def digests(self) -> tuple[str, str]:
+        self._flush_hash()
+        return self._md5.hexdigest(), self._sha.hexdigest()
+
+
+class ObjectFactory:
+    """Turns finished builders into `ContentObject`s: ids, libmagic, sniffed type.
+
+    Ids are ``F`` + base62 of a per-run counter, so a replay gives the same ids.
+    """
+
+    def __init__(
+        self, *, keep_bytes: int = 8 * 1024 * 1024, head_bytes: int = 65536, prefix: str = "F"
+    ) -> None:
+        self.keep_bytes = keep_bytes
+        self.head_bytes = head_bytes
+        self._prefix = prefix
+        self._next = 1
+        self._magic_mime = magic.Magic(mime=True)
+        self._magic_desc = magic.Magic()
+        self.made = 0
+
+    def builder(self, *, limit: int = 0) -> ObjectBuilder:
+        return ObjectBuilder(limit=limit, keep=self.keep_bytes, head_max=self.head_bytes)
+
+    def new_id(self) -> str:
+        n = self._next
+        self._next += 1
+        return self._prefix + base62(n, 6)
+
+    def sniff(self, head: bytes) -> tuple[str, str]:
+        """(mime type, description) from libmagic for ``head``; empty input → ('', '')."""
+        if not head:
+            return "", ""
+        try:
+            return self._magic_mime.from_buffer(head), self._magic_desc.from_buffer(head)
+        except Exception:  # libmagic errors on odd input are reported, not raised
+            return "application/octet-stream", "unknown (libmagic error)"
+
+    def finish(
+        self,
+        b: ObjectBuilder,
+        *,
+        source: str,
+        direction: Direction,
+        flow: FlowRef | None,
+        ts_ns: int,
+        extra_truncated: Iterable[str] = (),
+        anomalies: Iterable[str] = (),
+        **fields: object,
+    ) -> ContentObject:
+        """Make the `ContentObject` for builder ``b``; ``fields`` are ContentObject fields."""
+        md5, sha256 = b.digests()
+        mime, desc = self.sniff(b.head)
+        truncated = tuple(dict.fromkeys([*b.truncated, *extra_truncated]))
+        self.made += 1
+        obj = ContentObject(
+            id=self.new_id(),
+            source=source,
+            direction=direction,
+            flow=flow,
+            ts_ns=ts_ns,
+            size=b.size,
+            md5=md5,
+            sha256=sha256,
+            sniffed_mime=mime,
+            magic=desc,
+            missing_bytes=b.missing,
+            gaps=b.gaps,
+            truncated=truncated,
+            data=b.data() if b.keep else None,
+            anomalies=tuple(dict.fromkeys([*b.anomalies, *anomalies])),
+        )
+        return replace(obj, **fields) if fields else obj  # type: ignore[arg-type]
+
+
+_PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "IPv6-ICMP", 132: "SCTP"}
+
+
+def ip_text(addr: bytes) -> str:
+    """Printable form of a packed IPv4/IPv6 address."""
+    import socket
+
+    if len(addr) == 4:
+        return socket.inet_ntop(socket.AF_INET, addr)
+    if len(addr) == 16:
+        return socket.inet_ntop(socket.AF_INET6, addr)
+    return addr.hex()
+
+
+def flow_ref(flow: Flow, direction: Direction = Direction.TO_SERVER) -> FlowRef:
+    """A `FlowRef` for ``flow``, src/dest oriented like the bytes of ``direction``.
+
+    Suricata logs fileinfo with the flow's direction of the transfer: for a download the
+    source is the server.
+    """
+    if direction is Direction.TO_SERVER:
+        s_ip, s_port, d_ip, d_port = flow.client_ip, flow.client_port, flow.server_ip, flow.server_port
+        s_zone, d_zone = flow.src_zone, flow.dst_zone
+    else:
+        s_ip, s_port, d_ip, d_port = flow.server_ip, flow.server_port, flow.client_ip, flow.client_port
+        s_zone, d_zone = flow.dst_zone, flow.src_zone
+    return FlowRef(
+        uid=flow.uid,
+        flow_id=flow.flow_id,
+        src_ip=ip_text(s_ip),
+        src_port=s_port,
+        dest_ip=ip_text(d_ip),
+        dest_port=d_port,
+        proto=_PROTO_NAMES.get(flow.proto, str(flow.proto)),
+        vlan=flow.vlan,
+        iface=flow.iface,
+        src_zone=s_zone,
+        dst_zone=d_zone,
+    )

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up tapsift on a Debian machine: the Debian packages it needs (installed only when
+# missing), then a virtual environment in .venv with the project and its extras.
+#   scripts/setup.sh            runtime only
+#   scripts/setup.sh test       runtime + what the test suite needs
+#   scripts/setup.sh bench      runtime + the reference tools of the benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-runtime}"
+
+runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv)
+test_debs=(tcpdump tcpreplay iproute2 ethtool)
+bench_debs=(tshark tcpflow tcpdump)
+
+want=("${runtime_debs[@]}")
+case "$profile" in
+  test) want+=("${test_debs[@]}") ;;
+  bench) want+=("${test_debs[@]}" "${bench_debs[@]}") ;;
+  runtime) ;;
+  *) echo "setup.sh: unknown profile '$profile' (runtime, test, bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+py="${PYTHON:-python3}"
+if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup: tapsift needs Python >= 3.11 ($py is $("$py" --version 2>&1))" >&2; exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+extras=""
+case "$profile" in test|bench) extras="[test]" ;; esac
+stamp=".venv/.tapsift-setup-$profile"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -E '^WARNING: (Location|The directory)' || true
+  .venv/bin/python -c 'import appliance, capture, reassembly' 
+  touch "$stamp"
+fi
