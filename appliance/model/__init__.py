@@ -13,7 +13,15 @@ anomaly codes), never an exception.
 from appliance.model.alerts import Alert, Evidence, Finding, Severity
 from appliance.model.content import ContentObject, FlowRef, Truncation
 from appliance.model.flows import Flow, FlowKey, FlowState
-from appliance.model.http import HttpBodyData, HttpBodyEnd, HttpBodyGap, HttpEvent, HttpTransaction, HttpTxStart
+from appliance.model.http import (
+    HttpBodyData,
+    HttpBodyEnd,
+    HttpBodyGap,
+    HttpEvent,
+    HttpTransaction,
+    HttpTxStart,
+)
+from appliance.model.inspection import InspectorConfig, KeywordSpec, ListSpec, ProximitySpec
 from appliance.model.packets import EMPTY, Frame, LinkType, Packet, TcpFlags
 from appliance.model.streams import Direction, StreamClosed, StreamData, StreamEvent, StreamGap
 
@@ -35,6 +43,10 @@ __all__ = [
     "HttpEvent",
     "HttpTransaction",
     "HttpTxStart",
+    "InspectorConfig",
+    "KeywordSpec",
+    "ListSpec",
+    "ProximitySpec",
     "LinkType",
     "Packet",
     "Severity",

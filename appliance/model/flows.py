@@ -43,9 +43,27 @@ class Flow:
     """
 
     __slots__ = (
-        "uid", "key", "client_ip", "client_port", "server_ip", "server_port", "proto", "vlan",
-        "iface", "first_ts_ns", "last_ts_ns", "pkts", "bytes", "state", "midstream",
-        "app_proto", "src_zone", "dst_zone", "anomalies", "flow_id", "ext",
+        "anomalies",
+        "app_proto",
+        "bytes",
+        "client_ip",
+        "client_port",
+        "dst_zone",
+        "ext",
+        "first_ts_ns",
+        "flow_id",
+        "iface",
+        "key",
+        "last_ts_ns",
+        "midstream",
+        "pkts",
+        "proto",
+        "server_ip",
+        "server_port",
+        "src_zone",
+        "state",
+        "uid",
+        "vlan",
     )
 
     def __init__(self, uid: str, flow_id: int, key: FlowKey, client_ip: bytes, client_port: int,
@@ -78,4 +96,5 @@ class Flow:
         """Per-stage state keyed by stage name (e.g. the HTTP parser of this flow)."""
 
     def __repr__(self) -> str:
-        return f"Flow({self.uid} {self.client_ip.hex()}:{self.client_port}>{self.server_ip.hex()}:{self.server_port})"
+        c = f"{self.client_ip.hex()}:{self.client_port}"
+        return f"Flow({self.uid} {c}>{self.server_ip.hex()}:{self.server_port})"

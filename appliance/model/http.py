@@ -22,9 +22,20 @@ class HttpTransaction:
     """
 
     __slots__ = (
-        "flow_uid", "tx_id", "method", "uri", "request_version", "request_headers",
-        "status", "reason", "response_version", "response_headers", "anomalies",
-        "request_body_len", "response_body_len", "ts_ns",
+        "anomalies",
+        "flow_uid",
+        "method",
+        "reason",
+        "request_body_len",
+        "request_headers",
+        "request_version",
+        "response_body_len",
+        "response_headers",
+        "response_version",
+        "status",
+        "ts_ns",
+        "tx_id",
+        "uri",
     )
 
     def __init__(self, flow_uid: str, tx_id: int, ts_ns: int) -> None:
@@ -73,7 +84,7 @@ class HttpTransaction:
         return f"HttpTransaction({self.flow_uid}#{self.tx_id} {self.method!r} {self.uri!r} -> {self.status})"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class HttpTxStart:
     """Headers of the request (TO_SERVER) or response (TO_CLIENT) of ``tx`` are complete."""
 
@@ -83,7 +94,7 @@ class HttpTxStart:
     ts_ns: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class HttpBodyData:
     """Message-body bytes after transfer decoding (de-chunked), still content-encoded."""
 
@@ -94,7 +105,7 @@ class HttpBodyData:
     ts_ns: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class HttpBodyGap:
     """``length`` body bytes lost in a stream gap (``length`` may be an estimate)."""
 
@@ -105,7 +116,7 @@ class HttpBodyGap:
     ts_ns: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class HttpBodyEnd:
     """The end of a message body. ``complete`` is False when framing was cut short."""
 

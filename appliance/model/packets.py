@@ -64,8 +64,22 @@ class Packet:
     """
 
     __slots__ = (
-        "ts_ns", "iface", "vlan", "src", "dst", "sport", "dport", "proto",
-        "seq", "ack", "flags", "win", "payload", "anomalies", "wirelen", "tunnel",
+        "ack",
+        "anomalies",
+        "dport",
+        "dst",
+        "flags",
+        "iface",
+        "payload",
+        "proto",
+        "seq",
+        "sport",
+        "src",
+        "ts_ns",
+        "tunnel",
+        "vlan",
+        "win",
+        "wirelen",
     )
 
     def __init__(

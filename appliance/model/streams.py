@@ -1,4 +1,8 @@
-"""Events a TCP reassembler emits: in-order data, gaps, and the end of a stream."""
+"""Events a TCP reassembler emits: in-order data, gaps, and the end of a stream.
+
+These are made once per data packet, so they are slotted but not frozen (a frozen
+dataclass costs 4x as much to build); consumers treat them as read-only.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ class Direction(IntEnum):
         return "upload" if self is Direction.TO_SERVER else "download"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StreamData:
     """In-order bytes of one direction starting at stream ``offset`` (0 = first byte)."""
 
@@ -37,7 +41,7 @@ class StreamData:
     ts_ns: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StreamGap:
     """``length`` bytes at ``offset`` that will never be seen (lost, capped, or timed out)."""
 
@@ -49,7 +53,7 @@ class StreamGap:
     reason: str = "lost"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StreamClosed:
     """The end of one direction of a stream (FIN, RST, timeout, eviction, end of capture)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 import pytest
-from tests.capture.capture_helpers import eth, frame
 from scapy.all import (
     ARP,
     GRE,
@@ -34,6 +33,7 @@ from scapy.layers.vxlan import VXLAN
 
 from appliance.model import EMPTY, Frame, LinkType, TcpFlags
 from capture.decode import Decoder, decode
+from tests.capture.capture_helpers import eth, frame
 
 A = "192.0.2.1"
 B = "198.51.100.7"

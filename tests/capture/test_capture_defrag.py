@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from tests.capture.capture_helpers import eth, frame
 from scapy.all import IP, TCP, UDP, IPv6, IPv6ExtHdrFragment, fragment, fragment6
 
 from capture.decode import Decoder
+from tests.capture.capture_helpers import eth, frame
 
 A, B = "192.0.2.1", "198.51.100.7"
 PAYLOAD = bytes(range(256)) * 12  # 3072 bytes

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from tests.capture.capture_helpers import PcapNg, pcap_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.model import Frame
 from capture import pcapfile
 from capture.pcapfile import CaptureError, open_capture
+from tests.capture.capture_helpers import PcapNg, pcap_bytes
 
 RECORDS = [
     (1_600_000_000_123_456_789 + i * 1_000_017, bytes([i % 256]) * (20 + i * 37 % 300), 1000 + i)
