@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
-runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv)
+runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc)
 test_debs=(tcpdump tcpreplay iproute2 ethtool)
 bench_debs=(tshark tcpflow tcpdump)
 
