@@ -90,7 +90,23 @@ _MAX_LABELS = 16
 _MAX_EXT = 16
 
 
+_FAST_ETH_IP4_TCP = Struct("!12xHBxHxxHxBxx4s4sHHIIBBH").unpack_from
+
+
 def _decode(ts: int, data: bytes, wirelen: int, lt: int, iface: str, csum: bool, frag) -> Packet | None:
+    # Fast path for the common case (untagged Ethernet, IPv4 without options or
+    # fragmentation, TCP, nothing truncated): one unpack instead of the state machine.
+    # Anything else, or anything odd about it, takes the general path below.
+    if lt == 1 and len(data) >= 54:
+        et, vihl, tot, fr, proto, src, dst, sport, dport, seq, ack, doff, flags, win = _FAST_ETH_IP4_TCP(data)
+        if et == 0x0800 and vihl == 0x45 and proto == 6 and not fr & 0x3FFF:
+            ip_end = 14 + tot
+            hl = (doff >> 4) << 2
+            if 20 <= hl and 20 + hl <= tot and ip_end <= len(data):
+                if not csum or (csum_valid(data, 14, 34, b"", 0)
+                                and csum_valid(data, 34, ip_end, src + dst, tot - 14)):
+                    return Packet(ts, iface, 0, src, dst, sport, dport, 6, seq, ack, flags, win,
+                                  data[34 + hl:ip_end], EMPTY, wirelen, "")
     an: list[str] | None = None
     vlan = 0
     tagged = False
