@@ -30,6 +30,9 @@ from reassembly.http1 import Http1Parser
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
 from reassembly.tcp import TcpReassembler
 
+_NONE: list[ContentObject] = []
+"""Shared empty result (never appended to)."""
+
 _DETECT_LIMIT = 8192
 """Bytes per direction looked at before a flow is given up as an unknown protocol."""
 
@@ -67,9 +70,14 @@ class _Http:
         self.assembler = assembler
 
     def feed(self, ev: StreamEvent) -> list[ContentObject]:
-        out: list[ContentObject] = []
+        hevs = self.parser.feed(ev)
+        if not hevs:
+            return _NONE
         feed = self.assembler.feed
-        for hev in self.parser.feed(ev):
+        if len(hevs) == 1:
+            return feed(hevs[0])
+        out: list[ContentObject] = []
+        for hev in hevs:
             objs = feed(hev)
             if objs:
                 out.extend(objs)
@@ -189,36 +197,47 @@ class Sensor:
         tcp_feed = self.tcp.feed
         dispatch = self._dispatch
         st = self.stats
-        n = 0
-        for frame in frames:
-            n += 1
-            st.bytes += frame.wirelen
-            pkt = decode(frame)
-            if pkt is None:
-                continue
-            proto = pkt.proto
-            if proto == 6:
-                st.tcp_packets += 1
-                events = tcp_feed(pkt)
-                if events:
-                    dispatch(events)
-            elif proto == 17:
-                st.udp_packets += 1
-            else:
-                st.other_packets += 1
-            ts = pkt.ts_ns
-            if ts >= self._next_expire:
-                if not st.first_ts_ns:
-                    st.first_ts_ns = ts
-                self._next_expire = ts + self._expire_every
-                expired = self.tcp.expire(ts)
-                if expired:
-                    dispatch(expired)
-            if ts > st.last_ts_ns:
-                st.last_ts_ns = ts
-            if progress is not None and not n & 0xFFFF:
-                progress()
-        st.packets += n
+        n = nbytes = ntcp = nudp = 0
+        base = st.packets
+        next_expire = self._next_expire
+        last = st.last_ts_ns
+        try:
+            for frame in frames:
+                n += 1
+                nbytes += frame[2]
+                pkt = decode(frame)
+                if pkt is None:
+                    continue
+                proto = pkt.proto
+                if proto == 6:
+                    ntcp += 1
+                    events = tcp_feed(pkt)
+                    if events:
+                        dispatch(events)
+                elif proto == 17:
+                    nudp += 1
+                ts = pkt.ts_ns
+                if ts > last:
+                    last = ts
+                    if ts >= next_expire:
+                        if not st.first_ts_ns:
+                            st.first_ts_ns = ts
+                        next_expire = ts + self._expire_every
+                        self.decoder.expire(ts)
+                        expired = self.tcp.expire(ts)
+                        if expired:
+                            dispatch(expired)
+                if progress is not None and not n & 0xFFFF:
+                    st.packets, st.last_ts_ns = base + n, last
+                    progress()
+        finally:
+            st.packets = base + n
+            st.bytes += nbytes
+            st.tcp_packets += ntcp
+            st.udp_packets += nudp
+            st.other_packets += n - ntcp - nudp
+            st.last_ts_ns = last
+            self._next_expire = next_expire
 
     def finish(self) -> None:
         """End of input: flush every stream and finish every object still open."""
@@ -244,7 +263,7 @@ class Sensor:
             objs = app.feed(ev)  # type: ignore[attr-defined]
             if objs:
                 self._emit(objs)
-            if isinstance(ev, StreamClosed):
+            if type(ev) is StreamClosed:
                 self._closed_dir(flow, app, ev)
 
     def _closed_dir(self, flow: Flow, app: object, ev: StreamClosed) -> None:

@@ -21,12 +21,13 @@ from appliance.model import (
     HttpBodyGap,
     HttpEvent,
     HttpTransaction,
-    HttpTxStart,
 )
 from reassembly import bodies, multipart
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
 from reassembly.ranges import RangeStitcher, parse_content_range
 
+_NONE: list[ContentObject] = []
+"""Shared empty result (never appended to)."""
 _FILENAME_STAR = re.compile(rb"""filename\*\s*=\s*([^;]+)""", re.I)
 _FILENAME = re.compile(rb"""filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"?|([^;]*))""", re.I)
 _BOUNDARY = re.compile(rb"""boundary\s*=\s*(?:"([^"]*)"|([^;,\s]+))""", re.I)
@@ -141,32 +142,38 @@ class HttpContentAssembler:
         self.max_ratio = max_ratio
         self.max_layers = max_layers
         self.ranges = RangeStitcher(budget=range_budget, max_total=max(body_limit, 1) if body_limit else 1 << 40)
-        self._bodies: dict[tuple[str, int, int], _Body] = {}
+        self._bodies: dict[tuple[HttpTransaction, Direction], _Body] = {}
+        """Open bodies by (transaction, direction): transactions hash by identity."""
 
     # -- event entry point --------------------------------------------------------------------
     def feed(self, ev: HttpEvent) -> list[ContentObject]:
-        if isinstance(ev, HttpBodyData):
-            body = self._body(ev.flow, ev.tx, ev.direction)
-            self._data(ev.flow, body, body.decoder.feed(ev.data) if body.decoder else ev.data)
-            return self._drain(body)
+        if type(ev) is HttpBodyData:  # the per-packet case first, with the least work
+            key = (ev.tx, ev.direction)
+            body = self._bodies.get(key)
+            if body is None:
+                body = self._body(ev.flow, ev.tx, ev.direction)
+            data = body.decoder.feed(ev.data) if body.decoder is not None else ev.data
+            if data:
+                if body.splitter is None and body.range_data is None:
+                    body.builder.add(data)  # type: ignore[union-attr]
+                else:
+                    self._data(ev.flow, body, data)
+            return self._drain(body) if body.parts_done else _NONE
         if isinstance(ev, HttpBodyGap):
             body = self._body(ev.flow, ev.tx, ev.direction)
             self._gap(body, ev.length)
             return self._drain(body)
         if isinstance(ev, HttpBodyEnd):
-            key = (ev.flow.uid, ev.tx.tx_id, int(ev.direction))
-            body = self._bodies.pop(key, None)
+            body = self._bodies.pop((ev.tx, ev.direction), None)
             if body is None:
                 return []
             return self._finish(ev.flow, body, ev.ts_ns, ev.complete, ev.reason)
-        if isinstance(ev, HttpTxStart):
-            return []
-        return []
+        return _NONE
 
     def close_flow(self, flow: Flow, ts_ns: int) -> list[ContentObject]:
         """Finish (as truncated) every body of ``flow`` still open."""
         out: list[ContentObject] = []
-        for key in [k for k in self._bodies if k[0] == flow.uid]:
+        for key in [k for k in self._bodies if k[0].flow_uid == flow.uid]:
             body = self._bodies.pop(key)
             out.extend(self._finish(flow, body, ts_ns, False, "flow_closed"))
         return out
@@ -177,14 +184,16 @@ class HttpContentAssembler:
 
     # -- internals ----------------------------------------------------------------------------
     def _body(self, flow: Flow, tx: HttpTransaction, direction: Direction) -> _Body:
-        key = (flow.uid, tx.tx_id, int(direction))
+        key = (tx, direction)
         body = self._bodies.get(key)
         if body is not None:
             return body
         body = self._bodies[key] = _Body(tx, direction)
-        body.decoder = bodies.body_decoder(
+        decoder = bodies.body_decoder(
             tx, direction, max_output=self.max_decoded, max_ratio=self.max_ratio, max_layers=self.max_layers
         )
+        # identity bodies skip the decoder on the per-packet path; anomalies it noted stay
+        body.decoder = None if decoder.is_identity and not decoder.anomalies else decoder
         headers = tx.request_headers if direction is Direction.TO_SERVER else tx.response_headers
         ctype = HttpTransaction._get(headers, b"content-type")
         boundary = mime_boundary(ctype)
