@@ -11,7 +11,7 @@ anomaly codes), never an exception.
 """
 
 from appliance.model.alerts import Alert, Evidence, Finding, Severity
-from appliance.model.content import ContentObject, FlowRef, Truncation
+from appliance.model.content import ContentObject, FlowRef, Link, Truncation
 from appliance.model.flows import Flow, FlowKey, FlowState
 from appliance.model.http import (
     HttpBodyData,
@@ -45,6 +45,7 @@ __all__ = [
     "HttpTxStart",
     "InspectorConfig",
     "KeywordSpec",
+    "Link",
     "ListSpec",
     "ProximitySpec",
     "LinkType",

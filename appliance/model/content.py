@@ -31,6 +31,16 @@ class Truncation(NamedTuple):
     detail: str = ""
 
 
+class Link(NamedTuple):
+    """A link found in a page: where it points, its anchor text, and whether a reader sees it."""
+
+    url: str
+    text: str = ""
+    hidden: bool = False
+    reason: str = ""
+    """Why it is hidden (``display:none``, ``off-screen``, ``font-size:0``, ``script``…), empty if visible."""
+
+
 @dataclass(slots=True, frozen=True)
 class ContentObject:
     """A body, part, attachment or extracted child, with hashes computed while it streamed.
@@ -73,6 +83,10 @@ class ContentObject:
     data: bytes | None = None
     spool_path: str | None = None
     text: str | None = None
+    """Visible text an extractor made of the object (None until extracted)."""
+    hidden_text: str | None = None
+    """Text present in the object but hidden from a reader (CSS tricks), with its reasons."""
+    links: tuple[Link, ...] = ()
     anomalies: tuple[str, ...] = ()
     meta: dict[str, str] = field(default_factory=dict)
 
