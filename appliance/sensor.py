@@ -24,7 +24,7 @@ from appliance.model import (
 )
 from appliance.settings import Settings
 from capture.decode import Decoder
-from reassembly import detect, ftp, smtp
+from reassembly import detect, ftp, smb, smtp
 from reassembly.content import HttpContentAssembler
 from reassembly.http1 import Http1Parser
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
@@ -347,6 +347,10 @@ class Sensor:
         if fp:
             flow.app_proto = "ftp"
             return ftp.FtpControlParser(flow, self.ftp_expect)
+        sb = smb.looks_like_smb(cli, srv, midstream=flow.midstream)
+        if sb:
+            flow.app_proto = "smb"
+            return smb.SmbParser(flow, self.factory, body_limit=self.settings.http.body_limit)
         if cli[:1] == b"\x16" or srv[:1] == b"\x16":
             flow.app_proto = "tls"
             return _IGNORE
@@ -355,7 +359,7 @@ class Sensor:
             return _IGNORE
         # Decide "unknown" once every detector has said no, or enough bytes were seen,
         # or the flow ended before anyone could tell.
-        all_no = (cli or srv) and req is not None and resp is not None and sm is not None and fp is not None
+        all_no = (cli or srv) and None not in (req, resp, sm, fp, sb)
         both_closed = isinstance(ev, StreamClosed) and sum(isinstance(e, StreamClosed) for e in pend.events) >= 2
         if all_no or both_closed or len(cli) >= _DETECT_LIMIT or len(srv) >= _DETECT_LIMIT:
             flow.app_proto = flow.app_proto or ""
