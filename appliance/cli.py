@@ -175,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--body-limit", type=int, metavar="BYTES", help="bytes of each body to hash and keep")
     rd.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     rd.set_defaults(func=cmd_read)
+
+    import importlib
+    import importlib.util
+
+    from appliance.commands import COMMAND_MODULES
+
+    for name in COMMAND_MODULES:
+        modname = f"appliance.commands.{name}"
+        if importlib.util.find_spec(modname) is not None:
+            importlib.import_module(modname).register(sub)
     return ap
 
 
