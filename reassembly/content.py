@@ -266,11 +266,13 @@ class HttpContentAssembler:
             "status": tx.status,
             "user_agent": tx.user_agent,
             "declared_mime": _text(ctype.split(b";", 1)[0].strip().lower()) if ctype else "",
+            "meta": {"content_type": _text(ctype)} if ctype else {},
         }
 
     def _finish_part(self, flow: Flow, body: _Body, part: _Part, *, complete: bool) -> ContentObject:
         fields = self._http_fields(flow, body.tx, body.direction)
         fields["declared_mime"] = part.declared.split(";", 1)[0].strip().lower()
+        fields["meta"] = {"content_type": part.declared} if part.declared else {}
         extra = [] if complete else ["part_incomplete"]
         anomalies = list(body.tx.anomalies)
         obj = self.factory.finish(
