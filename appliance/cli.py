@@ -70,6 +70,26 @@ def cmd_read(args: argparse.Namespace) -> int:
         return 1
     if args.body_limit is not None:
         settings.http.body_limit = args.body_limit
+    if args.policy is not None:
+        settings.inspection.policy = args.policy
+    if args.store is not None:
+        settings.output.store = args.store
+    holder = None
+    if settings.inspection.policy:
+        from policies.reload import PolicyHolder
+        from policies.schema import PolicyError
+
+        try:
+            holder = PolicyHolder(settings.inspection.policy)
+        except PolicyError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "invalid policy"
+            more = len(str(exc).splitlines()) - 1
+            print(f"tapsift: {first}" + (f" (and {more} more problems)" if more else ""), file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"tapsift: cannot read policy {settings.inspection.policy}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     try:
         cap = open_capture(args.capture)
     except CaptureError as exc:
@@ -82,7 +102,22 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"tapsift: cannot write EVE output {eve_target}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
+    from appliance.alerts import AlertWriter
     from appliance.sensor import Sensor
+
+    writer = None
+    inspection = None
+    if holder is not None:
+        from appliance.inspection import InspectionStage
+        from appliance.store import StoreError
+
+        try:
+            writer = AlertWriter.from_settings(settings.output, eve)
+        except (OSError, StoreError) as exc:
+            print(f"tapsift: cannot open the alert store {settings.output.store}: {exc}", file=sys.stderr)
+            return 1
+        inspection = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
+                                     time_budget_s=settings.inspection.time_budget_s)
 
     anomaly_events: list[dict] = []
 
@@ -107,7 +142,8 @@ def cmd_read(args: argparse.Namespace) -> int:
                     "tapsift": {"flow_uid": flow.uid},
                 })
 
-    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end)
+    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end, inspection=inspection,
+                    on_alert=writer.alert if writer else None, on_suppressed=writer.suppress if writer else None)
     # The packet path allocates short-lived objects by the million; the flow table breaks
     # its reference cycles itself, so young-generation collections are made rarer and the
     # start-up heap is frozen out of the collector's sight.
@@ -150,13 +186,21 @@ def cmd_read(args: argparse.Namespace) -> int:
         "mbit_per_cpu_second": round(mbit / cpu, 1) if cpu > 0 else None,
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
+    if inspection is not None:
+        stats["inspection"] = dict(inspection.counters)
+        stats["alerts"] = st.alerts
+        stats["suppressed"] = st.suppressed
     eve.write({"timestamp": eve_timestamp(st.last_ts_ns), "event_type": "stats", "stats": stats})
+    if writer is not None:
+        writer.close()
     eve.close()
     if not args.quiet:
         rate = f"{mbit / cpu:,.0f} Mbit/s per CPU-second" if cpu > 0 else "n/a"
         print(
             f"tapsift: {Path(args.capture).name}: {st.packets:,} packets, {_human_bytes(st.bytes)}, "
-            f"{flows:,} flows, {st.objects:,} objects, {sum(st.anomalies.values()):,} anomalies; "
+            f"{flows:,} flows, {st.objects:,} objects, "
+            + (f"{st.alerts:,} alerts, " if inspection is not None else "")
+            + f"{sum(st.anomalies.values()):,} anomalies; "
             f"{cpu:.2f} s CPU, {rate}",
             file=sys.stderr,
         )
@@ -173,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--eve", metavar="PATH", help="write EVE JSON lines here ('-' for stdout)")
     rd.add_argument("--config", metavar="PATH", help="settings file (YAML)")
     rd.add_argument("--body-limit", type=int, metavar="BYTES", help="bytes of each body to hash and keep")
+    rd.add_argument("--policy", metavar="FILE", help="zone policy (YAML): inspect objects and raise alerts")
+    rd.add_argument("--store", metavar="PATH", help="SQLite alert store to add the alerts to")
     rd.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     rd.set_defaults(func=cmd_read)
 

@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from appliance.inspection import InspectionStage
 from appliance.model import (
+    Alert,
     ContentObject,
     Direction,
     Flow,
@@ -24,6 +26,7 @@ from appliance.model import (
 )
 from appliance.settings import Settings
 from capture.decode import Decoder
+from policies.engine import Suppressed
 from reassembly import detect, ftp, smb, smtp
 from reassembly.content import HttpContentAssembler
 from reassembly.http1 import Http1Parser
@@ -51,6 +54,9 @@ class Stats:
     udp_packets: int = 0
     other_packets: int = 0
     objects: int = 0
+    children: int = 0
+    alerts: int = 0
+    suppressed: int = 0
     first_ts_ns: int = 0
     last_ts_ns: int = 0
     anomalies: Counter[str] = field(default_factory=Counter)
@@ -154,10 +160,17 @@ class Sensor:
         settings: Settings,
         on_object: Callable[[ContentObject], None],
         on_flow_end: Callable[[Flow], None] | None = None,
+        *,
+        inspection: InspectionStage | None = None,
+        on_alert: Callable[[Alert, ContentObject], None] | None = None,
+        on_suppressed: Callable[[Suppressed], None] | None = None,
     ) -> None:
         self.settings = settings
         self.on_object = on_object
         self.on_flow_end = on_flow_end
+        self.inspection = inspection
+        self.on_alert = on_alert
+        self.on_suppressed = on_suppressed
         cs, rs, hs = settings.capture, settings.reassembly, settings.http
         self.decoder = Decoder(
             verify_checksums=cs.verify_checksums,
@@ -285,6 +298,8 @@ class Sensor:
         flow = ev.flow
         pend = self._pending.get(flow.uid)
         if pend is None:
+            if self.inspection is not None:
+                flow.src_zone, flow.dst_zone = self.inspection.zones(flow)
             ctx = self.ftp_expect.match(flow)
             if ctx is not None:
                 flow.app_proto = "ftp-data"
@@ -370,3 +385,17 @@ class Sensor:
         for obj in objs:
             self.stats.objects += 1
             self.on_object(obj)
+            if self.inspection is None:
+                continue
+            res = self.inspection.inspect(obj, obj.ts_ns)
+            for child in res.children:
+                self.stats.children += 1
+                self.on_object(child)
+            if self.on_alert is not None:
+                for alert, target in res.alerts:
+                    self.stats.alerts += 1
+                    self.on_alert(alert, target)
+            if self.on_suppressed is not None:
+                for sup in res.suppressed:
+                    self.stats.suppressed += 1
+                    self.on_suppressed(sup)

@@ -60,11 +60,49 @@ class ContentSettings(_Section):
     """Head of each object given to libmagic."""
 
 
+class SyslogSettings(_Section):
+    """One SIEM destination (see docs/siem.md)."""
+
+    host: str
+    port: int | None = None
+    transport: Literal["udp", "tcp", "tls"] = "tcp"
+    format: Literal["json", "cef", "leef"] = "json"
+    rfc: Literal["5424", "3164"] = "5424"
+    max_message: int = Field(2048, ge=480, le=65507)
+    spool_dir: str | None = None
+    """Disk spool so that an outage loses nothing (default: under the state directory)."""
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    facility: str = "local0"
+
+
+class WebhookSettings(_Section):
+    url: str
+    style: Literal["json", "slack"] = "json"
+    spool_dir: str | None = None
+
+
 class OutputSettings(_Section):
     eve: str | None = None
     """EVE JSON lines path (``-`` for stdout)."""
     stats_interval_s: float = 0.0
     """Emit a ``stats`` event every N seconds of packet time (0 = only at the end)."""
+    store: str | None = None
+    """SQLite alert store (the console reads it); none = alerts go to EVE/syslog only."""
+    state_dir: str = "/var/lib/tapsift"
+    """Where spools live unless an output names its own."""
+    syslog: list[SyslogSettings] = []
+    webhooks: list[WebhookSettings] = []
+
+
+class InspectionSettings(_Section):
+    policy: str | None = None
+    """Zone policy file (YAML); none = extract and report objects only, no alerts."""
+    time_budget_s: float = Field(30.0, gt=0)
+    """Wall-clock budget for inspecting one object and its children."""
+    max_text_bytes: int = Field(32 * MiB, ge=1024)
 
 
 class Settings(_Section):
@@ -75,6 +113,7 @@ class Settings(_Section):
     http: HttpSettings = HttpSettings()
     content: ContentSettings = ContentSettings()
     output: OutputSettings = OutputSettings()
+    inspection: InspectionSettings = InspectionSettings()
 
 
 class SettingsError(ValueError):

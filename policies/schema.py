@@ -772,9 +772,11 @@ def _list_spec(name: str, lst: Any) -> ListSpec:
             exclusions=tuple(lst.exclusions), weight=lst.weight, options=dict(lst.options),
         )
     if isinstance(lst, DataClassList):
-        pattern, validator = DATA_CLASSES.get(lst.class_, ("", ""))
-        if lst.pattern:
-            pattern = lst.pattern
+        # A built-in class leaves the candidate search to the inspector's own tuned scanner
+        # (its validator names the class); the regex in DATA_CLASSES documents what it finds.
+        # Only a policy's own pattern travels in the spec.
+        _, validator = DATA_CLASSES.get(lst.class_, ("", ""))
+        pattern = lst.pattern or ""
         if lst.validator is not None:
             validator = "" if lst.validator == "none" else lst.validator
         return ListSpec(name, "dataclass", pattern=pattern, validator=validator, weight=lst.weight,

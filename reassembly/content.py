@@ -23,6 +23,7 @@ from appliance.model import (
     HttpTransaction,
 )
 from reassembly import bodies, multipart
+from reassembly.http1 import parse_content_length
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
 from reassembly.ranges import RangeStitcher, parse_content_range
 
@@ -345,6 +346,17 @@ class HttpContentAssembler:
             filename=self._filename(body.tx, body.direction), **fields,
         )
         out.append(obj)
+        if (body.direction is Direction.TO_CLIENT and body.tx.status == 200 and not complete and not b.missing
+                and b.kept_complete and b.size and self.ranges.budget
+                and (body.tx.response_header(b"etag") or body.tx.response_header(b"last-modified"))):
+            # A download cut short (the laptop went to sleep) is the first piece of the file a
+            # resumed 206 download will complete: keep it under the same key as the pieces.
+            cl = body.tx.response_header(b"content-length")
+            total = parse_content_length(cl) if cl else None
+            if total and b.size < total and body.decoder is None:
+                whole = self.ranges.add(self._range_key(body.tx), 0, total, b.data(), fields)
+                if whole is not None:
+                    out.append(self._stitched(flow, body, whole))
         if body.range is not None and body.range_data is not None and complete and not b.truncated:
             first, _last, total = body.range
             if total is not None:

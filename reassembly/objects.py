@@ -261,17 +261,17 @@ def ip_text(addr: bytes) -> str:
 
 
 def flow_ref(flow: Flow, direction: Direction = Direction.TO_SERVER) -> FlowRef:
-    """A `FlowRef` for ``flow``, src/dest oriented like the bytes of ``direction``.
+    """A `FlowRef` for ``flow``, src/dest addresses oriented like the bytes of ``direction``.
 
     Suricata logs fileinfo with the flow's direction of the transfer: for a download the
-    source is the server.
+    source address is the server. Zones are not reoriented: ``src_zone``/``dst_zone`` stay
+    the session's (client's zone, server's zone), which is what policy rules match on.
     """
+    s_zone, d_zone = flow.src_zone, flow.dst_zone
     if direction is Direction.TO_SERVER:
         s_ip, s_port, d_ip, d_port = flow.client_ip, flow.client_port, flow.server_ip, flow.server_port
-        s_zone, d_zone = flow.src_zone, flow.dst_zone
     else:
         s_ip, s_port, d_ip, d_port = flow.server_ip, flow.server_port, flow.client_ip, flow.client_port
-        s_zone, d_zone = flow.dst_zone, flow.src_zone
     return FlowRef(
         uid=flow.uid,
         flow_id=flow.flow_id,

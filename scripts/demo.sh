@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Set everything up and run tapsift's main job on the bundled demo traffic.
+# Set everything up and run tapsift's main job on the bundled demo traffic: extract the
+# content of a generated office capture, inspect it against the sample zone policy, store
+# and print the alerts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh runtime
@@ -7,16 +9,8 @@ mkdir -p demo/out
 if [ ! -s demo/out/demo.pcap ] || [ scripts/make_demo.py -nt demo/out/demo.pcap ]; then
   .venv/bin/python scripts/make_demo.py demo/out/demo.pcap
 fi
-rm -f demo/out/eve.json
-.venv/bin/tapsift read demo/out/demo.pcap --eve demo/out/eve.json
-.venv/bin/python - <<'PY'
-import json
-rows = [json.loads(l) for l in open("demo/out/eve.json")]
-files = [r for r in rows if r["event_type"] == "fileinfo"]
-print(f"\n{len(files)} content objects extracted (demo/out/eve.json):")
-for r in files:
-    fi, h, t = r["fileinfo"], r.get("http", {}), r["tapsift"]
-    where = h.get("hostname", "") + h.get("url", "") if h else r.get("app_proto", "")
-    print(f"  {t['direction']:8s} {fi['state']:9s} {fi['size']:>9,d}  {t['sniffed_mime'][:28]:28s} "
-          f"{fi['filename'][:28]:28s} {where[:60]}")
-PY
+rm -f demo/out/eve.json demo/out/alerts.db demo/out/alerts.db-wal demo/out/alerts.db-shm
+.venv/bin/tapsift policy check policies/sample.yaml
+.venv/bin/tapsift read demo/out/demo.pcap --policy policies/sample.yaml --store demo/out/alerts.db \
+  --eve demo/out/eve.json
+.venv/bin/python scripts/demo_report.py demo/out/eve.json

@@ -74,8 +74,11 @@ class Upload:
 
 
 SITES = {
-    "intranet": Site("intranet.corp.example", "10.10.0.10"),
-    "wiki": Site("wiki.corp.example", "10.10.0.11", 8080),
+    "intranet": Site("intranet.corp.example", "10.40.0.10"),
+    "wiki": Site("wiki.corp.example", "10.40.0.11", 8080),
+    "forum": Site("bbs.example.cn", "198.51.100.88"),
+    "casino": Site("lucky-888.example.com", "203.0.113.188"),
+    "paste": Site("paste.example.org", "192.0.2.99"),
     "news": Site("news.example.com", "203.0.113.20"),
     "shop": Site("shop.example.net", "198.51.100.30"),
     "api": Site("api.example.org", "203.0.113.45"),
@@ -192,10 +195,72 @@ API_CALLS = [
     ),
 ]
 
-CLIENTS = ["10.10.1.21", "10.10.1.22", "10.10.1.23", "10.10.1.24"]
-VLAN_CLIENT = ("10.10.20.57", 20)
-"""A guest-Wi-Fi laptop whose traffic arrives tagged with VLAN 20."""
-RESOLVER = "10.10.0.2"
+CLIENTS = ["10.20.1.21", "10.20.1.22", "10.20.1.23", "10.20.1.24"]
+"""Office desktops (zone ``office`` in policies/sample.yaml)."""
+VLAN_CLIENT = ("10.21.20.57", 20)
+"""A staff Wi-Fi laptop whose traffic arrives tagged with VLAN 20 (zone ``office-wifi``)."""
+RESOLVER = "10.40.0.2"
+
+
+def prc_id(region: str, birth: str, seq: str) -> str:
+    """A resident ID number with a valid GB 11643 check digit (test data, no real person)."""
+    body = region + birth + seq
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+
+
+# Planted policy violations (what the sample policy should catch), written the way people
+# try to slip them past a filter: full-width letters, spaces and dashes inside Chinese
+# words, traditional characters, zero-width characters.
+VIOLATIONS = [
+    Page(
+        "forum",
+        "/thread/20231114.html",
+        "讨论区",
+        (
+            "今天的天气很好，我们去公园散步。",
+            "有人在论坛里提到 法 轮-功 的资料，请管理员注意。",  # separators inside the term
+            "另一个帖子写的是 法輪功（繁体）。",  # traditional characters
+        ),
+    ),
+    Page(
+        "casino",
+        "/promo.html",
+        "Lucky 888",
+        (
+            "欢迎来到网络赌场！百家乐、六合彩，每日充值即送返水 8%。",
+            "Online casino bonus: sports betting odds updated every minute.",
+        ),
+    ),
+]
+
+LEAK_UPLOADS = [
+    # a customer export pasted to a public paste site: names, ID numbers, mobile numbers
+    Upload(
+        "paste",
+        "/api/paste",
+        "customers.csv",
+        "csv",
+        "name,id_number,mobile",
+        tuple(
+            f"customer{i},{prc_id('110105', f'1985{m:02d}{d:02d}', f'{i:03d}')},138{i:04d}{(i * 7) % 10000:04d}"
+            for i, (m, d) in enumerate([(1, 12), (3, 4), (5, 23), (7, 8), (9, 30), (11, 2), (12, 19)], start=11)
+        ),
+    ),
+    # the unreleased project's plan, uploaded to a file-sharing form with obfuscated code names
+    Upload(
+        "paste",
+        "/upload",
+        "plan.txt",
+        "txt",
+        "Roadmap",
+        (
+            "ＰＲＯＪＥＣＴ ＮＩＧＨＴＪＡＲ — launch plan, do not forward.",
+            "夜\u200b鹰 计划 第三季度的目标如下。",
+        ),
+        fields=(("visibility", "public"),),
+    ),
+]
 CSS = (
     b"body{font-family:Arial,sans-serif;margin:0 auto;max-width:60em}\nh1{color:#225}\nimg{max-width:100%}\n"
 )
@@ -296,6 +361,11 @@ class Demo:
     def document_bytes(
         self, kind: str, title: str, paragraphs: tuple[str, ...], compress: bool = True
     ) -> tuple[bytes, str]:
+        if kind in ("csv", "txt"):
+            text = "\n".join((title, *paragraphs)) + "\n"
+            return text.encode().decode("unicode_escape").encode("utf-8") if "\\u" in text else text.encode(), (
+                "text/csv" if kind == "csv" else "text/plain; charset=utf-8"
+            )
         if kind == "pdf":
             return S.pdf_document(title, paragraphs, compress=compress), "application/pdf"
         return S.docx_document(
@@ -372,7 +442,7 @@ class Demo:
 
     def ssh(self, client: str) -> None:
         self.clock += 0.1
-        s = self.trace.session((client, self._next_port()), ("10.10.0.5", 22), at=self.clock)
+        s = self.trace.session((client, self._next_port()), ("10.40.0.5", 22), at=self.clock)
         s.server_send(S.ssh_banner(server=True))
         s.client_send(S.ssh_banner())
         for _ in range(6):
@@ -397,6 +467,10 @@ class Demo:
         guest, vid = VLAN_CLIENT
         self.browse(guest, PAGES[4], link=S.vlan(vid))
         self.noise(c[2])
+        self.browse(c[1], VIOLATIONS[0])
+        self.browse(guest, VIOLATIONS[1], link=S.vlan(vid))
+        self.upload(c[2], LEAK_UPLOADS[0])
+        self.upload(c[3], LEAK_UPLOADS[1])
 
 
 def main(argv: list[str] | None = None) -> int:

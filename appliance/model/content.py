@@ -21,7 +21,9 @@ class FlowRef(NamedTuple):
     vlan: int
     iface: str
     src_zone: str = "any"
+    """Zone of the session's client (who opened the connection), whatever the transfer direction."""
     dst_zone: str = "any"
+    """Zone of the session's server."""
 
 
 class Truncation(NamedTuple):

@@ -132,7 +132,7 @@ def test_runtime_form() -> None:
     assert [(k.text, k.weight, k.mode) for k in kw.keywords] == [
         ("plain", 1, "word"), ("heavy", 5, "word"), ("a\\d+", 1, "regex")]
     assert kw.proximity[0].distance == 10 and kw.exclusions == ("nope",)
-    assert p.lists["ids"].pattern == DATA_CLASSES["prc_id"][0] and p.lists["ids"].validator == "prc_id"
+    assert p.lists["ids"].pattern == "" and p.lists["ids"].validator == "prc_id"
     assert p.lists["ids"].weight == 2
     assert (p.lists["card_custom"].pattern, p.lists["card_custom"].validator) == ("[0-9]{16}", "luhn")
     assert p.lists["emp"].validator == "" and p.lists["emp"].options["class"] == "custom"

@@ -1,0 +1,88 @@
+"""The alert writer: every alert goes to the store, the EVE log and each SIEM output.
+
+One record per alert (`alert_record`) is built once and shared by all sinks, so the
+console, the EVE file and the SIEM see the same fields. Outputs spool to disk before
+delivery (an outage loses nothing); repeats suppressed by the policy engine are counted
+on the first alert in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from appliance.eve import EveWriter
+from appliance.model import Alert, ContentObject
+from appliance.outputs.alertjson import alert_record
+from appliance.outputs.spool import SpooledOutput
+from appliance.settings import OutputSettings
+from appliance.store import AlertStore
+from policies.engine import Suppressed
+
+log = logging.getLogger(__name__)
+
+
+class AlertWriter:
+    """Fans alerts out to the store, EVE and SIEM outputs (the single writer of alerts)."""
+
+    def __init__(self, *, eve: EveWriter | None = None, store: AlertStore | None = None,
+                 outputs: list[SpooledOutput] | None = None) -> None:
+        self.eve = eve
+        self.store = store
+        self.outputs = outputs or []
+        self.written = 0
+        self.suppressed = 0
+
+    @classmethod
+    def from_settings(cls, out: OutputSettings, eve: EveWriter | None) -> AlertWriter:
+        """Open the store and start the outputs named in the settings."""
+        from appliance.outputs.syslog import SyslogOutput
+        from appliance.outputs.webhook import WebhookOutput
+
+        store = AlertStore(out.store) if out.store else None
+        outputs: list[SpooledOutput] = []
+        state = Path(out.state_dir)
+        for i, s in enumerate(out.syslog):
+            spool = s.spool_dir or str(state / "spool" / f"syslog-{i}-{s.host}-{s.port or 0}")
+            Path(spool).mkdir(parents=True, exist_ok=True)
+            o = SyslogOutput(s.host, s.port, s.transport, s.format, s.rfc, s.max_message, spool,
+                             ca_file=s.ca_file, cert_file=s.cert_file, key_file=s.key_file,
+                             server_name=s.server_name, facility=s.facility)
+            o.start()
+            outputs.append(o)
+        for i, w in enumerate(out.webhooks):
+            spool = w.spool_dir or str(state / "spool" / f"webhook-{i}")
+            Path(spool).mkdir(parents=True, exist_ok=True)
+            o = WebhookOutput(w.url, w.style, spool)
+            o.start()
+            outputs.append(o)
+        return cls(eve=eve, store=store, outputs=outputs)
+
+    def alert(self, alert: Alert, obj: ContentObject) -> dict[str, Any]:
+        """Record and send one alert; returns its record."""
+        rec = alert_record(alert, obj)
+        if self.store is not None:
+            self.store.add(alert, obj, rec)
+        if self.eve is not None:
+            self.eve.write(rec)
+        for o in self.outputs:
+            o.send(rec)
+        self.written += 1
+        return rec
+
+    def suppress(self, s: Suppressed) -> None:
+        """Count a suppressed repeat on its first alert."""
+        self.suppressed += 1
+        if self.store is not None:
+            self.store.bump_suppressed(s.first_id, 1)
+
+    def close(self, flush_timeout: float = 5.0) -> None:
+        """Deliver what can be delivered within ``flush_timeout``; the spools keep the rest."""
+        for o in self.outputs:
+            try:
+                o.close(flush_timeout)
+            except Exception:  # an output failing to close must not lose the others
+                log.exception("output %s failed to close", o)
+        if self.store is not None:
+            self.store.close()

@@ -1,0 +1,153 @@
+"""Inspection: content object → extraction → inspectors chosen by the zone policy → alerts.
+
+The sensor calls `InspectionStage.inspect` for every object it extracts. The active policy
+(a `PolicyHolder` snapshot) picks the rules for the object's zone pair, direction and
+protocol; the inspectors those rules name run on the object and on the children extraction
+made of it (a DOCX's images, a ZIP's members), each inspector compiled once per policy
+version; the policy engine turns the findings into alerts and suppresses repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from appliance.model import Alert, ContentObject, Finding, InspectorConfig
+from inspectors.base import InspectContext, Inspector, InspectorConfigError, guarded
+from inspectors.registry import create
+from policies.engine import Decision, Suppressed
+from policies.reload import ActivePolicy, PolicyHolder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class InspectionResult:
+    """What inspecting one top-level object produced."""
+
+    alerts: list[tuple[Alert, ContentObject]] = field(default_factory=list)
+    suppressed: list[Suppressed] = field(default_factory=list)
+    children: list[ContentObject] = field(default_factory=list)
+    findings: int = 0
+
+
+Extractor = Callable[[ContentObject], tuple[ContentObject, list[ContentObject]]]
+"""Turns an object into (the object with its text, its children); see `InspectionStage`."""
+
+
+class InspectionStage:
+    """Runs the policy's inspectors on objects; one per worker process."""
+
+    def __init__(self, holder: PolicyHolder, *, extractor: Extractor | None = None,
+                 max_text_bytes: int = 32 * 1024 * 1024, time_budget_s: float = 30.0) -> None:
+        self.holder = holder
+        self.extractor = extractor
+        self.max_text_bytes = max_text_bytes
+        self.time_budget_s = time_budget_s
+        self.counters: Counter[str] = Counter()
+        self._generation = -1
+        self._inspectors: dict[int, Inspector | None] = {}
+
+    @property
+    def active(self) -> ActivePolicy:
+        return self.holder.current
+
+    def zones(self, flow: object) -> tuple[str, str]:
+        """(source zone, destination zone) of a flow under the active policy."""
+        return self.holder.current.zones.zones_for(flow)
+
+    def _inspector(self, config: InspectorConfig) -> Inspector | None:
+        """The configured inspector for ``config`` (compiled once per policy version)."""
+        key = id(config)
+        if key in self._inspectors:
+            return self._inspectors[key]
+        try:
+            insp = create(config.inspector)
+            insp.configure(config)
+        except (KeyError, TypeError, InspectorConfigError) as exc:
+            log.error("inspector %s cannot run with this policy: %s", config.inspector, exc)
+            self.counters[f"inspector_config_errors.{config.inspector}"] += 1
+            insp = None
+        self._inspectors[key] = insp
+        return insp
+
+    def inspect(self, obj: ContentObject, now_ns: int) -> InspectionResult:
+        """Extract, inspect and decide for ``obj`` and its children. Never raises."""
+        active = self.holder.current
+        if active.generation != self._generation:
+            self._inspectors.clear()  # configs of the old policy are gone with it
+            self._generation = active.generation
+        result = InspectionResult()
+        engine = active.engine
+        flow = obj.flow
+        src_zone, dst_zone = (flow.src_zone, flow.dst_zone) if flow is not None else ("any", "any")
+        selections = engine.select(src_zone, dst_zone, obj)
+        if not selections:
+            self.counters["objects_no_rule"] += 1
+            return result
+        configs = [c for sel in selections for c in sel.configs]
+        ctx = InspectContext(
+            deadline=time.monotonic() + self.time_budget_s, counters=self.counters,
+            max_text_bytes=self.max_text_bytes,
+        )
+        targets = [obj]
+        if self.extractor is not None:
+            try:
+                obj, children = self.extractor(obj)
+                targets = [obj, *children]
+                result.children = children
+            except Exception:  # extraction failures are flagged on the object, not fatal
+                log.exception("extraction failed for %s", obj.id)
+                self.counters["extract_errors"] += 1
+        findings: list[Finding] = []
+        seen: set[int] = set()
+        for config in configs:
+            if id(config) in seen:
+                continue
+            seen.add(id(config))
+            insp = self._inspector(config)
+            if insp is None:
+                continue
+            for target in targets:
+                if insp.kinds and not _kind_matches(insp.kinds, target):
+                    continue
+                found = guarded(insp, target, ctx)
+                if found:
+                    # findings on a child count for the top-level object the policy judged
+                    findings.extend(found if target is obj else (replace(f, detail={
+                        **f.detail, "child": target.id, "child_filename": target.filename}) for f in found))
+        for target in targets:
+            ctx.forget(target)
+        result.findings = len(findings)
+        self.counters["findings"] += len(findings)
+        if not findings:
+            return result
+        decision: Decision = engine.process(obj, selections, findings, now_ns)
+        result.alerts = [(a, obj) for a in decision.alerts]
+        result.suppressed = decision.suppressed
+        self.counters["alerts"] += len(decision.alerts)
+        self.counters["suppressed"] += len(decision.suppressed)
+        return result
+
+
+_TEXT_MIMES = ("text/", "application/json", "application/xml", "application/javascript",
+               "application/x-www-form-urlencoded", "message/")
+
+
+def _kind_matches(kinds: frozenset[str], obj: ContentObject) -> bool:
+    """Whether an inspector for ``kinds`` (``any``, ``text``, ``image``, ``binary``…) looks at ``obj``."""
+    if "any" in kinds or "binary" in kinds:
+        return True
+    mime = obj.sniffed_mime or obj.declared_mime
+    if "text" in kinds and (obj.text is not None or mime.startswith(_TEXT_MIMES) or not mime):
+        return True
+    if "image" in kinds and mime.startswith("image/"):
+        return True
+    if "audio" in kinds and mime.startswith("audio/"):
+        return True
+    if "video" in kinds and mime.startswith("video/"):
+        return True
+    return obj.kind in kinds

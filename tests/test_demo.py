@@ -1,0 +1,70 @@
+"""End to end: the README's demo — generated office traffic, the sample policy, the alerts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    out = tmp_path_factory.mktemp("demo")
+    pcap = out / "demo.pcap"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo.py"), str(pcap)], check=True,
+                   capture_output=True)
+    p = subprocess.run(
+        [str(BIN / "tapsift"), "read", str(pcap), "--policy", str(ROOT / "policies" / "sample.yaml"),
+         "--store", str(out / "alerts.db"), "--eve", "-", "-q"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    return out, [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def test_every_manifest_object_is_extracted(demo_run: tuple[Path, list[dict]]) -> None:
+    out, events = demo_run
+    manifest = json.loads((out / "demo.manifest.json").read_text())
+    md5s = {e["fileinfo"]["md5"] for e in events if e["event_type"] == "fileinfo"}
+    missing = [m for m in manifest if m["md5"] not in md5s]
+    assert not missing, missing
+
+
+def test_planted_violations_raise_the_expected_alerts(demo_run: tuple[Path, list[dict]]) -> None:
+    _, events = demo_run
+    alerts = {(e["alert"]["signature"], e["http"]["url"]): e for e in events if e["event_type"] == "alert"}
+    assert set(alerts) == {
+        ("office-web-content/prohibited-content", "/thread/20231114.html"),
+        ("office-web-content/gambling-content", "/promo.html"),
+        ("office-uploads/personal-data-leak", "/api/paste"),
+        ("office-uploads/confidential-leak", "/upload"),
+    }
+    prohibited = alerts[("office-web-content/prohibited-content", "/thread/20231114.html")]
+    f = prohibited["tapsift"]["findings"][0]
+    assert f["detail"]["keyword"] == "法轮功" and "separators" in f["detail"]["normalisation"]
+    leak = alerts[("office-uploads/confidential-leak", "/upload")]
+    assert leak["tapsift"]["src_zone"] == "office" and leak["fileinfo"]["filename"] == "plan.txt"
+    assert {x["detail"]["keyword"] for x in leak["tapsift"]["findings"]} == {"Project Nightjar", "夜鹰计划"}
+    pii = alerts[("office-uploads/personal-data-leak", "/api/paste")]
+    snippets = " ".join(ev["snippet"] for x in pii["tapsift"]["findings"] for ev in x["evidence"])
+    assert "**********" in snippets and "110105" not in snippets  # ID numbers are masked in the alert
+    gambling = alerts[("office-web-content/gambling-content", "/promo.html")]
+    assert gambling["tapsift"]["src_zone"] == "office-wifi"  # the VLAN-tagged Wi-Fi laptop
+
+
+def test_alerts_are_in_the_store(demo_run: tuple[Path, list[dict]]) -> None:
+    from appliance.store import AlertStore
+
+    out, events = demo_run
+    store = AlertStore.reader(out / "alerts.db")
+    try:
+        ids = {r["id"] for r in store.query({}, limit=100)}
+    finally:
+        store.close()
+    assert ids == {e["tapsift"]["alert_id"] for e in events if e["event_type"] == "alert"}
