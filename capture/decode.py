@@ -102,11 +102,11 @@ def _decode(ts: int, data: bytes, wirelen: int, lt: int, iface: str, csum: bool,
         if et == 0x0800 and vihl == 0x45 and proto == 6 and not fr & 0x3FFF:
             ip_end = 14 + tot
             hl = (doff >> 4) << 2
-            if 20 <= hl and 20 + hl <= tot and ip_end <= len(data):
-                if not csum or (csum_valid(data, 14, 34, b"", 0)
-                                and csum_valid(data, 34, ip_end, src + dst, tot - 14)):
-                    return Packet(ts, iface, 0, src, dst, sport, dport, 6, seq, ack, flags, win,
-                                  data[34 + hl:ip_end], EMPTY, wirelen, "")
+            if hl >= 20 and hl + 20 <= tot and ip_end <= len(data) and (
+                not csum or (csum_valid(data, 14, 34, b"", 0) and csum_valid(data, 34, ip_end, src + dst, tot - 14))
+            ):
+                return Packet(ts, iface, 0, src, dst, sport, dport, 6, seq, ack, flags, win,
+                              data[34 + hl:ip_end], EMPTY, wirelen, "")
     an: list[str] | None = None
     vlan = 0
     tagged = False
