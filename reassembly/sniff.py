@@ -116,11 +116,17 @@ def sniff_signature(head: bytes) -> tuple[str, str]:
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta ", b"<title", b"<script", b"<div", b"<table")
 
 
-def sniff_text(head: bytes) -> tuple[str, str]:
-    """(mime, description) for HTML, JSON and XML text recognised by their markers, else ('', '').
+_LIBMAGIC_TEXT_LEADS = (
+    b"#!", b"-----BEGIN", b"<?php", b"%!PS", b"{\\rtf", b"From ", b"Received:", b"Return-Path:",
+    b"MIME-Version:", b"Delivered-To:", b"BEGIN:VCARD", b"BEGIN:VCALENDAR", b"%PDF", b"#include", b"package ",
+    b"import ", b"<%", b"MSH|", b"@echo", b"PK",
+)
 
-    Only text that is valid UTF-8 (or ASCII) in its first 4 KB is considered; libmagic
-    keeps everything else (other charsets, scripts, certificates, plain prose).
+
+def sniff_text(head: bytes) -> tuple[str, str]:
+    """(mime, description) for UTF-8/ASCII text: HTML, JSON and XML by their markers, plain
+    text otherwise; ('', '') when libmagic should look (other charsets, binary, scripts,
+    certificates, RTF, mail — recognisable by how they start).
     """
     sample = head[:4096]
     if b"\x00" in sample:
@@ -144,7 +150,16 @@ def sniff_text(head: bytes) -> tuple[str, str]:
         if len(sample) == len(head) and end not in (b"}", b"]"):
             return "", ""
         return "application/json", f"JSON text data, {charset}"
-    return "", ""
+    if lead.startswith(_LIBMAGIC_TEXT_LEADS) or low.startswith((b"<!doctype", b"<svg")):
+        return "", ""  # scripts, certificates, RTF, mail, calendars...: libmagic names them
+    # Plain text. libmagic spends ~0.8 ms here even on 256 bytes (its text rules are regexes),
+    # so describe it the way its text classifier would.
+    desc = charset
+    if any(len(line) > 300 for line in sample.split(b"\n")):
+        desc += ", with very long lines"
+    if b"\r\n" in sample:
+        desc += ", with CRLF line terminators"
+    return "text/plain", desc
 
 
 _DESC_TO_MIME: tuple[tuple[str, str], ...] = (
