@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
 runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc)
-test_debs=(tcpdump tcpreplay iproute2 ethtool rsyslog rsyslog-gnutls openssl)
-bench_debs=(tshark tcpflow tcpdump)
+test_debs=(tcpdump tcpreplay iproute2 ethtool rsyslog rsyslog-gnutls openssl tshark)
+bench_debs=(tcpflow)
 
 want=("${runtime_debs[@]}")
 case "$profile" in
