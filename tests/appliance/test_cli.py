@@ -124,3 +124,35 @@ def test_body_limit_truncates(tmp_path: Path) -> None:
     fi = next(json.loads(x) for x in p.stdout.splitlines() if '"fileinfo"' in x)
     assert fi["fileinfo"]["state"] == "TRUNCATED" and fi["fileinfo"]["size"] == 100
     assert fi["tapsift"]["truncated"] == ["body_limit"]
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal (a pty here) the run shows a progress bar, then the closing summary."""
+    import os
+    import pty
+
+    pcap = tmp_path / "a.pcap"
+    # enough frames for the bar to update (it redraws every 65,536 frames)
+    import dpkt as _d
+
+    with pcap.open("wb") as fh:
+        w = _d.pcap.Writer(fh)
+        for i in range(140_000):
+            w.writepkt(b"\x02" * 12 + b"\x08\x06" + b"\x00" * 28, ts=1_700_000_000 + i * 1e-5)
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stderr is the pty
+        os.execv(TAPSIFT, [TAPSIFT, "read", str(pcap)])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.WEXITSTATUS(status) == 0
+    assert "%" in text and "[#" in text and "pkts" in text
+    assert "140,000 packets" in text
