@@ -1,0 +1,354 @@
+"""Extraction dispatcher: one content object → text, hidden text, links and child objects.
+
+``extract(obj, budget, factory)`` picks an extractor by the sniffed MIME type, then the declared
+one, then the file name's extension (a generic sniff such as ``text/plain`` or
+``application/octet-stream`` gives way to a more specific declaration: a form body sniffs as
+plain text). Cheap text formats (HTML, JSON, XML, forms, plain text) run in this process on
+bounded input; parsers of untrusted binary formats (PDF, OOXML/ODF, RTF, legacy Office,
+e-mail, archives) run in a `Sandbox` worker under RLIMIT_AS/RLIMIT_CPU and a wall-clock
+timeout. Images, audio and video go to ``inspectors.extract.media.extract_media`` when that
+module exists. Children come back as bytes and are made into `ContentObject`s here with the
+``factory`` (source ``extract``, ``parent_id``, ``depth + 1``). A `Usage` passed from call to
+call makes the `Budget` hold for a whole tree; `extract_tree` does that walk.
+
+Never raises: every failure is an anomaly and every limit a ``truncated`` reason.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections import deque
+from dataclasses import replace
+from typing import Any, Protocol
+
+from appliance.model import ContentObject
+from inspectors.extract.base import Budget, Extraction, Usage
+from inspectors.extract.parts import Child, Limits, Partial
+
+__all__ = ["Budget", "Extraction", "Usage", "apply", "classify", "extract", "extract_tree", "set_sandbox"]
+
+IN_PROCESS_MAX = 16 * 1024 * 1024
+"""Bytes of a text-format object read in-process (more is truncated with ``input_limit``)."""
+
+_MIME_FAMILY = {
+    "text/html": "html", "application/xhtml+xml": "html",
+    "application/json": "json", "text/json": "json", "application/ld+json": "json",
+    "application/x-ndjson": "text",
+    "text/xml": "xml", "application/xml": "xml", "image/svg+xml": "xml", "application/rss+xml": "xml",
+    "application/atom+xml": "xml", "application/soap+xml": "xml",
+    "application/x-www-form-urlencoded": "form",
+    "text/plain": "text", "text/csv": "text", "text/css": "text", "text/javascript": "text",
+    "application/javascript": "text", "application/x-javascript": "text", "text/markdown": "text",
+    "application/pdf": "pdf", "application/x-pdf": "pdf",
+    "application/zip": "zip", "application/x-zip-compressed": "zip", "application/java-archive": "zip",
+    "application/epub+zip": "zip",
+    "application/gzip": "compressed", "application/x-gzip": "compressed", "application/x-bzip2": "compressed",
+    "application/x-xz": "compressed",
+    "application/x-tar": "tar", "application/x-gtar": "tar",
+    "application/rtf": "rtf", "text/rtf": "rtf",
+    "application/msword": "ole", "application/vnd.ms-excel": "ole", "application/vnd.ms-powerpoint": "ole",
+    "application/x-ole-storage": "ole", "application/cdfv2": "ole", "application/vnd.ms-office": "ole",
+    "application/x-msi": "ole",
+    "message/rfc822": "eml",
+}
+_EXT_FAMILY = {
+    "html": "html", "htm": "html", "xhtml": "html", "shtml": "html", "json": "json", "xml": "xml", "svg": "xml",
+    "rss": "xml", "txt": "text", "csv": "text", "log": "text", "md": "text", "js": "text", "css": "text",
+    "pdf": "pdf", "zip": "zip", "docx": "zip", "xlsx": "zip", "pptx": "zip", "docm": "zip", "xlsm": "zip",
+    "pptm": "zip", "odt": "zip", "ods": "zip", "odp": "zip", "jar": "zip", "epub": "zip", "gz": "compressed",
+    "tgz": "compressed", "bz2": "compressed", "xz": "compressed", "tar": "tar", "rtf": "rtf", "doc": "ole",
+    "xls": "ole", "ppt": "ole", "eml": "eml",
+    "jpg": "media", "jpeg": "media", "png": "media", "gif": "media", "bmp": "media", "webp": "media", "tif": "media",
+    "tiff": "media", "mp3": "media", "wav": "media", "m4a": "media", "ogg": "media", "mp4": "media",
+    "webm": "media", "mkv": "media", "avi": "media", "mov": "media", "flv": "media", "amr": "media",
+}
+_GENERIC = {"", "text", "octet"}
+_SANDBOXED = {
+    "pdf": "inspectors.extract.pdf:extract_pdf",
+    "zip": "inspectors.extract.archives:extract_zip",
+    "compressed": "inspectors.extract.archives:extract_compressed",
+    "tar": "inspectors.extract.archives:extract_tar",
+    "rtf": "inspectors.extract.rtf:extract_rtf",
+    "ole": "inspectors.extract.legacy:extract_legacy",
+    "eml": "inspectors.extract.eml:extract_eml",
+}
+_FALLBACK = {"pdf": "inspectors.extract.pdf:salvage_pdf"}
+
+
+class _Factory(Protocol):  # what we need of reassembly.objects.ObjectFactory (no stage imports another)
+    keep_bytes: int
+
+    def builder(self, *, limit: int = 0) -> Any: ...
+
+    def finish(self, b: Any, **kw: Any) -> ContentObject: ...
+
+    def sniff(self, head: bytes, md5: str | None = None) -> tuple[str, str]: ...
+
+
+_sandbox: Any = None
+
+
+def set_sandbox(sandbox: Any) -> None:
+    """Use ``sandbox`` (an `inspectors.extract.sandbox.Sandbox`) for every later call."""
+    global _sandbox
+    _sandbox = sandbox
+
+
+def _get_sandbox(budget: Budget) -> Any:
+    if _sandbox is not None:
+        return _sandbox
+    from inspectors.extract.sandbox import default_sandbox
+
+    return default_sandbox(memory_bytes=budget.max_memory_bytes, cpu_seconds=budget.max_seconds)
+
+
+def _mime_family(mime: str) -> str:
+    mime = mime.split(";", 1)[0].strip().lower()
+    if not mime:
+        return ""
+    fam = _MIME_FAMILY.get(mime)
+    if fam:
+        return fam
+    if mime.endswith("+json"):
+        return "json"
+    if mime.endswith("+xml"):
+        return "xml"
+    if mime.startswith(("application/vnd.openxmlformats-officedocument", "application/vnd.oasis.opendocument")):
+        return "zip"
+    if mime.startswith("application/vnd.ms-") and mime.endswith("macroenabled.12"):
+        return "zip"
+    if mime.startswith(("image/", "audio/", "video/")):
+        return "media"
+    if mime.startswith("text/"):
+        return "text"
+    if mime in ("application/octet-stream", "application/x-empty", "binary/octet-stream"):
+        return "octet"
+    return "unknown"
+
+
+def _sniff_bytes(head: bytes) -> str:
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "ole"
+    if head[257:262] == b"ustar":
+        return "tar"
+    if head.startswith(b"%PDF-") or b"%PDF-" in head[:1024]:
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
+        return "compressed"
+    return ""
+
+
+def classify(obj: ContentObject, head: bytes = b"") -> str:
+    """The extractor family for ``obj``: ``html``, ``json``, ``xml``, ``form``, ``text``, ``pdf``, ``zip``,
+    ``compressed``, ``tar``, ``rtf``, ``ole``, ``eml``, ``media``, or ``""`` (nothing to extract)."""
+    sniffed = _mime_family(obj.sniffed_mime)
+    declared = _mime_family(obj.declared_mime)
+    ext = obj.filename.rsplit(".", 1)[-1].lower() if "." in obj.filename else ""
+    if not ext and obj.url:
+        path = obj.url.split("?", 1)[0].split("#", 1)[0]
+        base = posixpath.basename(path)
+        ext = base.rsplit(".", 1)[-1].lower() if "." in base else ""
+    by_ext = _EXT_FAMILY.get(ext, "")
+    by_bytes = _sniff_bytes(head) if head else ""
+    if sniffed in ("octet", "unknown", "") and by_bytes:
+        sniffed = by_bytes
+    if sniffed not in _GENERIC and sniffed != "unknown":
+        return sniffed
+    if declared not in _GENERIC and declared != "unknown":
+        if sniffed == "text" and declared in ("media", "pdf", "zip", "compressed", "tar", "ole"):
+            return "text"  # text that claims to be binary: read it as text
+        return declared
+    if (by_ext and by_ext != "media") or (by_ext == "media" and sniffed in ("", "octet")):
+        if sniffed == "text" and by_ext not in ("html", "json", "xml", "text", "rtf", "eml"):
+            return "text"
+        return by_ext
+    if sniffed == "text" or declared == "text":
+        return "text"
+    return ""
+
+
+def _limits(obj: ContentObject, budget: Budget, usage: Usage, factory: _Factory) -> Limits:
+    left_bytes = max(0, budget.max_expanded_bytes - usage.expanded_bytes)
+    keep = getattr(factory, "keep_bytes", 0) or 64 * 1024 * 1024
+    return Limits(
+        max_children=max(0, budget.max_children - usage.children),
+        max_child_bytes=max(0, min(keep, left_bytes)),
+        max_expanded_bytes=left_bytes,
+        max_text_chars=budget.max_text_chars,
+        max_seconds=max(0.5, usage.seconds_left(budget)),
+        max_pixels=budget.max_pixels,
+        make_children=obj.depth + 1 <= budget.max_depth and budget.max_children - usage.children > 0,
+    )
+
+
+def _read(obj: ContentObject, cap: int) -> tuple[bytes, bool]:
+    if obj.data is not None:
+        return obj.data[:cap], len(obj.data) > cap
+    if obj.spool_path:
+        try:
+            with open(obj.spool_path, "rb") as f:
+                data = f.read(cap + 1)
+            return data[:cap], len(data) > cap
+        except OSError:
+            return b"", False
+    return b"", False
+
+
+def _charset(obj: ContentObject) -> str | None:
+    from inspectors.extract.charset import obj_declared_charset
+
+    return obj_declared_charset(obj.meta, obj.declared_mime)
+
+
+def _in_process(family: str, obj: ContentObject, budget: Budget) -> Partial:
+    data, cut = _read(obj, IN_PROCESS_MAX)
+    cs = _charset(obj)
+    if family == "html":
+        from inspectors.extract.html import extract_html
+
+        part = extract_html(data, declared_charset=cs, base_url=obj.url, max_chars=budget.max_text_chars)
+    else:
+        from inspectors.extract import structured
+
+        fn = {"json": structured.extract_json, "xml": structured.extract_xml, "form": structured.extract_form,
+              "text": structured.extract_plain}[family]
+        part = fn(data, declared_charset=cs, max_chars=budget.max_text_chars)
+    if cut:
+        part.flag("input_limit")
+    return part
+
+
+def _sandboxed(family: str, obj: ContentObject, limits: Limits, budget: Budget, sandbox: Any) -> Partial:
+    from inspectors.extract.sandbox import SandboxFailure
+
+    if obj.data is not None:
+        payload: Any = obj.data
+    elif obj.spool_path and os.path.exists(obj.spool_path):
+        payload = ("path", obj.spool_path)
+    else:
+        return Partial()
+    timeout = limits.max_seconds + 2.0
+    kwargs: dict[str, Any] = {"limits": limits}
+    if family == "compressed":
+        kwargs["filename"] = obj.filename
+    res = sandbox.run(_SANDBOXED[family], payload, timeout, cpu_seconds=limits.max_seconds + 1,
+                      memory_bytes=budget.max_memory_bytes, **kwargs)
+    if isinstance(res, SandboxFailure):
+        part = Partial()
+        part.flag(f"sandbox:{res.reason}", f"extract_worker_{res.reason.split(':')[0]}")
+        part.meta["worker_failure"] = f"{res.reason} {res.detail}".strip()[:200]
+        if res.peak_rss:
+            part.meta["worker_peak_rss"] = str(res.peak_rss)
+        fb = _FALLBACK.get(family)
+        if fb and res.reason != "busy":
+            again = sandbox.run(fb, payload, timeout, cpu_seconds=limits.max_seconds + 1,
+                                memory_bytes=budget.max_memory_bytes, limits=limits)
+            if isinstance(again, Partial):
+                again.truncated[:0] = part.truncated
+                again.anomalies[:0] = part.anomalies
+                again.meta.update(part.meta)
+                return again
+        return part
+    if not isinstance(res, Partial):
+        part = Partial()
+        part.note("extract_bad_result")
+        return part
+    return res
+
+
+def _make_child(obj: ContentObject, c: Child, factory: _Factory) -> ContentObject:
+    b = factory.builder()
+    b.add(c.data)
+    meta = dict(c.meta)
+    if c.size > len(c.data):
+        meta["declared_size"] = str(c.size)
+    return factory.finish(
+        b, source="extract", direction=obj.direction, flow=obj.flow, ts_ns=obj.ts_ns,
+        extra_truncated=c.truncated, anomalies=c.anomalies, parent_id=obj.id, depth=obj.depth + 1, kind="child",
+        filename=c.name, declared_mime=c.mime, url=obj.url, host=obj.host, tx_id=obj.tx_id, meta=meta,
+    )
+
+
+def _to_extraction(part: Partial) -> Extraction:
+    return Extraction(text=part.text, hidden_text=part.hidden_text, links=list(part.links),
+                      anomalies=list(dict.fromkeys(part.anomalies)), truncated=list(dict.fromkeys(part.truncated)),
+                      meta=dict(part.meta))
+
+
+def extract(obj: ContentObject, budget: Budget, factory: _Factory, *, sandbox: Any = None,
+            usage: Usage | None = None) -> Extraction:
+    """Extract ``obj`` within ``budget`` (shared with its tree through ``usage``); never raises."""
+    usage = usage or Usage()
+    usage.objects += 1
+    try:
+        return _extract(obj, budget, factory, sandbox, usage)
+    except Exception as exc:  # an extractor bug must not take the sensor down
+        ex = Extraction(anomalies=["extract_error"], meta={"error": f"{type(exc).__name__}: {exc}"[:200]})
+        return ex
+
+
+def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, usage: Usage) -> Extraction:
+    head, _ = _read(obj, 4096)
+    if not head:
+        return Extraction()
+    family = classify(obj, head)
+    if not family:
+        return Extraction(meta={"extractor": "none"})
+    if family == "media":
+        try:
+            from inspectors.extract.media import extract_media
+        except ImportError:
+            return Extraction(meta={"extractor": "none", "media": "no media extractor"})
+        return extract_media(obj, budget, factory)  # type: ignore[no-any-return]
+    if usage.seconds_left(budget) <= 0:
+        ex = Extraction(truncated=["time"], anomalies=["extract_time_limit"], meta={"extractor": family})
+        return ex
+    limits = _limits(obj, budget, usage, factory)
+    if family in _SANDBOXED:
+        part = _sandboxed(family, obj, limits, budget, sandbox or _get_sandbox(budget))
+    else:
+        part = _in_process(family, obj, budget)
+    partial_input = bool(obj.truncated or obj.missing_bytes) or (obj.data is not None and len(obj.data) < obj.size)
+    if partial_input:
+        part.note("extract_partial_input")
+    ex = _to_extraction(part)
+    ex.meta.setdefault("extractor", family)
+    kids = part.children[: max(0, budget.max_children - usage.children)]
+    if len(kids) < len(part.children) and "children" not in ex.truncated:
+        ex.truncated.append("children")
+        ex.anomalies.append("extract_child_limit")
+    for c in kids:
+        ex.children.append(_make_child(obj, c, factory))
+    usage.children += len(ex.children)
+    usage.expanded_bytes += max(part.expanded, sum(len(c.data) for c in kids))
+    return ex
+
+
+def apply(obj: ContentObject, ex: Extraction) -> ContentObject:
+    """``obj`` with the extraction's text, hidden text, links, truncation and anomalies merged in."""
+    meta = dict(obj.meta)
+    meta.update(ex.meta)
+    return replace(
+        obj, text=ex.text, hidden_text=ex.hidden_text, links=tuple(ex.links),
+        truncated=tuple(dict.fromkeys([*obj.truncated, *ex.truncated])),
+        anomalies=tuple(dict.fromkeys([*obj.anomalies, *ex.anomalies])), meta=meta,
+    )
+
+
+def extract_tree(obj: ContentObject, budget: Budget, factory: _Factory, *,
+                 sandbox: Any = None) -> list[tuple[ContentObject, Extraction]]:
+    """Extract ``obj`` and, breadth first, every child within ``budget``: [(object, extraction)]."""
+    usage = Usage()
+    out: list[tuple[ContentObject, Extraction]] = []
+    queue: deque[ContentObject] = deque([obj])
+    while queue:
+        cur = queue.popleft()
+        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage)
+        out.append((cur, ex))
+        queue.extend(c for c in ex.children if c.depth <= budget.max_depth)
+    return out

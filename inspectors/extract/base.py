@@ -9,6 +9,7 @@ run in sandboxed worker processes (`inspectors.extract.sandbox`); every budget h
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from appliance.model import ContentObject, Link
@@ -46,3 +47,22 @@ class Extraction:
     truncated: list[str] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
     """Type-specific facts worth showing an analyst (page count, image size, duration…)."""
+
+
+@dataclass(slots=True)
+class Usage:
+    """What the extraction of one top-level object has used so far (shared by its whole tree).
+
+    The `Budget` limits are for "one top-level object and everything inside it"; a `Usage`
+    carried from the top-level call to the calls for its children makes those limits hold
+    across the tree (child count, expanded bytes, wall-clock time).
+    """
+
+    children: int = 0
+    expanded_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    objects: int = 0
+    """Objects extracted so far (the top-level one included)."""
+
+    def seconds_left(self, budget: Budget) -> float:
+        return budget.max_seconds - (time.monotonic() - self.started)

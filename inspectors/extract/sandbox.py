@@ -1,0 +1,322 @@
+"""A small pool of pre-forked worker processes for parsers of untrusted files.
+
+Each worker is started from a ``forkserver`` (so it inherits nothing of the sensor's memory)
+and sets its own ``RLIMIT_AS`` (address space) before it runs anything; ``RLIMIT_CPU`` is set
+per task (the CPU already used plus the task's allowance, so a spinning parser gets SIGXCPU).
+The parent waits for each task with a wall-clock timeout, after which the worker is killed
+and replaced. A worker that dies (signal, ``MemoryError``, C-level abort) gives a
+`SandboxFailure`; the sensor process never runs the parser and never holds more than the task's
+input and the (bounded) result.
+
+Tasks are named ``"package.module:function"`` and must live under an allowed prefix
+(``inspectors.`` and ``tests.`` by default); the function is called as ``func(data, **kwargs)``
+and its result must be picklable. ``data`` is bytes, or ``("path", "/spool/file")`` to let the
+worker read a spooled object itself.
+
+    sb = Sandbox(workers=2, memory_bytes=512 << 20, cpu_seconds=10)
+    res = sb.run("inspectors.extract.pdf:extract_pdf", data, timeout=10, params=...)
+    if isinstance(res, SandboxFailure): ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import os
+import resource
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+_ALLOWED = ("inspectors.", "tests.")
+_PRELOAD = ["inspectors.extract.bounded"]
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxFailure:
+    """A task that gave no result: ``reason`` is ``timeout``, ``memory``, ``cpu``, ``crashed:<sig>``,
+    ``error:<Exception>``, ``busy`` (queue full) or ``closed``."""
+
+    reason: str
+    detail: str = ""
+    peak_rss: int = 0
+    """Peak resident set size of the worker, in bytes, when known."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    ok: bool
+    value: Any
+    peak_rss: int
+
+
+def _peak_rss_self() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _resolve(name: str) -> Any:
+    mod, _, func = name.partition(":")
+    if not mod.startswith(_ALLOWED) or not func:
+        raise ValueError(f"task {name!r} not allowed")
+    return getattr(importlib.import_module(mod), func)
+
+
+def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in the child
+    """Worker loop: set limits, then run tasks until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
+    try:
+        os.nice(5)
+    except OSError:
+        pass
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        name, data, kwargs, cpu_seconds, task_memory = msg
+        try:
+            if cpu_seconds:
+                used = resource.getrusage(resource.RUSAGE_SELF)
+                soft = int(used.ru_utime + used.ru_stime + cpu_seconds + 1)
+                resource.setrlimit(resource.RLIMIT_CPU, (soft if cpu_hard < 0 else min(soft, cpu_hard), cpu_hard))
+            if memory_bytes:
+                cap = min(task_memory or memory_bytes, memory_bytes)
+                resource.setrlimit(resource.RLIMIT_AS, (cap, memory_bytes))
+            if isinstance(data, tuple) and len(data) == 2 and data[0] == "path":
+                with open(data[1], "rb") as f:
+                    data = f.read()
+            value = _resolve(name)(data, **kwargs)
+            out = _Outcome(True, value, _peak_rss_self())
+        except MemoryError:
+            data = None
+            out = _Outcome(False, SandboxFailure("memory", "MemoryError", _peak_rss_self()), _peak_rss_self())
+        except BaseException as exc:  # report anything the parser raised
+            out = _Outcome(False, SandboxFailure(f"error:{type(exc).__name__}", str(exc)[:300], _peak_rss_self()),
+                           _peak_rss_self())
+        data = None
+        try:
+            conn.send(out)
+        except MemoryError:
+            conn.send(_Outcome(False, SandboxFailure("memory", "result too large"), _peak_rss_self()))
+        except Exception as exc:  # unpicklable result
+            conn.send(_Outcome(False, SandboxFailure("error:result", repr(exc)[:300]), _peak_rss_self()))
+
+
+class _Worker:
+    __slots__ = ("conn", "proc", "tasks")
+
+    def __init__(self, ctx: Any, memory_bytes: int) -> None:
+        parent, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, memory_bytes), daemon=True,
+                                name="tapsift-extract")
+        self.proc.start()
+        child.close()
+        self.conn: Connection = parent
+        self.tasks = 0
+
+    def kill(self) -> None:
+        try:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc.join(2)
+        except Exception:  # already gone
+            pass
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        try:
+            self.proc.close()
+        except Exception:  # still running (join timed out)
+            pass
+
+
+class Sandbox:
+    """A bounded pool of rlimited worker processes; thread-safe.
+
+    ``workers`` processes are started at construction; ``max_waiting`` callers may wait for a
+    free worker (more get ``SandboxFailure("busy")`` at once, so capture never blocks behind
+    document parsing); ``max_tasks`` recycles a worker after that many tasks (0: never).
+    """
+
+    def __init__(self, workers: int = 2, memory_bytes: int = 1024 << 20, cpu_seconds: float = 30.0, *,
+                 max_waiting: int = 64, max_tasks: int = 500, context: str = "forkserver") -> None:
+        self.memory_bytes = memory_bytes
+        self.cpu_seconds = cpu_seconds
+        self.max_waiting = max_waiting
+        self.max_tasks = max_tasks
+        self._ctx = mp.get_context(context)
+        if context == "forkserver":
+            try:
+                self._ctx.set_forkserver_preload(_PRELOAD)
+            except Exception:  # already started by someone else
+                pass
+        self._lock = threading.Condition()
+        self._idle: deque[_Worker] = deque()
+        self._waiting = 0
+        self._closed = False
+        self.size = workers
+        self.replaced = 0
+        """Workers killed or died and replaced so far."""
+        self.peak_rss = 0
+        """Largest worker peak RSS (bytes) reported so far."""
+        for _ in range(workers):
+            self._idle.append(_Worker(self._ctx, memory_bytes))
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop all workers (idle ones now; busy ones as their tasks end)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = list(self._idle), deque()
+            self._lock.notify_all()
+        for w in idle:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+            w.kill()
+
+    def pids(self) -> list[int]:
+        """Process ids of the idle workers (for tests and monitoring)."""
+        with self._lock:
+            return [w.proc.pid for w in self._idle if w.proc.pid is not None]
+
+    def _acquire(self, deadline: float) -> _Worker | SandboxFailure:
+        with self._lock:
+            if self._closed:
+                return SandboxFailure("closed")
+            if not self._idle and self._waiting >= self.max_waiting:
+                return SandboxFailure("busy", "queue full")
+            self._waiting += 1
+            try:
+                while not self._idle:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed:
+                        return SandboxFailure("busy" if not self._closed else "closed", "no free worker")
+                    self._lock.wait(left)
+                return self._idle.popleft()
+            finally:
+                self._waiting -= 1
+
+    def _release(self, w: _Worker, dead: bool) -> None:
+        if dead or (self.max_tasks and w.tasks >= self.max_tasks):
+            w.kill()
+            if dead:
+                self.replaced += 1
+            with self._lock:
+                closed = self._closed
+            if closed:
+                return
+            try:
+                w = _Worker(self._ctx, self.memory_bytes)
+            except Exception:  # cannot start a process now: shrink the pool
+                with self._lock:
+                    self.size -= 1
+                    self._lock.notify()
+                return
+        with self._lock:
+            if self._closed:
+                w.kill()
+                return
+            self._idle.append(w)
+            self._lock.notify()
+
+    def run(self, func_name: str, data: bytes | tuple[str, str], timeout: float, *,
+            cpu_seconds: float | None = None, memory_bytes: int | None = None, **kwargs: Any) -> Any:
+        """Run ``func_name(data, **kwargs)`` in a worker: its result, or a `SandboxFailure`.
+
+        ``timeout`` bounds the wall-clock time including the wait for a free worker;
+        ``memory_bytes`` may lower (not raise) the pool's address-space cap for this task.
+        """
+        deadline = time.monotonic() + timeout
+        w = self._acquire(deadline)
+        if isinstance(w, SandboxFailure):
+            return w
+        cpu = self.cpu_seconds if cpu_seconds is None else cpu_seconds
+        w.tasks += 1
+        try:
+            w.conn.send((func_name, data, kwargs, cpu, memory_bytes or 0))
+        except (OSError, ValueError) as exc:
+            self._release(w, True)
+            return SandboxFailure("crashed:send", str(exc)[:200])
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            ready = w.conn.poll(left)
+        except (OSError, EOFError):
+            ready = True
+        if not ready:
+            rss = vm_hwm(w.proc.pid)
+            self.peak_rss = max(self.peak_rss, rss)
+            self._release(w, True)
+            return SandboxFailure("timeout", f"after {timeout:.1f}s", rss)
+        try:
+            out: _Outcome = w.conn.recv()
+        except (EOFError, OSError, MemoryError) as exc:
+            w.proc.join(1)
+            code = w.proc.exitcode
+            self._release(w, True)
+            return self._death(code, exc)
+        self.peak_rss = max(self.peak_rss, out.peak_rss)
+        if out.ok:
+            self._release(w, False)
+            return out.value
+        fail: SandboxFailure = out.value
+        # a worker that ran out of memory may be left fragmented: replace it
+        self._release(w, fail.reason == "memory")
+        return fail
+
+    @staticmethod
+    def _death(code: int | None, exc: BaseException) -> SandboxFailure:
+        if code is not None and code < 0:
+            sig = -code
+            if sig == signal.SIGXCPU:
+                return SandboxFailure("cpu", "RLIMIT_CPU")
+            if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):
+                # allocation failures under RLIMIT_AS often surface as an abort in C code
+                return SandboxFailure(f"crashed:{signal.Signals(sig).name}", "worker died (likely out of memory)")
+            return SandboxFailure(f"crashed:{signal.Signals(sig).name}")
+        return SandboxFailure("crashed", f"exit {code}: {type(exc).__name__}")
+
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def default_sandbox(workers: int = 2, memory_bytes: int = 1024 << 20, cpu_seconds: float = 30.0) -> Sandbox:
+    """The process-wide sandbox, created on first use (arguments apply only then)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._closed:
+            _default = Sandbox(workers, memory_bytes, cpu_seconds)
+        return _default
+
+
+
+def vm_hwm(pid: int | None) -> int:
+    """Peak RSS (``VmHWM``, bytes) of a live process from /proc; 0 if unknown."""
+    if not pid:
+        return 0
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

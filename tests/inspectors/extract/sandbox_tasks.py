@@ -1,0 +1,40 @@
+"""Tasks the sandbox tests run inside workers (importable by name from the worker)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def echo(data: bytes, **kw: object) -> tuple[bytes, dict[str, object]]:
+    return data, dict(kw)
+
+
+def allocate(data: bytes, *, mib: int) -> int:
+    """Allocate ``mib`` MiB and touch it."""
+    blob = bytearray(mib << 20)
+    for i in range(0, len(blob), 4096):
+        blob[i] = 1
+    return len(blob)
+
+
+def spin(data: bytes) -> None:
+    while True:
+        pass
+
+
+def sleep(data: bytes, *, seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def die(data: bytes) -> None:
+    os.abort()
+
+
+def pid(data: bytes) -> int:
+    return os.getpid()
+
+
+def boom(data: bytes) -> None:
+    raise ValueError("parser bug")

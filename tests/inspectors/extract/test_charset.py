@@ -1,0 +1,78 @@
+"""Charset choice: BOM, header, meta, UTF-8, UTF-16, detection, fallback."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from inspectors.extract.charset import codec_name, decode, obj_declared_charset
+from inspectors.extract.html import extract_html
+
+ZH = "夜鹰计划季度报告"
+ZH_T = "夜鷹計劃季度報告"
+JA = "夜鷹計画の四半期報告書です"
+LONG_ZH = ("这是一个关于网络安全和内容检查的长段落，用于测试字符集检测是否能够正确识别简体中文编码。" * 3)
+LONG_ZH_T = ("這是一個關於網路安全和內容檢查的長段落，用於測試字元集偵測是否能夠正確識別繁體中文編碼。" * 3)
+LONG_JA = ("これはネットワークセキュリティとコンテンツ検査に関する長い段落で、文字コードの検出をテストします。" * 3)
+
+
+@pytest.mark.parametrize(("text", "codec"), [(ZH, "gbk"), (ZH_T, "big5"), (JA, "shift_jis"), (ZH, "gb18030")])
+def test_declared_charset_wins_on_short_strings(text, codec):
+    d = decode(text.encode(codec), declared=codec)
+    assert d.text == text and d.source == "header"
+
+
+def test_short_gbk_without_declaration_falls_back_to_gb18030():
+    d = decode("翻墙软件".encode("gbk"))
+    assert d.text == "翻墙软件"
+
+
+@pytest.mark.parametrize(("text", "codec"), [(LONG_ZH, "gbk"), (LONG_ZH_T, "big5"), (LONG_JA, "shift_jis")])
+def test_detection_for_longer_text(text, codec):
+    d = decode(text.encode(codec))
+    assert d.text == text, (d.charset, d.source)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-8"])
+def test_bom_beats_declaration(codec):
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE, "utf-8": codecs.BOM_UTF8}[codec]
+    d = decode(bom + f"<p>{ZH}</p>".encode(codec), declared="iso-8859-1", html=True)
+    assert d.text == f"<p>{ZH}</p>" and d.source == "bom"
+
+
+def test_utf16_without_bom():
+    d = decode(f"Plain text with {ZH} inside it".encode("utf-16-le"))
+    assert ZH in d.text and d.source == "utf-16-heuristic"
+
+
+def test_header_charset_beats_meta():
+    doc = f'<html><head><meta charset="big5"></head><body>{ZH}</body></html>'.encode("gbk")
+    part = extract_html(doc, declared_charset="gbk")
+    assert ZH in part.text and part.meta["charset_source"] == "header"
+
+
+def test_meta_charset_used_without_header():
+    doc = f'<html><head><meta http-equiv="Content-Type" content="text/html; charset=big5"></head><body>{ZH_T}</body>'
+    part = extract_html(doc.encode("big5"))
+    assert ZH_T in part.text and part.meta["charset_source"] == "meta"
+
+
+def test_wrong_header_overruled_with_anomaly():
+    doc = ("<html><body>" + LONG_ZH + "</body></html>").encode("gbk")
+    part = extract_html(doc, declared_charset="utf-8")
+    assert LONG_ZH[:20] in part.text and "charset_mismatch" in part.anomalies
+
+
+def test_aliases_map_to_supersets():
+    assert codec_name("GB2312") == "gb18030"
+    assert codec_name("big5") == "big5hkscs"
+    assert codec_name("Shift_JIS") == "cp932"
+    assert codec_name("ISO-8859-1") == "cp1252"
+    assert codec_name("rot13") is None and codec_name("nonsense") is None
+
+
+def test_declared_charset_from_object_fields():
+    assert obj_declared_charset({"content_type": "text/html; charset=GBK"}, "") == "gb18030"
+    assert obj_declared_charset({}, "text/plain;charset=utf-8") == "utf-8"
+    assert obj_declared_charset({}, "text/plain") is None

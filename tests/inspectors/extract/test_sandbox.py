@@ -1,0 +1,99 @@
+"""The worker pool: limits, timeouts, replacement, bounded queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from inspectors.extract.sandbox import Sandbox, SandboxFailure
+
+T = "tests.inspectors.extract.sandbox_tasks:"
+
+
+@pytest.fixture(scope="module")
+def small():
+    sb = Sandbox(workers=1, memory_bytes=256 << 20, cpu_seconds=5, max_waiting=1)
+    yield sb
+    sb.close()
+
+
+def test_result_round_trip(sandbox):
+    assert sandbox.run(T + "echo", b"abc", 10, k=1) == (b"abc", {"k": 1})
+
+
+def test_memory_past_rlimit_fails_cleanly(small):
+    res = small.run(T + "allocate", b"", 20, mib=1024)
+    assert isinstance(res, SandboxFailure)
+    assert res.reason in ("memory",) or res.reason.startswith("crashed")
+    # the pool still works afterwards, and small allocations are fine
+    assert small.run(T + "allocate", b"", 20, mib=16) == 16 << 20
+    assert small.peak_rss < 256 << 20
+
+
+def test_per_task_memory_can_only_be_lowered(small):
+    res = small.run(T + "allocate", b"", 20, mib=100, memory_bytes=64 << 20)
+    assert isinstance(res, SandboxFailure) and res.reason == "memory"
+    assert small.run(T + "allocate", b"", 20, mib=100) == 100 << 20
+
+
+def test_infinite_loop_killed_at_timeout_and_worker_replaced(small):
+    before = small.pids()
+    t = time.monotonic()
+    res = small.run(T + "spin", b"", 1.0, cpu_seconds=60)
+    assert isinstance(res, SandboxFailure) and res.reason == "timeout"
+    assert time.monotonic() - t < 3
+    after = small.pids()
+    assert after and after != before
+    assert small.run(T + "echo", b"x", 10) == (b"x", {})
+
+
+def test_cpu_limit_kills_spinning_worker(small):
+    res = small.run(T + "spin", b"", 10, cpu_seconds=1)
+    assert isinstance(res, SandboxFailure) and res.reason == "cpu"
+
+
+def test_crash_is_reported_and_pool_replaces_worker(small):
+    n = small.replaced
+    res = small.run(T + "die", b"", 10)
+    assert isinstance(res, SandboxFailure) and res.reason.startswith("crashed")
+    assert small.replaced == n + 1
+    assert isinstance(small.run(T + "pid", b"", 10), int)
+
+
+def test_exception_in_task_is_a_failure_not_a_crash(small):
+    pid = small.run(T + "pid", b"", 10)
+    res = small.run(T + "boom", b"", 10)
+    assert isinstance(res, SandboxFailure) and res.reason == "error:ValueError" and "parser bug" in res.detail
+    assert small.run(T + "pid", b"", 10) == pid  # same worker kept
+
+
+def test_disallowed_task_name(small):
+    res = small.run("os:system", b"", 10)
+    assert isinstance(res, SandboxFailure) and res.reason.startswith("error")
+
+
+def test_bounded_queue_sheds_load(small):
+    results: list[object] = []
+    th = [threading.Thread(target=lambda: results.append(small.run(T + "sleep", b"", 5, seconds=0.8)))
+          for _ in range(4)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    busy = [r for r in results if isinstance(r, SandboxFailure) and r.reason == "busy"]
+    assert busy, results  # one worker, one waiter: the rest are refused at once
+    assert 0.8 in results
+
+
+def test_spooled_input_read_by_worker(sandbox, tmp_path):
+    p = tmp_path / "obj.bin"
+    p.write_bytes(b"spooled")
+    assert sandbox.run(T + "echo", ("path", str(p)), 10) == (b"spooled", {})
+
+
+def test_closed_pool_refuses():
+    sb = Sandbox(workers=1, memory_bytes=256 << 20)
+    sb.close()
+    assert sb.run(T + "echo", b"", 5) == SandboxFailure("closed")
