@@ -1,0 +1,70 @@
+"""``tapsift web``: serve the console (FastAPI app from ``webui.create_app``) with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_console_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``web`` and ``user``: the settings file and the paths it names."""
+    p.add_argument("--config", metavar="PATH", help="console settings (YAML; its web: section if it has one)")
+    p.add_argument("--console-db", metavar="PATH", help="the console's database (users, audit, versions)")
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from webui.settings import load_console_settings
+
+    names = ("alert_db", "console_db", "policy_path", "sensor_pid_file", "stats_file", "evidence_dir",
+             "fingerprint_library", "host", "port")
+    return load_console_settings(args.config, **{n: getattr(args, n, None) for n in names})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from webui.settings import ConsoleSettingsError
+
+    try:
+        settings = _settings(args)
+    except ConsoleSettingsError as exc:
+        print(f"tapsift: {exc}", file=sys.stderr)
+        return 1
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("tapsift: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from webui import create_app
+    from webui.auth import ensure_first_admin
+
+    app = create_app(settings)
+    password = ensure_first_admin(app.state.db, app.state.passwords)
+    if password is not None:
+        print(f"tapsift: first start: created user 'admin' with password {password}\n"
+              "tapsift: it is shown only this once; change it on the account page", file=sys.stderr)
+    if not settings.alert_db.exists():
+        print(f"tapsift: warning: no alert store at {settings.alert_db} yet (the sensor creates it)",
+              file=sys.stderr)
+    scheme = "https" if args.tls_cert else "http"
+    print(f"tapsift: console on {scheme}://{settings.host}:{settings.port}/", file=sys.stderr)
+    uvicorn.run(app, host=settings.host, port=settings.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                proxy_headers=settings.trust_proxy_headers, forwarded_allow_ips="*" if settings.trust_proxy_headers
+                else None, server_header=False, log_level=args.log_level, access_log=not args.no_access_log)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("web", help="serve the web console")
+    add_console_options(p)
+    p.add_argument("--alert-db", metavar="PATH", help="the sensor's alert store (read-only)")
+    p.add_argument("--policy", dest="policy_path", metavar="PATH", help="the sensor's policy file")
+    p.add_argument("--sensor-pid-file", metavar="PATH", help="sensor pid file (a reload sends it SIGHUP)")
+    p.add_argument("--stats-file", metavar="PATH", help="the sensor's JSON stats file")
+    p.add_argument("--evidence-dir", metavar="DIR", help="thumbnails and transcripts the sensor writes")
+    p.add_argument("--fingerprint-library", metavar="PATH", help="the fingerprint library file")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain")
+    p.add_argument("--tls-key", metavar="PEM", help="... and this private key")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--no-access-log", action="store_true")
+    p.set_defaults(func=_serve)
