@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 
 from appliance.model import Alert, ContentObject, Finding, InspectorConfig
 from inspectors.base import InspectContext, Inspector, InspectorConfigError, guarded
+from inspectors.extract import apply, extract_tree
+from inspectors.extract.base import Budget
 from inspectors.registry import create
 from policies.engine import Decision, Suppressed
 from policies.reload import ActivePolicy, PolicyHolder
@@ -99,9 +101,12 @@ class InspectionStage:
                 obj, children = self.extractor(obj)
                 targets = [obj, *children]
                 result.children = children
-            except Exception:  # extraction failures are flagged on the object, not fatal
-                log.exception("extraction failed for %s", obj.id)
+            except Exception as exc:  # extraction failures are counted, never fatal
                 self.counters["extract_errors"] += 1
+                if self.counters["extract_errors"] == 1:
+                    log.exception("extraction failed for %s (further failures are counted)", obj.id)
+                else:
+                    log.debug("extraction failed for %s: %r", obj.id, exc)
         findings: list[Finding] = []
         seen: set[int] = set()
         for config in configs:
@@ -131,6 +136,18 @@ class InspectionStage:
         self.counters["alerts"] += len(decision.alerts)
         self.counters["suppressed"] += len(decision.suppressed)
         return result
+
+
+def make_extractor(factory: object, budget: Budget, sandbox: object | None = None) -> Extractor:
+    """An `Extractor` over `inspectors.extract`: the object with its text, hidden text and
+    links, and every child within ``budget`` (each with its own text), breadth first."""
+
+    def run(obj: ContentObject) -> tuple[ContentObject, list[ContentObject]]:
+        tree = extract_tree(obj, budget, factory, sandbox=sandbox)  # type: ignore[arg-type]
+        top = apply(tree[0][0], tree[0][1])
+        return top, [apply(child, ex) for child, ex in tree[1:]]
+
+    return run
 
 
 _TEXT_MIMES = ("text/", "application/json", "application/xml", "application/javascript",

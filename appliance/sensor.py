@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from appliance.inspection import InspectionStage
+from appliance.inspection import InspectionStage, make_extractor
 from appliance.model import (
     Alert,
     ContentObject,
@@ -26,11 +26,13 @@ from appliance.model import (
 )
 from appliance.settings import Settings
 from capture.decode import Decoder
+from inspectors.extract.base import Budget
 from policies.engine import Suppressed
 from reassembly import detect, ftp, smb, smtp
 from reassembly.content import HttpContentAssembler
 from reassembly.http1 import Http1Parser
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
+from reassembly.sniff import sniff_signature
 from reassembly.tcp import TcpReassembler
 
 _NONE: list[ContentObject] = []
@@ -39,9 +41,7 @@ _NONE: list[ContentObject] = []
 _DETECT_LIMIT = 8192
 """Bytes per direction looked at before a flow is given up as an unknown protocol."""
 
-_RAW_STREAM_MIMES_IGNORED = frozenset({
-    "", "application/octet-stream", "text/plain", "application/x-empty", "inode/x-empty",
-})
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 @dataclass
@@ -94,8 +94,8 @@ class _Http:
 
 
 class _RawStream:
-    """An unrecognised TCP stream: each direction kept as one object, reported only when
-    libmagic recognises a file type in it (a DCC or netcat transfer, a bare file push)."""
+    """An unrecognised TCP stream: each direction kept as one object, reported only when it
+    starts with a known file signature (a DCC or netcat transfer, a bare file push)."""
 
     __slots__ = ("builders", "factory")
 
@@ -117,8 +117,10 @@ class _RawStream:
             b: ObjectBuilder = self.builders[d]
             if b.size < 64:
                 continue
-            mime, _ = self.factory.sniff(b.head)
-            if mime in _RAW_STREAM_MIMES_IGNORED:
+            # Only unambiguous file signatures: libmagic's weaker rules (TGA, "data" variants)
+            # match random binary chatter.
+            head = b.head
+            if not (sniff_signature(head)[0] or head.startswith(_OLE_MAGIC)):
                 continue
             out.append(self.factory.finish(
                 b, source="tcp-stream", direction=d, flow=flow_ref(flow, d), ts_ns=ts_ns, kind="stream",
@@ -195,6 +197,12 @@ class Sensor:
             range_budget=hs.range_reassembly_bytes,
         )
         self.ftp_expect = ftp.FtpExpectations()
+        if inspection is not None and inspection.extractor is None:
+            ins = settings.inspection
+            budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
+                            max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
+                            max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+            inspection.extractor = make_extractor(self.factory, budget)
         self.stats = Stats()
         self._apps: dict[str, object] = {}
         self._pending: dict[str, _Pending] = {}

@@ -103,6 +103,61 @@ class InspectionSettings(_Section):
     time_budget_s: float = Field(30.0, gt=0)
     """Wall-clock budget for inspecting one object and its children."""
     max_text_bytes: int = Field(32 * MiB, ge=1024)
+    max_depth: int = Field(3, ge=0, le=16)
+    """Nesting depth of extracted children (a ZIP in a ZIP in a DOCX…)."""
+    max_children: int = Field(256, ge=0)
+    max_expanded_bytes: int = Field(256 * MiB, ge=MiB)
+    """Bytes the children of one object may expand to, together."""
+    worker_memory_bytes: int = Field(1024 * MiB, ge=64 * MiB)
+    """Address-space limit (RLIMIT_AS) of each parser worker process."""
+    max_pixels: int = Field(50_000_000, ge=10_000)
+    """Images larger than this are not decoded (a pixel bomb)."""
+
+
+class LiveSettings(_Section):
+    """Live capture (``tapsift run``): interfaces, workers, rings, process model, metrics."""
+
+    interfaces: list[str] = Field(default_factory=list)
+    """Capture interfaces (``-i`` on the command line replaces this list)."""
+    workers: int = Field(1, ge=1, le=64)
+    """Capture worker processes; each interface's packets are spread over them by flow hash."""
+    backend: Literal["afpacket", "pcap"] = "afpacket"
+    """``afpacket``: tapsift's own TPACKET_V3 ring; ``pcap``: libpcap through pcapy-ng."""
+    ring_mb: int = Field(64, ge=1, le=4096)
+    """Ring size per interface and worker (MiB)."""
+    block_kb: int = Field(1024, ge=4, le=65536)
+    """Ring block size (KiB, a power of two): also the largest frame captured whole."""
+    block_timeout_ms: int = Field(50, ge=1, le=10_000)
+    """A partly filled ring block is handed over after this long."""
+    bpf: str = ""
+    """Kernel BPF filter (tcpdump syntax), e.g. ``not port 22``; empty = everything."""
+    promisc: bool = True
+    fanout_group: int | None = Field(None, ge=0, le=0xFFFF)
+    """Fanout group id of the first interface (the next ones count up); default from the pid."""
+    user: str | None = None
+    """Drop root to this user (and its group) once sockets and outputs are open."""
+    check_interfaces: bool = True
+    """Warn at start about offloads (GRO/LRO/TSO/checksum), MTU and addresses on capture ports."""
+    stats_interval_s: float = Field(10.0, ge=0)
+    """Wall-clock seconds between ``stats`` events (0 = only at the end)."""
+    metrics_listen: str = "127.0.0.1:9917"
+    """Prometheus endpoint ``HOST:PORT`` (port 0 = any free port; empty = off)."""
+    event_queue: int = Field(4096, ge=16)
+    """Batches of EVE lines waiting for the single writer; beyond it lines are dropped and counted."""
+    inspect_workers: int = Field(0, ge=0, le=64)
+    """Processes of the expensive-inspection pool (0 = no pool)."""
+    inspect_queue: int = Field(256, ge=1)
+    """Objects waiting for the pool; beyond it they are shed with a ``not_inspected`` record."""
+    restart_backoff_s: float = Field(1.0, ge=0)
+    """Delay before a crashed worker is restarted (doubles on repeated crashes, up to 30 s)."""
+    shutdown_timeout_s: float = Field(20.0, ge=1)
+    """How long workers get to flush on SIGTERM before they are killed."""
+    eve_rotate_mb: int = Field(0, ge=0)
+    """Rotate the EVE file when it exceeds this size (0 = never; logrotate + SIGHUP works too)."""
+    eve_rotate_interval_s: float = Field(0, ge=0)
+    """Rotate the EVE file this often (0 = never)."""
+    eve_rotate_keep: int = Field(10, ge=1, le=1000)
+    """Rotated EVE files kept (``eve.json.1`` … ``eve.json.N``)."""
 
 
 class Settings(_Section):
@@ -113,6 +168,7 @@ class Settings(_Section):
     http: HttpSettings = HttpSettings()
     content: ContentSettings = ContentSettings()
     output: OutputSettings = OutputSettings()
+    live: LiveSettings = LiveSettings()
     inspection: InspectionSettings = InspectionSettings()
 
 

@@ -79,6 +79,7 @@ SITES = {
     "forum": Site("bbs.example.cn", "198.51.100.88"),
     "casino": Site("lucky-888.example.com", "203.0.113.188"),
     "paste": Site("paste.example.org", "192.0.2.99"),
+    "webmail": Site("mail.example.net", "198.51.100.25"),
     "news": Site("news.example.com", "203.0.113.20"),
     "shop": Site("shop.example.net", "198.51.100.30"),
     "api": Site("api.example.org", "203.0.113.45"),
@@ -259,6 +260,20 @@ LEAK_UPLOADS = [
             "夜\u200b鹰 计划 第三季度的目标如下。",
         ),
         fields=(("visibility", "public"),),
+    ),
+    # the same plan as a Word document attached to a personal webmail message
+    Upload(
+        "webmail",
+        "/mail/attach",
+        "Q3-roadmap.docx",
+        "docx",
+        "Q3 roadmap (internal)",
+        (
+            "Milestones for Project Nightjar in the third quarter.",
+            "夜鹰计划：第三季度里程碑，请勿外传。",
+            "Owner: product team.",
+        ),
+        fields=(("to", "someone@example.net"),),
     ),
 ]
 CSS = (
@@ -471,6 +486,7 @@ class Demo:
         self.browse(guest, VIOLATIONS[1], link=S.vlan(vid))
         self.upload(c[2], LEAK_UPLOADS[0])
         self.upload(c[3], LEAK_UPLOADS[1])
+        self.upload(c[0], LEAK_UPLOADS[2])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ def test_planted_violations_raise_the_expected_alerts(demo_run: tuple[Path, list
         ("office-web-content/gambling-content", "/promo.html"),
         ("office-uploads/personal-data-leak", "/api/paste"),
         ("office-uploads/confidential-leak", "/upload"),
+        ("office-uploads/confidential-leak", "/mail/attach"),  # found in the DOCX's extracted text
     }
     prohibited = alerts[("office-web-content/prohibited-content", "/thread/20231114.html")]
     f = prohibited["tapsift"]["findings"][0]
