@@ -28,7 +28,7 @@ from appliance.settings import Settings
 from capture.decode import Decoder
 from inspectors.extract.base import Budget
 from policies.engine import Suppressed
-from reassembly import detect, ftp, smb, smtp
+from reassembly import detect, ftp, irc, smb, smtp
 from reassembly.content import HttpContentAssembler
 from reassembly.http1 import Http1Parser
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
@@ -310,9 +310,15 @@ class Sensor:
                 flow.src_zone, flow.dst_zone = self.inspection.zones(flow)
             ctx = self.ftp_expect.match(flow)
             if ctx is not None:
-                flow.app_proto = "ftp-data"
-                return self._start(flow, ftp.FtpDataParser(flow, ctx, self.factory, self.settings.http.body_limit),
-                                   [ev])
+                limit = self.settings.http.body_limit
+                data_parser: object
+                if isinstance(ctx, irc.DccContext):
+                    flow.app_proto = "irc-dcc"
+                    data_parser = irc.DccDataParser(flow, ctx, self.factory, limit)
+                else:
+                    flow.app_proto = "ftp-data"
+                    data_parser = ftp.FtpDataParser(flow, ctx, self.factory, limit)
+                return self._start(flow, data_parser, [ev])
             pend = self._pending[flow.uid] = _Pending()
         d = ev.direction
         if isinstance(ev, StreamData) and flow.midstream and not pend.seen[1 - d] and (
@@ -370,6 +376,10 @@ class Sensor:
         if fp:
             flow.app_proto = "ftp"
             return ftp.FtpControlParser(flow, self.ftp_expect)
+        ir = irc.looks_like_irc(srv, cli)
+        if ir:
+            flow.app_proto = "irc"
+            return irc.IrcParser(flow, self.ftp_expect)
         sb = smb.looks_like_smb(cli, srv, midstream=flow.midstream)
         if sb:
             flow.app_proto = "smb"
@@ -382,7 +392,7 @@ class Sensor:
             return _IGNORE
         # Decide "unknown" once every detector has said no, or enough bytes were seen,
         # or the flow ended before anyone could tell.
-        all_no = (cli or srv) and None not in (req, resp, sm, fp, sb)
+        all_no = (cli or srv) and None not in (req, resp, sm, fp, ir, sb)
         both_closed = isinstance(ev, StreamClosed) and sum(isinstance(e, StreamClosed) for e in pend.events) >= 2
         if all_no or both_closed or len(cli) >= _DETECT_LIMIT or len(srv) >= _DETECT_LIMIT:
             flow.app_proto = flow.app_proto or ""
