@@ -161,6 +161,8 @@ def _kind_matches(kinds: frozenset[str], obj: ContentObject) -> bool:
     mime = obj.sniffed_mime or obj.declared_mime
     if "text" in kinds and (obj.text is not None or mime.startswith(_TEXT_MIMES) or not mime):
         return True
+    if "html" in kinds and (obj.links or "html" in mime):
+        return True
     if "image" in kinds and mime.startswith("image/"):
         return True
     if "audio" in kinds and mime.startswith("audio/"):

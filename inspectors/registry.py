@@ -17,14 +17,21 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from inspectors.base import Inspector
+from inspectors.darkword import DarkwordInspector
 from inspectors.dataclass import DataClassInspector
+from inspectors.hiddenlink import HiddenLinkInspector
 from inspectors.keyword import KeywordInspector
+from inspectors.md5 import Md5Inspector
+from inspectors.ml_image import MlImageInspector
+from inspectors.ml_text import MlTextInspector
+from inspectors.perceptual import PerceptualInspector
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "tapsift.inspectors"
 
-BUILTINS: tuple[type, ...] = (KeywordInspector, DataClassInspector)
+BUILTINS: tuple[type, ...] = (KeywordInspector, DataClassInspector, DarkwordInspector, HiddenLinkInspector,
+                              Md5Inspector, PerceptualInspector, MlTextInspector, MlImageInspector)
 """Every built-in inspector, in the order they run for an object."""
 
 
