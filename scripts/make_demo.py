@@ -14,6 +14,7 @@ plant other text; everything else follows from them.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import sys
@@ -43,6 +44,8 @@ class Page:
     images: tuple[tuple[str, str, str], ...] = ()
     chunked: bool = False
     gzip: bool = True
+    inject: str = ""
+    """Raw HTML inserted before ``</body>`` (a compromised page's hidden link block)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ SITES = {
     "casino": Site("lucky-888.example.com", "203.0.113.188"),
     "paste": Site("paste.example.org", "192.0.2.99"),
     "webmail": Site("mail.example.net", "198.51.100.25"),
+    "social": Site("photos.example.social", "203.0.113.150"),
     "news": Site("news.example.com", "203.0.113.20"),
     "shop": Site("shop.example.net", "198.51.100.30"),
     "api": Site("api.example.org", "203.0.113.45"),
@@ -235,6 +239,41 @@ VIOLATIONS = [
     ),
 ]
 
+# A local news site compromised by an SEO spammer: a block of gambling links hidden from readers.
+HIDDEN_LINKS = Page(
+    "news",
+    "/local/events.html",
+    "This week in Springfield",
+    ("The farmers' market returns to the town square on Saturday.", "Library opening hours change in December."),
+    inject=(
+        '<div style="display:none"><a href="http://www.bocai888.example/">澳门葡京 网络赌场</a> '
+        '<a href="http://lhc-vip.example/kaihu">六合彩 开户送彩金</a></div>'
+        '<p style="position:absolute;left:-9999px"><a href="http://bet-365-casino.example/">online casino bonus</a></p>'
+    ),
+)
+
+
+def product_render() -> bytes:
+    """The unreleased product render the demo's fingerprint list knows (shapes only, no fonts,
+    so its hashes do not depend on the fonts installed). Its pHash:dHash, 974c67374839487b:
+    cceeaa9abbeece4c, is in policies/sample.yaml; the capture carries a resized JPEG copy."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (800, 600), (18, 32, 64))
+    d = ImageDraw.Draw(img)
+    for i in range(8):
+        d.ellipse((40 + i * 30, 60 + i * 12, 420 - i * 10, 520 - i * 20), outline=(200, 120 + i * 8, 40), width=6)
+    d.rectangle((470, 90, 760, 520), fill=(230, 230, 235))
+    d.rectangle((500, 130, 730, 430), fill=(30, 140, 200))
+    d.polygon([(520, 470), (710, 470), (615, 505)], fill=(60, 60, 70))
+    for k in range(0, 800, 40):
+        d.line((k, 580, k + 30, 600), fill=(255, 210, 0), width=4)
+    small = img.resize((480, 360))  # what a phone app would upload: smaller, re-encoded
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=70)
+    return buf.getvalue()
+
+
 LEAK_UPLOADS = [
     # a customer export pasted to a public paste site: names, ID numbers, mobile numbers
     Upload(
@@ -340,6 +379,8 @@ class Demo:
             js=["/static/app.js"],
             images=[p for p, _, _ in page.images],
         )
+        if page.inject:
+            html = html.replace(b"</body>", page.inject.encode() + b"\n</body>")
         framing = "chunked" if page.chunked else "length"
         s.http(
             S.http_request("GET", page.path, self.host(site)),
@@ -431,6 +472,19 @@ class Demo:
         self._record(site, up.path, data, direction="upload", filename=up.filename, kind="part")
         self._record(site, up.path, b'{"status":"received"}', filename="submit")
 
+    def upload_image(self, client: str, site_name: str, path: str, filename: str, data: bytes) -> None:
+        site = SITES[site_name]
+        body, form_ctype = S.multipart_body(fields=(("caption", "sneak peek"),),
+                                            files=[("media", filename, "image/jpeg", data)])
+        s = self.session(client, site)
+        s.http(
+            S.http_request("POST", path, self.host(site), body=body, content_type=form_ctype),
+            S.http_response(200, b'{"id":"m-5521"}', content_type="application/json"),
+        )
+        s.close()
+        self._record(site, path, data, direction="upload", filename=filename, kind="part")
+        self._record(site, path, b'{"id":"m-5521"}', filename="upload")
+
     def api(self, client: str) -> None:
         site = SITES["api"]
         s = self.session(client, site)
@@ -487,6 +541,8 @@ class Demo:
         self.upload(c[2], LEAK_UPLOADS[0])
         self.upload(c[3], LEAK_UPLOADS[1])
         self.upload(c[0], LEAK_UPLOADS[2])
+        self.browse(c[2], HIDDEN_LINKS)
+        self.upload_image(c[1], "social", "/api/media/upload", "IMG_4121.jpg", product_render())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,8 @@ def test_planted_violations_raise_the_expected_alerts(demo_run: tuple[Path, list
         ("office-uploads/personal-data-leak", "/api/paste"),
         ("office-uploads/confidential-leak", "/upload"),
         ("office-uploads/confidential-leak", "/mail/attach"),  # found in the DOCX's extracted text
+        ("office-web-content/hidden-links", "/local/events.html"),
+        ("office-uploads/confidential-images", "/api/media/upload"),  # a resized JPEG of a known render
     }
     prohibited = alerts[("office-web-content/prohibited-content", "/thread/20231114.html")]
     f = prohibited["tapsift"]["findings"][0]
@@ -55,6 +57,11 @@ def test_planted_violations_raise_the_expected_alerts(demo_run: tuple[Path, list
     pii = alerts[("office-uploads/personal-data-leak", "/api/paste")]
     snippets = " ".join(ev["snippet"] for x in pii["tapsift"]["findings"] for ev in x["evidence"])
     assert "**********" in snippets and "110105" not in snippets  # ID numbers are masked in the alert
+    hidden = alerts[("office-web-content/hidden-links", "/local/events.html")]
+    reasons = {x["detail"].get("reason") for x in hidden["tapsift"]["findings"]}
+    assert {"display:none", "off-screen"} <= reasons, reasons
+    image = alerts[("office-uploads/confidential-images", "/api/media/upload")]
+    assert image["fileinfo"]["filename"] == "IMG_4121.jpg"
     gambling = alerts[("office-web-content/gambling-content", "/promo.html")]
     assert gambling["tapsift"]["src_zone"] == "office-wifi"  # the VLAN-tagged Wi-Fi laptop
 
