@@ -9,8 +9,19 @@ mkdir -p demo/out
 if [ ! -s demo/out/demo.pcap ] || [ scripts/make_demo.py -nt demo/out/demo.pcap ]; then
   .venv/bin/python scripts/make_demo.py demo/out/demo.pcap
 fi
-rm -f demo/out/eve.json demo/out/alerts.db demo/out/alerts.db-wal demo/out/alerts.db-shm
-.venv/bin/tapsift policy check policies/sample.yaml
-.venv/bin/tapsift read demo/out/demo.pcap --policy policies/sample.yaml --store demo/out/alerts.db \
+rm -f demo/out/eve.json demo/out/alerts.db* demo/out/console.db*
+# the console edits the policy it is given: give it a copy, not the repository's sample
+cp policies/sample.yaml demo/out/policy.yaml
+.venv/bin/tapsift policy check demo/out/policy.yaml
+.venv/bin/tapsift read demo/out/demo.pcap --policy demo/out/policy.yaml --store demo/out/alerts.db \
   --eve demo/out/eve.json
 .venv/bin/python scripts/demo_report.py demo/out/eve.json
+
+# The console on localhost with the demo's alerts (Ctrl-C stops it). The first start creates
+# the admin user and prints its one-time password. TAPSIFT_DEMO_NO_WEB=1 skips this step.
+if [ -z "${TAPSIFT_DEMO_NO_WEB:-}" ]; then
+  echo
+  echo "Console: http://127.0.0.1:${TAPSIFT_DEMO_PORT:-8080}/  (Ctrl-C to stop)"
+  exec .venv/bin/tapsift web --alert-db demo/out/alerts.db --policy demo/out/policy.yaml \
+    --console-db demo/out/console.db --port "${TAPSIFT_DEMO_PORT:-8080}"
+fi
