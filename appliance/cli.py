@@ -18,6 +18,23 @@ from pathlib import Path
 from appliance import __version__
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident set size in KiB.
+
+    From /proc (VmHWM, which starts afresh at exec): getrusage's ru_maxrss also carries the
+    peak of the parent a process was forked from, so a sensor started by a large process
+    would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
@@ -184,7 +201,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         "tcp": tcp_counters, "decoder": dict(sensor.decoder.counters),
         "cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3),
         "mbit_per_cpu_second": round(mbit / cpu, 1) if cpu > 0 else None,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": peak_rss_kb(),
     }
     if inspection is not None:
         stats["inspection"] = dict(inspection.counters)

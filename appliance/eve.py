@@ -88,27 +88,101 @@ def fileinfo_event(obj: ContentObject) -> dict[str, Any]:
 
 
 class EveWriter:
-    """Writes EVE events as JSON lines to a file (appending) or to stdout (``-``)."""
+    """Writes EVE events as JSON lines to a file (appending) or to stdout (``-``).
 
-    def __init__(self, target: str | Path | IO[str] | None) -> None:
+    For a file, `reopen` closes and reopens the path (logrotate's ``create`` mode: call it on
+    SIGHUP after the file was moved away), and with ``rotate_bytes`` / ``rotate_interval_s``
+    the writer rotates by itself (``eve.json`` → ``eve.json.1`` … ``.keep``, oldest dropped).
+    """
+
+    def __init__(
+        self,
+        target: str | Path | IO[str] | None,
+        *,
+        rotate_bytes: int = 0,
+        rotate_interval_s: float = 0.0,
+        rotate_keep: int = 10,
+    ) -> None:
         self._own = False
-        self._fh: IO[str] | None
+        self._fh: IO[str] | None = None
+        self._path: Path | None = None
+        self.rotate_bytes = rotate_bytes
+        self.rotate_interval_s = rotate_interval_s
+        self.rotate_keep = max(1, rotate_keep)
+        self.rotations = 0
+        self._size = 0
+        self._opened_at = 0.0
         if target is None:
             self._fh = None
         elif target == "-":
             self._fh = sys.stdout
         elif isinstance(target, (str, Path)):
-            self._fh = open(target, "a", encoding="utf-8", buffering=1024 * 1024)  # noqa: SIM115
-            self._own = True
+            self._path = Path(target)
+            self._open()
         else:
             self._fh = target
         self.written = 0
 
+    def _open(self) -> None:
+        import time
+
+        assert self._path is not None
+        fh = open(self._path, "a", encoding="utf-8", buffering=1024 * 1024)  # noqa: SIM115
+        if self._fh is not None and self._own:
+            self._fh.close()
+        self._fh = fh
+        self._own = True
+        self._size = self._fh.tell()
+        self._opened_at = time.monotonic()
+
     def write(self, event: dict[str, Any]) -> None:
         if self._fh is None:
             return
-        self._fh.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.write_line(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+
+    def write_line(self, line: str) -> None:
+        """Write one already serialised event (without the newline)."""
+        if self._fh is None:
+            return
+        self._fh.write(line + "\n")
         self.written += 1
+        if self._path is not None and (self.rotate_bytes or self.rotate_interval_s):
+            self._size += len(line) + 1
+            self._maybe_rotate()
+
+    def _maybe_rotate(self) -> None:
+        import time
+
+        due = self.rotate_bytes and self._size >= self.rotate_bytes
+        if not due and self.rotate_interval_s:
+            due = time.monotonic() - self._opened_at >= self.rotate_interval_s and self._size > 0
+        if due:
+            self.rotate()
+
+    def rotate(self) -> None:
+        """Close the file, shift ``path.N`` → ``path.N+1`` (dropping the oldest), reopen."""
+        import os
+
+        if self._path is None or self._fh is None:
+            return
+        self._fh.flush()
+        p = str(self._path)
+        for i in range(self.rotate_keep - 1, 0, -1):
+            if os.path.exists(f"{p}.{i}"):
+                os.replace(f"{p}.{i}", f"{p}.{i + 1}")
+        if os.path.exists(p):
+            os.replace(p, f"{p}.1")
+        self.rotations += 1
+        self._open()
+
+    def reopen(self) -> None:
+        """Reopen the file at the same path (after logrotate moved it). If the path cannot be
+        opened, `OSError` is raised and writing goes on to the old file."""
+        if self._path is None or self._fh is None:
+            self.flush()
+            return
+        self._fh.flush()
+        self._open()
 
     def flush(self) -> None:
         if self._fh is not None:

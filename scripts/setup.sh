@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
-runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc antiword catdoc)
-test_debs=(tcpdump tcpreplay iproute2 ethtool rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei)
+runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc antiword catdoc ethtool)
+test_debs=(tcpdump tcpreplay iproute2 rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev)
 bench_debs=(tcpflow)
 
 want=("${runtime_debs[@]}")

@@ -42,6 +42,12 @@ def _tshark_view(pcap: Path) -> list[tuple[str, str, int, int, int]]:
                 out.append((src, dst, int(t.srcport), int(t.dstport), int(t.length) - 8))
     finally:
         cap.close()
+        # pyshark installs its own asyncio child watcher (SafeChildWatcher) on the global policy;
+        # put a fresh default policy back so later tests in this worker (Playwright) can start
+        # subprocesses
+        import asyncio
+
+        asyncio.set_event_loop_policy(None)
     return out
 
 

@@ -1,0 +1,793 @@
+"""The live process model: one supervisor, N capture workers, an optional inspection pool.
+
+The supervisor (the ``tapsift run`` process):
+
+1. opens everything that needs privileges: one capture socket per (interface, worker), joined
+   in worker order to one fanout group per interface; the EVE file; the metrics port;
+2. drops root (`drop_privileges`: the configured user, no capabilities, no new privileges);
+3. forks the capture workers. Worker ``i`` reads the sockets of slot ``i``; the supervisor keeps
+   every socket open, so a crashed worker is re-forked onto the same sockets (same fanout slot,
+   same flows) and the kernel counts what the ring could not hold meanwhile;
+4. is the single EVE writer: each child sends batches of serialised lines and counter
+   snapshots through its own pipe (a dying child can only break its own pipe), a writer
+   thread writes them, adds ``stats`` events on a wall-clock interval and rotates/reopens the
+   file; the metrics thread serves the same snapshot;
+5. handles signals: SIGTERM/SIGINT → workers stop reading, flush what is in flight (objects
+   still open are finished as truncated by ``Sensor.finish``), send their last lines and exit;
+   SIGHUP → settings re-read and validated (the old ones stay if invalid), EVE reopened (for
+   logrotate), SIGHUP forwarded so workers reload too.
+
+Children never block on output: a child's outbox is bounded and lines beyond it are dropped
+and counted (``events_dropped``); objects offered to the expensive-inspection pool when its
+queue is full are shed with a counted ``not_inspected`` anomaly record.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from appliance.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("tapsift.supervisor")
+
+__all__ = ["InspectionPool", "Supervisor", "drop_privileges"]
+
+_COUNTERS = ("packets", "bytes", "flows", "gaps", "objects", "alerts", "anomalies", "not_inspected",
+             "events_dropped", "eve_lines")
+
+# --------------------------------------------------------------------------------------------
+# privileges
+# --------------------------------------------------------------------------------------------
+
+_PR_SET_KEEPCAPS = 8
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_PR_SET_PDEATHSIG = 1
+_CAP_VERSION_3 = 0x20080522
+CAP_NET_ADMIN = 12
+CAP_NET_RAW = 13
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _capset(keep: Iterable[int]) -> None:
+    """Set effective = permitted = ``keep``, inheritable = none (capset(2), v3 layout)."""
+    lo = hi = 0
+    for c in keep:
+        if c < 32:
+            lo |= 1 << c
+        else:
+            hi |= 1 << (c - 32)
+    hdr = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)(lo, lo, 0, hi, hi, 0)  # {effective, permitted, inheritable} × 2
+    if _libc().capset(hdr, data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"capset: {os.strerror(err)}")
+
+
+def capabilities(pid: int | str = "self") -> dict[str, int]:
+    """CapInh/CapPrm/CapEff/CapBnd/CapAmb of a process, from /proc (for checks and tests)."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cap"):
+            k, v = line.split(":")
+            out[k] = int(v.strip(), 16)
+    return out
+
+
+def drop_privileges(user: str | None, keep: Iterable[int] = ()) -> str:
+    """Become ``user`` (if root and a user is given) and keep only the ``keep`` capabilities.
+
+    Then the ambient set is cleared and ``no_new_privs`` set, so nothing exec'd later regains
+    anything. Returns a one-line description for the log. Raises `OSError` / `KeyError`.
+    """
+    import grp
+    import pwd
+
+    keep = tuple(keep)
+    libc = _libc()
+    what = []
+    if user and os.geteuid() == 0:
+        pw = pwd.getpwnam(user)
+        if keep:
+            libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+        what.append(f"user {user} ({pw.pw_uid}:{grp.getgrgid(pw.pw_gid).gr_name})")
+    elif user and os.geteuid() != 0:
+        what.append(f"already unprivileged (uid {os.geteuid()})")
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    _capset(keep)
+    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    what.append("capabilities: " + (", ".join(str(c) for c in keep) if keep else "none"))
+    return "; ".join(what)
+
+
+def _die_with_parent() -> None:
+    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# child → supervisor channel
+# --------------------------------------------------------------------------------------------
+
+class _Outbox:
+    """A child's bounded, non-blocking output: batches go through a pipe from a sender thread."""
+
+    def __init__(self, conn: Connection, name: str, limit: int, batch: int = 256) -> None:
+        self.conn = conn
+        self.name = name
+        self.limit = limit
+        self.batch = batch
+        self.lines: list[str] = []
+        self.dropped = 0
+        self.sent = 0
+        self._q: deque[tuple[Any, ...]] = deque()
+        self._cv = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._send_loop, name="outbox", daemon=True)
+        self._thread.start()
+
+    def line(self, line: str) -> None:
+        self.lines.append(line)
+        if len(self.lines) >= self.batch:
+            self.flush()
+
+    def event(self, ev: dict[str, Any]) -> None:
+        self.line(json.dumps(ev, ensure_ascii=False, separators=(",", ":")))
+
+    def flush(self) -> None:
+        if self.lines:
+            lines, self.lines = self.lines, []
+            if not self._put(("eve", self.name, lines)):
+                self.dropped += len(lines)
+            else:
+                self.sent += len(lines)
+
+    def control(self, msg: tuple[Any, ...]) -> None:
+        """Counters and goodbyes are never dropped (they are small and rare)."""
+        with self._cv:
+            self._q.append(msg)
+            self._cv.notify()
+
+    def _put(self, msg: tuple[Any, ...]) -> bool:
+        with self._cv:
+            if len(self._q) >= self.limit:
+                return False
+            self._q.append(msg)
+            self._cv.notify()
+        return True
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._q and not self._closing:
+                    self._cv.wait()
+                if not self._q and self._closing:
+                    return
+                msg = self._q.popleft()
+            try:
+                self.conn.send(msg)
+            except (OSError, ValueError):
+                return
+
+    def close(self) -> None:
+        self.flush()
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+        self._thread.join(timeout=30)
+        self.conn.close()
+
+    @property
+    def depth(self) -> int:
+        return len(self._q)
+
+
+# --------------------------------------------------------------------------------------------
+# events
+# --------------------------------------------------------------------------------------------
+
+def _now_ts() -> str:
+    from appliance.eve import eve_timestamp
+
+    return eve_timestamp(time.time_ns())
+
+
+def flow_anomaly_events(flow: Any) -> list[dict[str, Any]]:
+    """The per-flow ``anomaly`` events `tapsift read` writes (one per anomaly code)."""
+    if not flow.anomalies:
+        return []
+    from appliance.eve import eve_timestamp
+    from reassembly.objects import flow_ref
+
+    ref = flow_ref(flow)
+    return [{
+        "timestamp": eve_timestamp(flow.last_ts_ns), "event_type": "anomaly",
+        "flow_id": ref.flow_id, "src_ip": ref.src_ip, "src_port": ref.src_port,
+        "dest_ip": ref.dest_ip, "dest_port": ref.dest_port, "proto": ref.proto,
+        "app_proto": flow.app_proto or "failed",
+        "anomaly": {"type": "stream" if code.startswith("tcp") else "applayer", "event": code, "count": count},
+        "tapsift": {"flow_uid": flow.uid},
+    } for code, count in sorted(Counter(flow.anomalies).items())]
+
+
+def not_inspected_event(obj: Any, reason: str) -> dict[str, Any]:
+    """The record left when an object is shed instead of inspected."""
+    f = obj.flow
+    ev: dict[str, Any] = {"timestamp": _now_ts(), "event_type": "anomaly"}
+    if f is not None:
+        ev.update(flow_id=f.flow_id, src_ip=f.src_ip, src_port=f.src_port, dest_ip=f.dest_ip,
+                  dest_port=f.dest_port, proto=f.proto)
+    ev["anomaly"] = {"type": "inspection", "event": "not_inspected", "reason": reason}
+    ev["tapsift"] = {"content_id": obj.id, "md5": obj.md5, "size": obj.size}
+    return ev
+
+
+# --------------------------------------------------------------------------------------------
+# expensive-inspection pool
+# --------------------------------------------------------------------------------------------
+
+class InspectionPool:
+    """A bounded queue in front of K processes that run ``inspect(obj) -> Iterable[event dict]``.
+
+    `offer` never blocks: when the queue is full the object is not inspected, the caller
+    counts it and writes a `not_inspected_event`.
+    """
+
+    def __init__(self, inspect: Callable[[Any], Iterable[dict[str, Any]]], processes: int, maxsize: int) -> None:
+        ctx = mp.get_context("fork")
+        self.inspect = inspect
+        self.processes = processes
+        self.queue: Any = ctx.Queue(maxsize)
+        self.maxsize = maxsize
+
+    def offer(self, obj: Any) -> bool:
+        """Queue ``obj`` for inspection; False (shed) when the queue is full."""
+        try:
+            self.queue.put_nowait(obj)
+        except queue.Full:
+            return False
+        return True
+
+    def depth(self) -> int:
+        try:
+            return int(self.queue.qsize())
+        except NotImplementedError:
+            return -1
+
+    def serve(self, out: _Outbox, stop: Callable[[], bool]) -> None:
+        """The loop of one pool process."""
+        while not stop():
+            try:
+                obj = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                out.flush()
+                continue
+            try:
+                for ev in self.inspect(obj):
+                    out.event(ev)
+            except Exception:
+                log.exception("inspection of %s failed", getattr(obj, "id", "?"))
+            out.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# children
+# --------------------------------------------------------------------------------------------
+
+_flags = {"stop": False, "reload": False}
+
+
+def _child_signals() -> None:
+    def on_stop(signum: int, frame: object) -> None:
+        _flags["stop"] = True
+
+    def on_hup(signum: int, frame: object) -> None:
+        _flags["reload"] = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+@dataclass
+class _Child:
+    name: str
+    kind: str  # "capture" or "inspect"
+    slot: int
+    handles: list[Any] = field(default_factory=list)
+    proc: Any = None
+    conn: Connection | None = None
+    restarts: int = 0
+    crashes_recent: int = 0
+    restart_at: float = 0.0
+    last: dict[str, Any] = field(default_factory=dict)
+    retired: Counter[str] = field(default_factory=Counter)
+    done: bool = False
+
+
+def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
+    """Body of a capture worker process (forked: ``sup`` is the supervisor's state as of fork)."""
+    from appliance.eve import fileinfo_event
+    from appliance.sensor import Sensor
+
+    _child_signals()
+    _die_with_parent()
+    mine = {id(h) for h in child.handles}
+    for c in sup.children:
+        if c.conn is not None:
+            c.conn.close()
+        for h in c.handles:
+            if id(h) not in mine:
+                h.close()
+    out = _Outbox(conn, child.name, sup.settings.live.event_queue)
+    pool = sup.pool
+    counters: Counter[str] = Counter()
+    settings = sup.settings
+
+    def on_object(obj: Any) -> None:
+        out.event(fileinfo_event(obj))
+        if pool is not None and not pool.offer(obj):
+            counters["not_inspected"] += 1
+            out.event(not_inspected_event(obj, "queue_full"))
+
+    def on_flow_end(flow: Any) -> None:
+        for ev in flow_anomaly_events(flow):
+            out.event(ev)
+
+    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end)
+    if sup.backend == "pcap":
+        from capture.live import PcapReader
+
+        reader: Any = PcapReader(child.handles)
+    else:
+        from capture.live import RingReader
+
+        reader = RingReader(child.handles)
+
+    def snapshot() -> dict[str, Any]:
+        tc = sensor.tcp.counters
+        st = sensor.stats
+        snap: dict[str, Any] = {
+            "pid": os.getpid(),
+            "packets": reader.packets,
+            "bytes": reader.bytes,
+            "flows": int(tc.get("flows_created", 0)),
+            "gaps": int(tc.get("gaps", 0)),
+            "objects": st.objects,
+            "alerts": int(getattr(st, "alerts", 0)),
+            "anomalies": sum(sensor.decoder.counters.values()),
+            "not_inspected": counters["not_inspected"],
+            "events_dropped": out.dropped,
+            "eve_lines": out.sent,
+            "outbox": out.depth,
+        }
+        if sup.backend == "pcap":
+            snap["kernel"] = {h.iface: list(h.stats()) for h in child.handles}
+        else:
+            snap["vlan_restored"] = reader.vlan_restored
+            snap["truncated_frames"] = reader.truncated
+        return snap
+
+    def tick() -> None:
+        out.flush()
+        out.control(("stats", child.name, snapshot()))
+        if _flags["reload"]:
+            _flags["reload"] = False
+            _reload_worker(sup, sensor)
+
+    def stop() -> bool:
+        return _flags["stop"]
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    sensor.run(reader.frames(stop, tick))
+    sensor.finish()  # in-flight objects come out truncated
+    out.flush()
+    out.control(("bye", child.name, snapshot()))
+    out.close()
+
+
+def _reload_worker(sup: Supervisor, sensor: Any) -> None:
+    if sup.config_path is None:
+        return
+    try:
+        new = load_settings(sup.config_path)
+    except SettingsError as exc:
+        log.error("reload: %s (keeping the running settings)", exc)
+        return
+    hook = getattr(sensor, "reload", None)
+    if callable(hook):
+        hook(new)
+
+
+def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
+    _child_signals()
+    _die_with_parent()
+    for c in sup.children:
+        if c.conn is not None:
+            c.conn.close()
+        for h in c.handles:
+            h.close()
+    out = _Outbox(conn, child.name, sup.settings.live.event_queue)
+    assert sup.pool is not None
+    sup.pool.serve(out, lambda: _flags["stop"])
+    out.control(("bye", child.name, {"pid": os.getpid()}))
+    out.close()
+
+
+def _child_main(target: Callable[..., None], *args: Any) -> None:
+    try:
+        target(*args)
+    except Exception:
+        traceback.print_exc()
+        os._exit(70)
+    os._exit(0)
+
+
+# --------------------------------------------------------------------------------------------
+# supervisor
+# --------------------------------------------------------------------------------------------
+
+def _preload() -> None:
+    """Import what children import later, while the installation is surely readable (after the
+    privilege drop an install under a private home directory would not be)."""
+    import importlib
+
+    for name in ("multiprocessing.popen_fork", "multiprocessing.connection", "appliance.sensor",
+                 "appliance.eve", "reassembly.objects", "capture.live", "encodings.idna", "gzip", "zlib",
+                 "hashlib", "json", "pcapy"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+class Supervisor:
+    """Owns the sockets, the children, the single EVE writer and the counters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: str | None = None,
+        interfaces: list[str] | None = None,
+        workers: int | None = None,
+        eve: str | None = None,
+        expensive: Callable[[Any], Iterable[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        live = settings.live
+        self.interfaces = list(interfaces or live.interfaces)
+        self.workers = workers or live.workers
+        self.backend = live.backend
+        self.eve_target = eve if eve is not None else settings.output.eve
+        self.children: list[_Child] = []
+        self.pool: InspectionPool | None = None
+        if expensive is not None and live.inspect_workers > 0:
+            self.pool = InspectionPool(expensive, live.inspect_workers, live.inspect_queue)
+        self.eve: Any = None
+        self.metrics: Any = None
+        self.started = time.monotonic()
+        self.reloads = 0
+        self._lock = threading.Lock()
+        self._term = False
+        self._hup = False
+        self._reopen = False
+        self._writer: threading.Thread | None = None
+        self._writer_stop = threading.Event()
+        self._conns: dict[Connection, _Child] = {}
+        self._conns_lock = threading.Lock()
+        self.exit_code = 0
+
+    # -- setup (privileged) -----------------------------------------------------------------
+    def open(self) -> None:
+        """Open sockets, the EVE output and the metrics port (before privileges are dropped)."""
+        from appliance.eve import EveWriter
+        from appliance.metrics import MetricsServer, parse_listen
+        from capture.live import LiveOptions, open_pcap, open_socket
+
+        _preload()
+
+        live = self.settings.live
+        if not self.interfaces:
+            raise ValueError("no capture interface (use -i IFACE or live.interfaces)")
+        opts = LiveOptions(
+            ring_bytes=live.ring_mb << 20, block_bytes=live.block_kb << 10,
+            block_timeout_ms=live.block_timeout_ms, bpf=live.bpf, promisc=live.promisc,
+        )
+        base = live.fanout_group if live.fanout_group is not None else (os.getpid() * 7) & 0xFFFF
+        opener = open_pcap if self.backend == "pcap" else open_socket
+        self.children = [_Child(f"w{i}", "capture", i) for i in range(self.workers)]
+        try:
+            for k, iface in enumerate(self.interfaces):
+                group = (base + k) & 0xFFFF
+                for child in self.children:  # worker order: slot i is worker i on every interface
+                    child.handles.append(opener(iface, opts, group, child.slot))
+        except Exception:
+            self.close_handles()
+            raise
+        if self.pool is not None:
+            self.children += [_Child(f"p{i}", "inspect", i) for i in range(self.pool.processes)]
+        self.eve = EveWriter(self.eve_target, rotate_bytes=live.eve_rotate_mb << 20,
+                             rotate_interval_s=live.eve_rotate_interval_s, rotate_keep=live.eve_rotate_keep)
+        listen = parse_listen(live.metrics_listen)
+        if listen is not None:
+            self.metrics = MetricsServer(listen[0], listen[1], self.snapshot)
+
+    def close_handles(self) -> None:
+        for c in self.children:
+            for h in c.handles:
+                h.close()
+
+    # -- children ---------------------------------------------------------------------------
+    def _spawn(self, child: _Child) -> None:
+        ctx = mp.get_context("fork")
+        r, w = ctx.Pipe(duplex=False)
+        target = _capture_worker if child.kind == "capture" else _inspect_worker
+        child.conn = None  # the new child must not inherit the old reader end
+        proc = ctx.Process(target=_child_main, args=(target, self, child, w), name=f"tapsift-{child.name}",
+                           daemon=False)
+        proc.start()
+        w.close()
+        child.proc = proc
+        child.conn = r
+        child.done = False
+        with self._conns_lock:
+            self._conns[r] = child
+        log.info("worker %s started (pid %d)", child.name, proc.pid)
+
+    def _reap(self, child: _Child) -> None:
+        proc = child.proc
+        code = proc.exitcode
+        child.proc = None
+        if self._term:
+            return
+        child.restarts += 1
+        child.crashes_recent += 1
+        delay = min(30.0, self.settings.live.restart_backoff_s * (2 ** max(0, child.crashes_recent - 1)))
+        child.restart_at = time.monotonic() + delay
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        log.error("worker %s (pid %d) died (%s); restart %d in %.1f s", child.name, proc.pid, how,
+                  child.restarts, delay)
+        self._queue_local({"timestamp": _now_ts(), "event_type": "anomaly",
+                           "anomaly": {"type": "sensor", "event": "worker_restart", "worker": child.name,
+                                       "exit": how, "restarts": child.restarts}})
+
+    # -- writer thread ----------------------------------------------------------------------
+    _local: deque[str]
+
+    def _queue_local(self, ev: dict[str, Any]) -> None:
+        self._local.append(json.dumps(ev, separators=(",", ":")))
+
+    def _writer_loop(self) -> None:
+        while True:
+            try:
+                self._writer_body()
+                return
+            except Exception:  # never lose the single writer to one bad line or a full disk
+                log.exception("EVE writer error (continuing)")
+                time.sleep(0.5)
+
+    def _writer_body(self) -> None:
+        interval = self.settings.live.stats_interval_s
+        next_stats = time.monotonic() + interval if interval > 0 else float("inf")
+        while True:
+            with self._conns_lock:
+                conns = list(self._conns)
+            ready = wait(conns, timeout=0.2) if conns else (time.sleep(0.1) or [])
+            for conn in ready:
+                self._read(conn)  # type: ignore[arg-type]
+            while self._local:
+                self.eve.write_line(self._local.popleft())
+            if self._reopen:
+                self._reopen = False
+                try:
+                    self.eve.reopen()
+                    log.info("EVE output reopened")
+                except OSError as exc:
+                    log.error("cannot reopen EVE output: %s", exc)
+            now = time.monotonic()
+            if now >= next_stats:
+                next_stats = now + interval
+                self.eve.write({"timestamp": _now_ts(), "event_type": "stats", "stats": self.snapshot()})
+                self.eve.flush()
+            elif not ready:
+                self.eve.flush()
+            if self._writer_stop.is_set() and not ready:
+                with self._conns_lock:
+                    if not self._conns:
+                        return
+
+    def _read(self, conn: Connection) -> None:
+        with self._conns_lock:
+            child = self._conns.get(conn)
+        try:
+            for _ in range(64):  # a bounded burst per connection, then the others get a turn
+                msg = conn.recv()
+                kind = msg[0]
+                if kind == "eve":
+                    write = self.eve.write_line
+                    for line in msg[2]:
+                        write(line)
+                elif kind in ("stats", "bye") and child is not None:
+                    with self._lock:
+                        child.last = msg[2]
+                        if kind == "bye":
+                            child.done = True
+                if not conn.poll():
+                    break
+        except (EOFError, OSError, ValueError, TypeError, AttributeError, ImportError):
+            # the child exited (EOF) or died mid-message: this pipe is finished
+            with self._conns_lock:
+                self._conns.pop(conn, None)
+            conn.close()
+            if child is not None:
+                with self._lock:
+                    for k in _COUNTERS:
+                        child.retired[k] += int(child.last.get(k, 0) or 0)
+                    child.last = {k: v for k, v in child.last.items() if k not in _COUNTERS and k != "kernel"}
+
+    # -- counters ---------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Counters now: totals, per interface (kernel) and per worker. Thread-safe."""
+        with self._lock:
+            workers: dict[str, dict[str, Any]] = {}
+            totals: Counter[str] = Counter()
+            ifaces: dict[str, dict[str, Any]] = {}
+            for c in self.children:
+                w: dict[str, Any] = {k: int(c.retired[k]) + int(c.last.get(k, 0) or 0) for k in _COUNTERS}
+                w["alive"] = c.proc is not None and c.proc.is_alive()
+                w["restarts"] = c.restarts
+                w["pid"] = c.proc.pid if c.proc is not None else None
+                for k in ("vlan_restored", "truncated_frames", "outbox"):
+                    if k in c.last:
+                        w[k] = c.last[k]
+                workers[c.name] = w
+                totals.update({k: w[k] for k in _COUNTERS})
+                totals["worker_restarts"] += c.restarts
+                for h in c.handles:
+                    if self.backend == "pcap":
+                        kp, kd = c.last.get("kernel", {}).get(h.iface, (h.kernel_packets, h.kernel_drops))
+                        h.kernel_packets, h.kernel_drops = kp, kd
+                    else:
+                        try:
+                            kp, kd = h.stats()
+                        except OSError:
+                            kp, kd = h.kernel_packets, h.kernel_drops
+                    ifs = ifaces.setdefault(h.iface, {"kernel_packets": 0, "kernel_drops": 0, "workers": {}})
+                    ifs["kernel_packets"] += kp
+                    ifs["kernel_drops"] += kd
+                    ifs["workers"][c.name] = {"kernel_packets": kp, "kernel_drops": kd}
+            kp = sum(i["kernel_packets"] for i in ifaces.values())
+            kd = sum(i["kernel_drops"] for i in ifaces.values())
+        queues = {f"outbox_{n}": w.get("outbox", 0) for n, w in workers.items() if "outbox" in w}
+        queues["eve_local"] = len(self._local) if hasattr(self, "_local") else 0
+        if self.pool is not None:
+            queues["inspect"] = self.pool.depth()
+        return {
+            "uptime": round(time.monotonic() - self.started, 1),
+            "capture": {"kernel_packets": kp, "kernel_drops": kd,
+                        "kernel_drop_ratio": round(kd / kp, 6) if kp else 0.0},
+            "decoder": {"pkts": totals["packets"], "bytes": totals["bytes"]},
+            **{k: totals[k] for k in (*_COUNTERS, "worker_restarts")},
+            "queues": queues,
+            "eve_events": self.eve.written if self.eve is not None else 0,
+            "reloads": self.reloads,
+            "interfaces": ifaces,
+            "workers": workers,
+        }
+
+    # -- main loop --------------------------------------------------------------------------
+    def _on_term(self, signum: int, frame: object) -> None:
+        self._term = True
+
+    def _on_hup(self, signum: int, frame: object) -> None:
+        self._hup = True
+
+    def _reload(self) -> None:
+        self.reloads += 1
+        self._reopen = True
+        if self.config_path is not None:
+            try:
+                new = load_settings(self.config_path)
+            except SettingsError as exc:
+                log.error("reload: %s (keeping the running settings)", exc)
+            else:
+                # Capture geometry (interfaces, workers, rings) needs a restart; the rest is taken.
+                new.live = self.settings.live
+                self.settings = new
+                log.info("reload: settings re-read from %s", self.config_path)
+        for c in self.children:
+            if c.proc is not None and c.proc.is_alive():
+                os.kill(c.proc.pid, signal.SIGHUP)
+
+    def run(self) -> int:
+        """Drop privileges, start the children and supervise them until SIGTERM/SIGINT."""
+        self._local = deque()
+        live = self.settings.live
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        log.info("privileges: %s", drop_privileges(live.user))
+        if self.metrics is not None:
+            self.metrics.start()
+            log.info("metrics at http://%s:%d/metrics", *self.metrics.address)
+        for c in self.children:
+            self._spawn(c)
+        self._writer = threading.Thread(target=self._writer_loop, name="eve-writer", daemon=True)
+        self._writer.start()
+        log.info("capturing on %s with %d worker(s) (%s)", ", ".join(self.interfaces), self.workers, self.backend)
+        try:
+            while not self._term:
+                if self._hup:
+                    self._hup = False
+                    self._reload()
+                now = time.monotonic()
+                sentinels = []
+                for c in self.children:
+                    if c.proc is None:
+                        if now >= c.restart_at:
+                            self._spawn(c)
+                        continue
+                    if c.proc.exitcode is not None:
+                        self._reap(c)
+                        continue
+                    if c.crashes_recent and now - c.restart_at > 60:
+                        c.crashes_recent = 0
+                    sentinels.append(c.proc.sentinel)
+                wait(sentinels, timeout=0.2) if sentinels else time.sleep(0.2)
+        finally:
+            self._shutdown()
+        return self.exit_code
+
+    def _shutdown(self) -> None:
+        self._term = True
+        log.info("stopping: workers flush what is in flight")
+        alive = [c for c in self.children if c.proc is not None]
+        for c in alive:
+            if c.proc.is_alive():
+                os.kill(c.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.live.shutdown_timeout_s
+        for c in alive:
+            c.proc.join(max(0.1, deadline - time.monotonic()))
+            if c.proc.is_alive():
+                log.error("worker %s did not stop in time: killed", c.name)
+                c.proc.kill()
+                c.proc.join(5)
+                self.exit_code = 1
+        self._writer_stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+        for c in alive:
+            c.proc = None
+        final = self.snapshot()
+        self.eve.write({"timestamp": _now_ts(), "event_type": "stats", "stats": final})
+        self.eve.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        self.close_handles()
+        log.info("stopped: %d packets, %d objects, %d kernel drops, %d worker restarts", final["packets"],
+                 final["objects"], final["capture"]["kernel_drops"], final["worker_restarts"])

@@ -1,0 +1,101 @@
+"""Run ``tapsift run`` inside a test namespace and read what it wrote."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.live.netns import VethPair
+
+TAPSIFT = str(Path(sys.executable).with_name("tapsift"))
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of an EVE file (a line being written is skipped)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def object_hashes(events: list[dict[str, Any]]) -> Counter[tuple[str, int, str]]:
+    """Multiset of (md5, size, state) of the fileinfo events."""
+    return Counter((e["fileinfo"]["md5"], e["fileinfo"]["size"], e["fileinfo"]["state"])
+                   for e in events if e["event_type"] == "fileinfo")
+
+
+def read_capture(pcap: Path, out: Path) -> list[dict[str, Any]]:
+    """``tapsift read`` on ``pcap``: the offline reference."""
+    subprocess.run([TAPSIFT, "read", str(pcap), "--eve", str(out), "-q"], check=True, timeout=300)
+    return read_events(out)
+
+
+class LiveSensor:
+    """``tapsift run -i <capture end> …`` in the capture namespace of ``pair``."""
+
+    def __init__(self, pair: VethPair, eve: Path, *args: str, interfaces: list[str] | None = None) -> None:
+        self.pair = pair
+        self.eve = eve
+        cmd = [TAPSIFT, "run", "--eve", str(eve), "--stats-interval", "0.3", "--metrics", "", *args]
+        for iface in interfaces or [pair.rx_if]:
+            cmd += ["-i", iface]
+        self.proc = subprocess.Popen(pair.exec_rx(*cmd), stderr=subprocess.PIPE, text=True)
+        self.stderr = ""
+        self.wait_for(lambda st: True, what="the first stats event")
+
+    def stats(self) -> dict[str, Any] | None:
+        evs = [e for e in read_events(self.eve) if e["event_type"] == "stats"]
+        return evs[-1]["stats"] if evs else None
+
+    def wait_for(self, cond: Any, timeout: float = 20, what: str = "") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tapsift run exited early ({self.proc.returncode}): {self.proc.stderr.read()}")
+            st = self.stats()
+            if st is not None and cond(st):
+                return st
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what or cond}; last stats: {self.stats()}")
+
+    def wait_packets(self, n: int, timeout: float = 20) -> dict[str, Any]:
+        """Until the kernel has offered ``n`` packets and the workers have taken them all."""
+        return self.wait_for(
+            lambda st: st["capture"]["kernel_packets"] >= n
+            and st["packets"] + st["capture"]["kernel_drops"] >= st["capture"]["kernel_packets"],
+            timeout, f"{n} packets")
+
+    def worker_pids(self) -> dict[str, int]:
+        st = self.wait_for(lambda st: all(w.get("pid") for w in st["workers"].values()), what="worker pids")
+        return {name: w["pid"] for name, w in st["workers"].items()}
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 30) -> list[dict[str, Any]]:
+        """SIGTERM, wait, return every event written."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, self.stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, self.stderr = self.proc.communicate()
+            raise
+        return read_events(self.eve)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
