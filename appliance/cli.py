@@ -119,12 +119,12 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"tapsift: cannot write EVE output {eve_target}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
-    from appliance.alerts import AlertWriter
     from appliance.sensor import Sensor
 
     writer = None
     inspection = None
     if holder is not None:
+        from appliance.alerts import AlertWriter
         from appliance.inspection import InspectionStage
         from appliance.store import StoreError
 

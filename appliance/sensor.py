@@ -11,8 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from appliance.inspection import InspectionStage, make_extractor
 from appliance.model import (
     Alert,
     ContentObject,
@@ -26,14 +26,16 @@ from appliance.model import (
 )
 from appliance.settings import Settings
 from capture.decode import Decoder
-from inspectors.extract.base import Budget
-from policies.engine import Suppressed
 from reassembly import detect, ftp, irc, smb, smtp
 from reassembly.content import HttpContentAssembler
 from reassembly.http1 import Http1Parser
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
 from reassembly.sniff import sniff_signature
 from reassembly.tcp import TcpReassembler
+
+if TYPE_CHECKING:  # the inspection stage is imported only when a policy is in use
+    from appliance.inspection import InspectionStage
+    from policies.engine import Suppressed
 
 _NONE: list[ContentObject] = []
 """Shared empty result (never appended to)."""
@@ -198,6 +200,9 @@ class Sensor:
         )
         self.ftp_expect = ftp.FtpExpectations()
         if inspection is not None and inspection.extractor is None:
+            from appliance.inspection import make_extractor
+            from inspectors.extract.base import Budget
+
             ins = settings.inspection
             budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                             max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
