@@ -35,12 +35,16 @@ class AlertWriter:
         self.suppressed = 0
 
     @classmethod
-    def from_settings(cls, out: OutputSettings, eve: EveWriter | None) -> AlertWriter:
-        """Open the store and start the outputs named in the settings."""
+    def from_settings(cls, out: OutputSettings, eve: EveWriter | None, *, other_thread: bool = False) -> AlertWriter:
+        """Open the store and start the outputs named in the settings.
+
+        ``other_thread``: the store is opened here but written from another (single) thread,
+        as the live supervisor does (it opens files before dropping privileges).
+        """
         from appliance.outputs.syslog import SyslogOutput
         from appliance.outputs.webhook import WebhookOutput
 
-        store = AlertStore(out.store) if out.store else None
+        store = AlertStore(out.store, check_same_thread=not other_thread) if out.store else None
         outputs: list[SpooledOutput] = []
         state = Path(out.state_dir)
         for i, s in enumerate(out.syslog):
@@ -70,6 +74,22 @@ class AlertWriter:
             o.send(rec)
         self.written += 1
         return rec
+
+    def record(self, rec: dict[str, Any], ts_ns: int) -> None:
+        """Record and send an alert that arrives as its record (from a capture worker)."""
+        if self.store is not None:
+            self.store.add_record(rec, ts_ns)
+        if self.eve is not None:
+            self.eve.write(rec)
+        for o in self.outputs:
+            o.send(rec)
+        self.written += 1
+
+    def suppressed_repeat(self, first_id: str) -> None:
+        """Count a repeat suppressed in a worker on its first alert."""
+        self.suppressed += 1
+        if self.store is not None:
+            self.store.bump_suppressed(first_id, 1)
 
     def suppress(self, s: Suppressed) -> None:
         """Count a suppressed repeat on its first alert."""

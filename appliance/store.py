@@ -319,6 +319,12 @@ class AlertStore:
         """Store one alert (committed when this returns); False if its id was already stored."""
         return self.add_many([(alert, obj, record)]) == 1
 
+    def add_record(self, record: dict[str, Any], ts_ns: int) -> bool:
+        """Store one alert given as its record (`alert_record`), as the live supervisor's single
+        writer receives it from a worker process; False if its id was already stored."""
+        with self._tx() as db:
+            return self._insert(db, record, None, ts_ns) == 1
+
     def add_many(
         self, items: Iterable[tuple[Alert, ContentObject | None] | tuple[Alert, ContentObject | None, Any]]
     ) -> int:

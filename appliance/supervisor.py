@@ -356,7 +356,30 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         for ev in flow_anomaly_events(flow):
             out.event(ev)
 
-    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end)
+    inspection = None
+    holder = None
+    on_alert = on_suppressed = None
+    if settings.inspection.policy:
+        from appliance.inspection import InspectionStage
+        from appliance.outputs.alertjson import alert_record
+        from policies.engine import AlertIds
+        from policies.reload import PolicyHolder
+
+        # alert ids stay unique across workers: worker k of N numbers k+1, k+1+N, ...
+        holder = PolicyHolder(settings.inspection.policy, ids=AlertIds(child.slot + 1, sup.workers))
+        inspection = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
+                                     time_budget_s=settings.inspection.time_budget_s)
+
+        def on_alert(alert: Any, obj: Any) -> None:
+            out.flush()  # the object's fileinfo line goes first
+            out.control(("alert", child.name, alert_record(alert, obj), alert.ts_ns))  # never dropped
+
+        def on_suppressed(sup_: Any) -> None:
+            out.control(("suppressed", child.name, sup_.first_id))
+
+    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end, inspection=inspection,
+                    on_alert=on_alert, on_suppressed=on_suppressed)
+    sensor.policy_holder = holder  # type: ignore[attr-defined]
     if sup.backend == "pcap":
         from capture.live import PcapReader
 
@@ -421,6 +444,10 @@ def _reload_worker(sup: Supervisor, sensor: Any) -> None:
     hook = getattr(sensor, "reload", None)
     if callable(hook):
         hook(new)
+    holder = getattr(sensor, "policy_holder", None)
+    if holder is not None:  # the zone policy: the old one stays if the new file is invalid
+        ok, msg = holder.reload()
+        (log.info if ok else log.error)("policy reload: %s", msg)
 
 
 def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
@@ -489,6 +516,8 @@ class Supervisor:
         if expensive is not None and live.inspect_workers > 0:
             self.pool = InspectionPool(expensive, live.inspect_workers, live.inspect_queue)
         self.eve: Any = None
+        self.alerts: Any = None
+        """The alert writer (store + SIEM outputs) when a policy is configured."""
         self.metrics: Any = None
         self.started = time.monotonic()
         self.reloads = 0
@@ -533,6 +562,13 @@ class Supervisor:
             self.children += [_Child(f"p{i}", "inspect", i) for i in range(self.pool.processes)]
         self.eve = EveWriter(self.eve_target, rotate_bytes=live.eve_rotate_mb << 20,
                              rotate_interval_s=live.eve_rotate_interval_s, rotate_keep=live.eve_rotate_keep)
+        if self.settings.inspection.policy:
+            from appliance.alerts import AlertWriter
+            from policies.schema import load_policy
+
+            load_policy(self.settings.inspection.policy)  # refuse to start on an invalid policy
+            # the store and the SIEM spools are opened here, before privileges are dropped
+            self.alerts = AlertWriter.from_settings(self.settings.output, eve=None, other_thread=True)
         listen = parse_listen(live.metrics_listen)
         if listen is not None:
             self.metrics = MetricsServer(listen[0], listen[1], self.snapshot)
@@ -621,6 +657,15 @@ class Supervisor:
                     if not self._conns:
                         return
 
+    def _alert(self, rec: dict[str, Any], ts_ns: int) -> None:
+        """One alert from a worker: store, EVE, SIEM (this thread is their single writer)."""
+        try:
+            self.eve.write(rec)
+            if self.alerts is not None:
+                self.alerts.record(rec, ts_ns)
+        except Exception:  # a store or output failure must not stop the EVE writer
+            log.exception("alert %s could not be recorded everywhere", rec.get("tapsift", {}).get("alert_id"))
+
     def _read(self, conn: Connection) -> None:
         with self._conns_lock:
             child = self._conns.get(conn)
@@ -632,6 +677,11 @@ class Supervisor:
                     write = self.eve.write_line
                     for line in msg[2]:
                         write(line)
+                elif kind == "alert":
+                    self._alert(msg[2], msg[3])
+                elif kind == "suppressed":
+                    if self.alerts is not None:
+                        self.alerts.suppressed_repeat(msg[2])
                 elif kind in ("stats", "bye") and child is not None:
                     with self._lock:
                         child.last = msg[2]
@@ -785,6 +835,8 @@ class Supervisor:
             c.proc = None
         final = self.snapshot()
         self.eve.write({"timestamp": _now_ts(), "event_type": "stats", "stats": final})
+        if self.alerts is not None:
+            self.alerts.close()
         self.eve.close()
         if self.metrics is not None:
             self.metrics.close()

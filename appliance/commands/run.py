@@ -17,6 +17,10 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"tapsift: {exc}", file=sys.stderr)
         return 1
+    if args.policy is not None:
+        settings.inspection.policy = args.policy
+    if args.store is not None:
+        settings.output.store = args.store
     live = settings.live
     if args.interface:
         live.interfaces = list(args.interface)
@@ -59,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-w", "--workers", type=int, metavar="N", help="capture worker processes (flow-hash fanout)")
     p.add_argument("--config", metavar="PATH", help="settings file (YAML)")
     p.add_argument("--eve", metavar="PATH", help="EVE JSON lines output ('-' for stdout)")
+    p.add_argument("--policy", metavar="FILE", help="zone policy (YAML): inspect objects and raise alerts")
+    p.add_argument("--store", metavar="PATH", help="SQLite alert store (the console reads it)")
     p.add_argument("-f", "--bpf", metavar="EXPR", help="kernel BPF filter (tcpdump syntax)")
     p.add_argument("--backend", choices=("afpacket", "pcap"), help="capture backend (default afpacket)")
     p.add_argument("--ring-mb", type=int, metavar="MIB", dest="ring_mb", help="ring size per interface and worker")

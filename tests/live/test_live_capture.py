@@ -262,3 +262,41 @@ def test_pcap_backend_objects_equal_offline_read(pair: VethPair, workload: Path,
     finally:
         sensor.kill()
     assert object_hashes(events) == object_hashes(ref)
+
+
+def test_live_alerts_equal_offline_read_and_reach_the_store(pair: VethPair, tmp_path: Path) -> None:
+    """The demo's planted violations, replayed on the wire, raise the same alerts as
+    ``tapsift read --policy`` — from two workers, with distinct ids, in the alert store."""
+    import sys
+
+    from appliance.store import AlertStore
+
+    root = Path(__file__).resolve().parents[2]
+    pcap = tmp_path / "demo.pcap"
+    subprocess.run([sys.executable, str(root / "scripts" / "make_demo.py"), str(pcap)], check=True,
+                   capture_output=True, timeout=120)
+    policy = str(root / "policies" / "sample.yaml")
+    ref = tmp_path / "read.json"
+    subprocess.run([str(Path(sys.executable).with_name("tapsift")), "read", str(pcap), "--policy", policy,
+                    "--eve", str(ref), "-q"], check=True, timeout=300)
+    want = sorted((e["alert"]["signature"], e["http"]["url"]) for e in read_events(ref)
+                  if e["event_type"] == "alert")
+    assert len(want) >= 5
+    store = tmp_path / "alerts.db"
+    sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--policy", policy, "--store", str(store))
+    try:
+        sent = pair.replay(pcap, "--mbps", "50")
+        sensor.wait_packets(sent["packets"])
+        events = sensor.stop()
+    finally:
+        sensor.kill()
+    alerts = [e for e in events if e["event_type"] == "alert"]
+    assert sorted((e["alert"]["signature"], e["http"]["url"]) for e in alerts) == want
+    ids = [e["tapsift"]["alert_id"] for e in alerts]
+    assert len(set(ids)) == len(ids)
+    db = AlertStore.reader(store)
+    try:
+        stored = {r["id"] for r in db.query({}, limit=100)}
+    finally:
+        db.close()
+    assert stored == set(ids), sensor.stderr[-3000:]
