@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -n auto -q "$@"
+exec .venv/bin/python -m pytest -n auto --dist loadgroup -q "$@"
