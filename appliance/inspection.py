@@ -52,10 +52,26 @@ class InspectionStage:
         self.counters: Counter[str] = Counter()
         self._generation = -1
         self._inspectors: dict[int, Inspector | None] = {}
+        self._keywords: list[str] = []
+        self._kw_generation = -1
 
     @property
     def active(self) -> ActivePolicy:
         return self.holder.current
+
+    def policy_keywords(self) -> list[str]:
+        """The literal keywords of the active policy's keyword lists (for speech spotting)."""
+        active = self.holder.current
+        if self._kw_generation != active.generation:
+            words: dict[str, None] = {}
+            for spec in active.policy.lists.values():
+                if spec.kind == "keywords":
+                    for k in spec.keywords:
+                        if k.mode != "regex":
+                            words[k.text] = None
+            self._keywords = list(words)
+            self._kw_generation = active.generation
+        return self._keywords
 
     def zones(self, flow: object) -> tuple[str, str]:
         """(source zone, destination zone) of a flow under the active policy."""
@@ -138,12 +154,15 @@ class InspectionStage:
         return result
 
 
-def make_extractor(factory: object, budget: Budget, sandbox: object | None = None) -> Extractor:
+def make_extractor(factory: object, budget: Budget, sandbox: object | None = None,
+                   keywords: Callable[[], list[str]] | None = None) -> Extractor:
     """An `Extractor` over `inspectors.extract`: the object with its text, hidden text and
-    links, and every child within ``budget`` (each with its own text), breadth first."""
+    links, and every child within ``budget`` (each with its own text), breadth first.
+    ``keywords`` gives the active policy's keywords for spotting in speech."""
 
     def run(obj: ContentObject) -> tuple[ContentObject, list[ContentObject]]:
-        tree = extract_tree(obj, budget, factory, sandbox=sandbox)  # type: ignore[arg-type]
+        kws = keywords() if keywords is not None else None
+        tree = extract_tree(obj, budget, factory, sandbox=sandbox, keywords=kws)  # type: ignore[arg-type]
         top = apply(tree[0][0], tree[0][1])
         return top, [apply(child, ex) for child, ex in tree[1:]]
 

@@ -207,7 +207,7 @@ class Sensor:
             budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                             max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
                             max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
-            inspection.extractor = make_extractor(self.factory, budget)
+            inspection.extractor = make_extractor(self.factory, budget, keywords=inspection.policy_keywords)
         self.stats = Stats()
         self._apps: dict[str, object] = {}
         self._pending: dict[str, _Pending] = {}

@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
-runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc antiword catdoc ethtool)
-test_debs=(tcpdump tcpreplay iproute2 rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev)
+runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc antiword catdoc ethtool
+  tesseract-ocr tesseract-ocr-chi-sim)
+test_debs=(tcpdump tcpreplay iproute2 rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev
+  espeak-ng fonts-dejavu-core)
 bench_debs=(tcpflow)
 
 want=("${runtime_debs[@]}")

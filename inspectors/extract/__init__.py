@@ -281,18 +281,22 @@ def _to_extraction(part: Partial) -> Extraction:
 
 
 def extract(obj: ContentObject, budget: Budget, factory: _Factory, *, sandbox: Any = None,
-            usage: Usage | None = None) -> Extraction:
-    """Extract ``obj`` within ``budget`` (shared with its tree through ``usage``); never raises."""
+            usage: Usage | None = None, keywords: list[str] | None = None) -> Extraction:
+    """Extract ``obj`` within ``budget`` (shared with its tree through ``usage``); never raises.
+
+    ``keywords`` are the active policy's keywords, spotted in speech by the audio extractor.
+    """
     usage = usage or Usage()
     usage.objects += 1
     try:
-        return _extract(obj, budget, factory, sandbox, usage)
+        return _extract(obj, budget, factory, sandbox, usage, keywords)
     except Exception as exc:  # an extractor bug must not take the sensor down
         ex = Extraction(anomalies=["extract_error"], meta={"error": f"{type(exc).__name__}: {exc}"[:200]})
         return ex
 
 
-def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, usage: Usage) -> Extraction:
+def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, usage: Usage,
+             keywords: list[str] | None = None) -> Extraction:
     head, _ = _read(obj, 4096)
     if not head:
         return Extraction()
@@ -304,7 +308,8 @@ def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any
             from inspectors.extract.media import extract_media
         except ImportError:
             return Extraction(meta={"extractor": "none", "media": "no media extractor"})
-        return extract_media(obj, budget, factory)  # type: ignore[no-any-return]
+        return extract_media(obj, budget, factory, keywords=keywords,  # type: ignore[no-any-return]
+                             sandbox=sandbox or _get_sandbox(budget))
     if usage.seconds_left(budget) <= 0:
         ex = Extraction(truncated=["time"], anomalies=["extract_time_limit"], meta={"extractor": family})
         return ex
@@ -340,15 +345,15 @@ def apply(obj: ContentObject, ex: Extraction) -> ContentObject:
     )
 
 
-def extract_tree(obj: ContentObject, budget: Budget, factory: _Factory, *,
-                 sandbox: Any = None) -> list[tuple[ContentObject, Extraction]]:
+def extract_tree(obj: ContentObject, budget: Budget, factory: _Factory, *, sandbox: Any = None,
+                 keywords: list[str] | None = None) -> list[tuple[ContentObject, Extraction]]:
     """Extract ``obj`` and, breadth first, every child within ``budget``: [(object, extraction)]."""
     usage = Usage()
     out: list[tuple[ContentObject, Extraction]] = []
     queue: deque[ContentObject] = deque([obj])
     while queue:
         cur = queue.popleft()
-        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage)
+        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage, keywords=keywords)
         out.append((cur, ex))
         queue.extend(c for c in ex.children if c.depth <= budget.max_depth)
     return out
