@@ -52,7 +52,7 @@ def test_media_extractor_called_when_present(factory, monkeypatch):
     import types
 
     mod = types.ModuleType("inspectors.extract.media")
-    mod.extract_media = lambda obj, budget, fac: X.Extraction(text="ocr", meta={"by": "media"})  # type: ignore
+    mod.extract_media = lambda obj, budget, fac, **kw: X.Extraction(text="ocr", meta={"by": "media"})  # type: ignore
     monkeypatch.setitem(sys.modules, "inspectors.extract.media", mod)
     assert extract(S.obj(S.png(), sniffed="image/png"), Budget(), factory).meta["by"] == "media"
 
