@@ -115,6 +115,8 @@ class InspectionStage:
         if self.extractor is not None:
             try:
                 obj, children = self.extractor(obj)
+                # thumbnails are evidence made by the extractor, not content that crossed the wire
+                children = [c for c in children if c.kind != "thumbnail"]
                 targets = [obj, *children]
                 result.children = children
             except Exception as exc:  # extraction failures are counted, never fatal

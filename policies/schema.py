@@ -725,17 +725,30 @@ def _suggest(name: str, known: Iterable[Any]) -> str:
 # --------------------------------------------------------------------------- model → runtime
 
 
-def _to_policy(m: PolicyModel, doc: _Doc, version: str) -> Policy:
+_PATH_PARAMS = ("model",)
+"""Inspector parameters that name files: relative ones are relative to the policy file."""
+
+
+def _resolve(value: Any, base: Path | None) -> Any:
+    """A relative path in a policy file means relative to that file (not to the sensor's cwd)."""
+    if base is None or not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    return str(base / value)
+
+
+def _to_policy(m: PolicyModel, doc: _Doc, version: str, base: Path | None = None) -> Policy:
     zones = tuple(
         ZoneDef(name, frozenset(z.interfaces), frozenset(z.vlans),
                 tuple(ipaddress.ip_network(c) for c in z.cidrs), z.description)
         for name, z in m.zones.items()
     )
-    lists = {name: _list_spec(name, lst) for name, lst in m.lists.items()}
+    lists = {name: _list_spec(name, lst, base) for name, lst in m.lists.items()}
     profiles = {}
     for name, p in m.profiles.items():
         configs = tuple(
-            InspectorConfig(u.inspector, tuple(lists[n] for n in u.lists), dict(u.params)) for u in p.inspect
+            InspectorConfig(u.inspector, tuple(lists[n] for n in u.lists),
+                            {k: _resolve(v, base) if k in _PATH_PARAMS else v for k, v in u.params.items()})
+            for u in p.inspect
         )
         weight, count = p.threshold.weight, p.threshold.count
         if weight is None and count is None:
@@ -763,7 +776,7 @@ def _to_policy(m: PolicyModel, doc: _Doc, version: str) -> Policy:
     )
 
 
-def _list_spec(name: str, lst: Any) -> ListSpec:
+def _list_spec(name: str, lst: Any, base: Path | None = None) -> ListSpec:
     if isinstance(lst, KeywordList):
         return ListSpec(
             name, "keywords",
@@ -789,7 +802,8 @@ def _list_spec(name: str, lst: Any) -> ListSpec:
     assert isinstance(lst, FingerprintList)
     return ListSpec(
         name, "fingerprints", weight=lst.weight,
-        options={"algorithm": lst.algorithm, "path": lst.path, "hashes": tuple(h.lower() for h in lst.hashes),
+        options={"algorithm": lst.algorithm, "path": _resolve(lst.path, base),
+                 "hashes": tuple(h.lower() for h in lst.hashes),
                  "max_distance": lst.max_distance, **lst.options},
     )
 
@@ -878,7 +892,8 @@ def _load(raw: bytes, name: str, inspectors: frozenset[str]) -> Policy:
     _semantic_issues(data, doc, inspectors)
     if doc.issues or model is None:
         raise PolicyError(_dedupe(doc.issues))
-    return _to_policy(model, doc, version)
+    base = Path(name).parent if Path(name).is_file() else None
+    return _to_policy(model, doc, version, base)
 
 
 def _dedupe(issues: list[PolicyIssue]) -> list[PolicyIssue]:

@@ -84,6 +84,7 @@ SITES = {
     "paste": Site("paste.example.org", "192.0.2.99"),
     "webmail": Site("mail.example.net", "198.51.100.25"),
     "social": Site("photos.example.social", "203.0.113.150"),
+    "ads": Site("fenlei.example.cn", "198.51.100.61"),
     "news": Site("news.example.com", "203.0.113.20"),
     "shop": Site("shop.example.net", "198.51.100.30"),
     "api": Site("api.example.org", "203.0.113.45"),
@@ -238,6 +239,19 @@ VIOLATIONS = [
         ),
     ),
 ]
+
+# A classified-ads page selling forged documents and invoices: no keyword list names these
+# words; the text classifier (trained by the demo) recognises the genre.
+FRAUD_ADS = Page(
+    "ads",
+    "/ads/services.html",
+    "便民服务",
+    (
+        "专业代开发票，办证，价格优惠，联系客服。",
+        "低价刷单，套现，全国包邮，不成功不收费。",
+        "We offer fake diplomas and invoice services, fast and cheap, contact us.",
+    ),
+)
 
 # A local news site compromised by an SEO spammer: a block of gambling links hidden from readers.
 HIDDEN_LINKS = Page(
@@ -542,6 +556,7 @@ class Demo:
         self.upload(c[3], LEAK_UPLOADS[1])
         self.upload(c[0], LEAK_UPLOADS[2])
         self.browse(c[2], HIDDEN_LINKS)
+        self.browse(c[3], FRAUD_ADS)
         self.upload_image(c[1], "social", "/api/media/upload", "IMG_4121.jpg", product_render())
 
 

@@ -19,8 +19,15 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]
     pcap = out / "demo.pcap"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo.py"), str(pcap)], check=True,
                    capture_output=True)
+    # as scripts/demo.sh does: a copy of the sample policy with a trained classifier beside it
+    policy = out / "policy.yaml"
+    policy.write_bytes((ROOT / "policies" / "sample.yaml").read_bytes())
+    subprocess.run([sys.executable, str(ROOT / "bench" / "darkword_bench.py"), "--make-ml-set", str(out / "mlset"),
+                    "--per-label", "300"], check=True, capture_output=True, timeout=300)
+    subprocess.run([str(BIN / "tapsift"), "ml", "train", str(out / "mlset"), "--model-dir", str(out / "models")],
+                   check=True, capture_output=True, timeout=300)
     p = subprocess.run(
-        [str(BIN / "tapsift"), "read", str(pcap), "--policy", str(ROOT / "policies" / "sample.yaml"),
+        [str(BIN / "tapsift"), "read", str(pcap), "--policy", str(policy),
          "--store", str(out / "alerts.db"), "--eve", "-", "-q"],
         capture_output=True, text=True, timeout=300,
     )
@@ -47,6 +54,8 @@ def test_planted_violations_raise_the_expected_alerts(demo_run: tuple[Path, list
         ("office-uploads/confidential-leak", "/mail/attach"),  # found in the DOCX's extracted text
         ("office-web-content/hidden-links", "/local/events.html"),
         ("office-uploads/confidential-images", "/api/media/upload"),  # a resized JPEG of a known render
+        ("office-web-content/fraud-text", "/ads/services.html"),  # the text classifier ...
+        ("office-web-content/fraud-text", "/promo.html"),  # ... which also knows a casino ad when it sees one
     }
     prohibited = alerts[("office-web-content/prohibited-content", "/thread/20231114.html")]
     f = prohibited["tapsift"]["findings"][0]
@@ -62,6 +71,8 @@ def test_planted_violations_raise_the_expected_alerts(demo_run: tuple[Path, list
     assert {"display:none", "off-screen"} <= reasons, reasons
     image = alerts[("office-uploads/confidential-images", "/api/media/upload")]
     assert image["fileinfo"]["filename"] == "IMG_4121.jpg"
+    ads = alerts[("office-web-content/fraud-text", "/ads/services.html")]
+    assert ads["tapsift"]["findings"][0]["rule"] == "fraud" and ads["tapsift"]["findings"][0]["score"] >= 0.8
     gambling = alerts[("office-web-content/gambling-content", "/promo.html")]
     assert gambling["tapsift"]["src_zone"] == "office-wifi"  # the VLAN-tagged Wi-Fi laptop
 

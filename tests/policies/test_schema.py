@@ -440,3 +440,22 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
 
 def test_control_character_is_located() -> None:
     assert one_error("zones:\n  a: \x07\n") == "2:6: invalid YAML: character '\\x07' is not allowed"
+
+
+def test_relative_paths_are_relative_to_the_policy_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A model or fingerprint file named relatively in a policy lives next to the policy."""
+    from policies.schema import load_policy as _load
+
+    (tmp_path / "sub").mkdir()
+    p = tmp_path / "sub" / "policy.yaml"
+    p.write_text(
+        "lists:\n  fp: {type: fingerprints, algorithm: md5, path: lists/known.txt}\n"
+        "profiles:\n  t:\n    category: fraud\n    inspect:\n"
+        "      - {inspector: ml_text, params: {model: models}}\n"
+        "      - {inspector: md5, lists: [fp]}\n"
+        "policies:\n  - {name: r, profiles: [t]}\n"
+    )
+    pol = _load(p)
+    ml, md5 = pol.profiles["t"].configs
+    assert ml.params["model"] == str(tmp_path / "sub" / "models")
+    assert md5.lists[0].options["path"] == str(tmp_path / "sub" / "lists" / "known.txt")
