@@ -1,5 +1,6 @@
 """Legacy Office (OLE2 compound files): .doc via antiword (catdoc as fallback), .xls via xls2csv,
-.ppt via catppt (Debian packages ``antiword`` and ``catdoc``), run as subprocesses of the sandbox
+.ppt via catppt with a fallback reading the text atoms of the PowerPoint stream directly
+(Debian packages ``antiword`` and ``catdoc``), tools run as subprocesses of the sandbox
 worker (so under its rlimits) with a timeout. olefile tells the format from the stream names;
 an ``EncryptedPackage`` stream is a password-protected OOXML file (``office_encrypted``).
 Embedded pictures of legacy files are not extracted."""
@@ -84,8 +85,54 @@ def extract_legacy(data: bytes, *, limits: Limits, kind: str = "") -> Partial:
                 part.note(problem)
             if text.strip():
                 break
+    if kind == "ppt" and not text.strip():
+        # catppt reads only the PowerPoint versions it knows; the text atoms themselves are
+        # simple records in the "PowerPoint Document" stream
+        text = ppt_text_atoms(data, limits.max_text_chars + 1)
+        if text:
+            part.note("ppt_text_atoms")
     if len(text) > limits.max_text_chars:
         text = text[: limits.max_text_chars]
         part.flag("text_limit")
-    part.text = text.replace("\r\n", "\n").strip()
+    part.text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     return part
+
+
+_PPT_TEXT_CHARS, _PPT_TEXT_BYTES, _PPT_CSTRING = 0x0FA0, 0x0FA8, 0x0FBA
+
+
+def ppt_text_atoms(data: bytes, max_chars: int = 1 << 22) -> str:
+    """The text of a .ppt: TextCharsAtom (UTF-16LE) and TextBytesAtom (Latin-1) records of the
+    ``PowerPoint Document`` stream, in stream order ([MS-PPT] 2.3.x). Bounded, never raises."""
+    import io
+    import struct
+
+    import olefile
+
+    try:
+        ole = olefile.OleFileIO(io.BytesIO(data))
+        try:
+            stream = ole.openstream("PowerPoint Document").read()
+        finally:
+            ole.close()
+    except Exception:
+        return ""
+    out: list[str] = []
+    total = 0
+    i, n = 0, len(stream)
+    while i + 8 <= n and total < max_chars:
+        ver_inst, rtype, rlen = struct.unpack_from("<HHI", stream, i)
+        i += 8
+        if ver_inst & 0x000F == 0x000F:  # a container: its children follow
+            continue
+        body = stream[i:i + rlen]
+        i += rlen
+        if rtype == _PPT_TEXT_CHARS:
+            t = body.decode("utf-16-le", errors="replace")
+        elif rtype == _PPT_TEXT_BYTES:
+            t = body.decode("latin-1")
+        else:
+            continue
+        out.append(t)
+        total += len(t)
+    return "\n".join(out)[:max_chars]

@@ -99,3 +99,30 @@ def test_xml_element_limit(sandbox, factory):
 
     part = extract_zip(S.docx(paragraphs=500, image=False), limits=Limits(max_xml_elements=1000))
     assert "xml_elements" in part.truncated and "office_many_elements" in part.anomalies
+
+
+def _legacy(kind: str, tmp_path) -> bytes:  # type: ignore[no-untyped-def]
+    """A legacy Word 97 .doc / PowerPoint 97 .ppt, made by converting the DOCX/PPTX sample with
+    LibreOffice (the only free writer of these formats)."""
+    import shutil
+    import subprocess
+
+    soffice = shutil.which("soffice")
+    if soffice is None:
+        pytest.skip("LibreOffice (soffice) is needed to write legacy .doc/.ppt samples")
+    src = tmp_path / ("in.docx" if kind == "doc" else "in.pptx")
+    src.write_bytes(S.docx(image=False) if kind == "doc" else S.pptx(image=False))
+    target = "doc:MS Word 97" if kind == "doc" else "ppt:MS PowerPoint 97"
+    subprocess.run([soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo",
+                    "--convert-to", target, "--outdir", str(tmp_path), str(src)],
+                   check=True, capture_output=True, timeout=180)
+    return (tmp_path / f"in.{kind}").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "mime"), [("doc", "application/msword"), ("ppt", "application/vnd.ms-powerpoint")])
+def test_legacy_office_planted_phrases(kind, mime, sandbox, factory, tmp_path):  # type: ignore[no-untyped-def]
+    data = _legacy(kind, tmp_path)
+    o = S.sniffed(data, factory, filename=f"old.{kind}", mime=mime)
+    ex = extract(o, Budget(), factory, sandbox=sandbox)
+    assert ex.text and S.EN in ex.text and S.ZH in ex.text, (ex.text, ex.anomalies, ex.meta)
