@@ -1,8 +1,9 @@
-"""Minimal text from plain-text, HTML, JSON and form bodies (a fuller extractor comes later).
+"""Minimal text from plain-text, HTML, JSON and form bodies, for objects that did not go
+through `inspectors.extract` (which makes the full text, hidden text and links).
 
-Charset, in order: the ``charset`` parameter of the Content-Type (``obj.meta["charset"]`` or
-``obj.meta["content_type"]``, or a parameter left on ``declared_mime``), a BOM, an HTML
-``<meta charset>`` in the first 4 KB, strict UTF-8, then GB18030 with replacement. HTML loses
+Charset as `inspectors.extract.charset.decode` chooses it: a BOM, the declared charset
+(``obj.meta["charset"]``/``["content_type"]`` or a parameter on ``declared_mime``), an HTML
+``<meta charset>``, strict UTF-8, detection for longer texts, then GB18030. HTML loses
 scripts, styles, comments and tags (inline tags without a space, so ``fa<b></b>lun`` stays one
 word) and has its entities unescaped. JSON gives its keys and string values, forms their
 decoded names and values. Everything is linear in the input and bounded by ``max_bytes``.
@@ -10,23 +11,17 @@ decoded names and values. Everything is linear in the input and bounded by ``max
 
 from __future__ import annotations
 
-import codecs
 import html
 import json
 import re
 from urllib.parse import parse_qsl
 
 from appliance.model.content import ContentObject
+from inspectors.extract.charset import decode as charset_decode
+from inspectors.extract.charset import obj_declared_charset
 
 _TEXT_MIMES = ("text/", "application/json", "application/xml", "application/xhtml+xml",
                "application/x-www-form-urlencoded", "application/javascript", "application/ld+json")
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
-            "big5": "big5hkscs", "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "utf-8",
-            "ascii": "utf-8"}
-_CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:+-]{1,40})", re.I)
-_META_CHARSET = re.compile(rb"<meta[^>]{0,512}?charset\s*=\s*[\"']?([A-Za-z0-9_.:+-]{1,40})", re.I)
 
 
 def is_textual(obj: ContentObject) -> bool:
@@ -35,54 +30,15 @@ def is_textual(obj: ContentObject) -> bool:
     return any(m.startswith(_TEXT_MIMES) or m.endswith(("+json", "+xml")) for m in mimes if m)
 
 
-def _codec(name: str) -> str | None:
-    name = name.strip().strip("\"'").lower()
-    name = _ALIASES.get(name, name)
-    try:
-        info = codecs.lookup(name)
-    except LookupError:
-        return None
-    if not getattr(info, "_is_text_encoding", True):  # hex, rot13, zlib…
-        return None
-    return _ALIASES.get(info.name, info.name)
-
-
 def declared_charset(obj: ContentObject) -> str | None:
     """The charset the headers declare, if any and if Python knows it."""
-    for src in (obj.meta.get("charset", ""), obj.meta.get("content_type", ""), obj.declared_mime):
-        if not src:
-            continue
-        m = _CHARSET_PARAM.search(src)
-        name = m.group(1) if m else (src if src is obj.meta.get("charset") else "")
-        if name and (codec := _codec(name)):
-            return codec
-    return None
+    return obj_declared_charset(obj.meta, obj.declared_mime)
 
 
 def decode(data: bytes, *, charset: str | None = None, html_doc: bool = False) -> str:
-    """Bytes to text by the cascade in the module docstring; never raises."""
-    if charset:
-        try:
-            return data.decode(charset, errors="replace")
-        except Exception:  # a codec that misbehaves on this input
-            pass
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            return data.decode(enc, errors="replace")
-    if html_doc:
-        m = _META_CHARSET.search(data, 0, 4096)
-        if m and (codec := _codec(m.group(1).decode("ascii"))):
-            try:
-                return data.decode(codec, errors="replace")
-            except Exception:
-                pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # a multi-byte character cut at the end by truncation is still UTF-8
-        if exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
-            return data.decode("utf-8", errors="replace")
-    return data.decode("gb18030", errors="replace")
+    """Bytes to text (BOM, declared charset, ``<meta charset>``, UTF-8, detection, GB18030:
+    `inspectors.extract.charset.decode`, which the full extractors use too); never raises."""
+    return charset_decode(data, declared=charset, html=html_doc).text
 
 
 _RAW_TEXT_TAG = re.compile(r"<(/?)(script|style|noscript|template)\b[^<>]{0,4096}>", re.I)
