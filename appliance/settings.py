@@ -7,7 +7,7 @@ so that ``tapsift read`` works without a file. See docs/configuration.md for the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -157,6 +157,10 @@ class LiveSettings(_Section):
     eve_rotate_interval_s: float = Field(0, ge=0)
     """Rotate the EVE file this often (0 = never)."""
     eve_rotate_keep: int = Field(10, ge=1, le=1000)
+    pid_file: str | None = None
+    """Written at start (the console's policy reload sends SIGHUP to this pid)."""
+    stats_file: str | None = None
+    """A small JSON file of counters, replaced at every stats interval (the console's dashboard)."""
     """Rotated EVE files kept (``eve.json.1`` … ``eve.json.N``)."""
 
 
@@ -170,6 +174,9 @@ class Settings(_Section):
     output: OutputSettings = OutputSettings()
     live: LiveSettings = LiveSettings()
     inspection: InspectionSettings = InspectionSettings()
+    web: dict[str, Any] = Field(default_factory=dict)
+    """The console's section (validated by ``tapsift web``; see docs/console.md), so one file
+    can configure both services."""
 
 
 class SettingsError(ValueError):

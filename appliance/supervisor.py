@@ -569,6 +569,9 @@ class Supervisor:
             load_policy(self.settings.inspection.policy)  # refuse to start on an invalid policy
             # the store and the SIEM spools are opened here, before privileges are dropped
             self.alerts = AlertWriter.from_settings(self.settings.output, eve=None, other_thread=True)
+        if live.pid_file:
+            with open(live.pid_file, "w", encoding="ascii") as fh:
+                fh.write(f"{os.getpid()}\n")
         listen = parse_listen(live.metrics_listen)
         if listen is not None:
             self.metrics = MetricsServer(listen[0], listen[1], self.snapshot)
@@ -648,14 +651,35 @@ class Supervisor:
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + interval
-                self.eve.write({"timestamp": _now_ts(), "event_type": "stats", "stats": self.snapshot()})
+                snap = self.snapshot()
+                self.eve.write({"timestamp": _now_ts(), "event_type": "stats", "stats": snap})
                 self.eve.flush()
+                self._write_stats_file(snap)
             elif not ready:
                 self.eve.flush()
             if self._writer_stop.is_set() and not ready:
                 with self._conns_lock:
                     if not self._conns:
                         return
+
+    def _write_stats_file(self, snap: dict[str, Any]) -> None:
+        """The console's view of the sensor (docs/console.md), replaced atomically."""
+        path = self.settings.live.stats_file
+        if not path:
+            return
+        data = {
+            "ts": time.time(), "packets": snap.get("packets", 0), "bytes": snap.get("bytes", 0),
+            "drops": snap.get("capture", {}).get("kernel_drops", 0), "flows": snap.get("flows", 0),
+            "queue_depths": snap.get("queues", {}), "alerts": snap.get("alerts", 0),
+            "objects": snap.get("objects", 0), "worker_restarts": snap.get("worker_restarts", 0),
+        }
+        tmp = f"{path}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write the stats file %s: %s", path, exc)
 
     def _alert(self, rec: dict[str, Any], ts_ns: int) -> None:
         """One alert from a worker: store, EVE, SIEM (this thread is their single writer)."""

@@ -24,7 +24,8 @@ def _run(args: argparse.Namespace) -> int:
     live = settings.live
     if args.interface:
         live.interfaces = list(args.interface)
-    for name in ("workers", "bpf", "user", "backend", "ring_mb", "metrics_listen", "stats_interval_s"):
+    for name in ("workers", "bpf", "user", "backend", "ring_mb", "metrics_listen", "stats_interval_s", "pid_file",
+                 "stats_file"):
         v = getattr(args, name)
         if v is not None:
             setattr(live, name, v)
@@ -73,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="Prometheus endpoint (empty string = off)")
     p.add_argument("--stats-interval", type=float, metavar="S", dest="stats_interval_s",
                    help="seconds between stats events")
+    p.add_argument("--pid-file", metavar="PATH", dest="pid_file", help="write the supervisor's pid here")
+    p.add_argument("--stats-file", metavar="PATH", dest="stats_file",
+                   help="JSON counters for the console, replaced at every stats interval")
     p.add_argument("--no-promisc", action="store_true", help="do not put the interfaces in promiscuous mode")
     p.add_argument("--no-check", action="store_true", help="skip the offload/MTU checks at start")
     p.add_argument("-v", "--verbose", action="store_true")

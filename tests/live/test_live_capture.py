@@ -6,6 +6,7 @@ tcpreplay into the sender end and runs the sensor on the capture end. Needs root
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -285,10 +286,15 @@ def test_live_alerts_equal_offline_read_and_reach_the_store(pair: VethPair, tmp_
                   if e["event_type"] == "alert")
     assert len(want) >= 5
     store = tmp_path / "alerts.db"
-    sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--policy", policy, "--store", str(store))
+    sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--policy", policy, "--store", str(store),
+                        "--pid-file", str(tmp_path / "sensor.pid"), "--stats-file", str(tmp_path / "stats.json"))
     try:
         sent = pair.replay(pcap, "--mbps", "50")
         sensor.wait_packets(sent["packets"])
+        # what the console reads: the pid to signal and the counters for its dashboard
+        assert int((tmp_path / "sensor.pid").read_text()) == sensor.proc.pid
+        console_stats = json.loads((tmp_path / "stats.json").read_text())
+        assert console_stats["packets"] > 0 and console_stats["drops"] == 0 and "queue_depths" in console_stats
         events = sensor.stop()
     finally:
         sensor.kill()
