@@ -188,6 +188,7 @@ class Sensor:
             overlap_policy=rs.overlap_policy,
             established_timeout_ns=int(rs.established_timeout_s * 1e9),
             closed_timeout_ns=int(rs.closed_timeout_s * 1e9),
+            ack_gap_delay_ns=int(rs.ack_gap_delay_s * 1e9),
         )
         self.factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes)
         self.http = HttpContentAssembler(

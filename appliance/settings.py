@@ -36,6 +36,9 @@ class ReassemblySettings(_Section):
     overlap_policy: Literal["first", "last"] = "first"
     established_timeout_s: float = 300.0
     closed_timeout_s: float = 30.0
+    ack_gap_delay_s: float = Field(0.2, ge=0)
+    """An ACK past a hole makes it a gap only after this long (packet time): a mirror merging
+    ports, or a split tap, can show the ACK before the retransmission that fills the hole."""
     expire_interval_s: float = 5.0
     """How often (in packet time) idle flows are looked for."""
 

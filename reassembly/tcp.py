@@ -99,6 +99,8 @@ class _Half:
         "oo_s",
         "peer",
         "pending",
+        "ack_arm_ts",
+        "ack_arm_off",
     )
 
     def __init__(self, flow: Flow, d: Direction, key: tuple) -> None:
@@ -128,6 +130,10 @@ class _Half:
         self.hist_off = 0
         self.fin_off = -1
         self.closed = False
+        self.ack_arm_ts = -1
+        """Packet time of the first peer ACK past the current hole (-1: none yet)."""
+        self.ack_arm_off = -1
+        """``off`` when that ACK was seen (progress since then re-arms the delay)."""
 
 
 class TcpReassembler:
@@ -159,6 +165,7 @@ class TcpReassembler:
         idle_timeout_ns: int | None = None,
         rst_window: int = 1 << 20,
         seed: int = 0,
+        ack_gap_delay_ns: int = 0,
     ) -> None:
         if overlap_policy not in ("first", "last"):
             raise ValueError(f"overlap_policy must be 'first' or 'last', not {overlap_policy!r}")
@@ -167,6 +174,10 @@ class TcpReassembler:
         self.overlap_policy = overlap_policy
         self._last_wins = overlap_policy == "last"
         self.rst_window = int(rst_window)
+        self.ack_gap_delay_ns = int(ack_gap_delay_ns)
+        """How long (packet time) an ACK past a hole waits before the hole becomes a gap: a
+        mirror that merges several ports (or a split tap) can deliver the peer's ACK a few ms
+        before the retransmission that fills the hole."""
         if idle_timeout_ns is not None:  # alias
             established_timeout_ns = idle_timeout_ns
         self.flows = FlowTable(max_flows, established_timeout_ns=established_timeout_ns,
@@ -300,7 +311,13 @@ class TcpReassembler:
             elif p.pending:
                 a = (pkt.ack - p.nxt) & _MASK
                 if 0 < a < _HALF:
-                    self._acked(p, p.off + a, ts, out)
+                    if not self.ack_gap_delay_ns:
+                        self._acked(p, p.off + a, ts, out)
+                    elif p.ack_arm_ts < 0 or p.ack_arm_off != p.off:
+                        p.ack_arm_ts, p.ack_arm_off = ts, p.off
+                    elif ts - p.ack_arm_ts >= self.ack_gap_delay_ns:
+                        p.ack_arm_ts = -1
+                        self._acked(p, p.off + a, ts, out)
         if h.base < 0:
             _set_base(h, seq)
         if n:

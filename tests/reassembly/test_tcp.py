@@ -283,6 +283,30 @@ def test_hole_acked_becomes_gap() -> None:
     assert r.counters["gaps_acked"] == 2 and r.counters["gap_bytes"] == 10
 
 
+def test_ack_seen_before_the_retransmission_within_the_delay_is_no_gap() -> None:
+    """A split tap or merged mirror ports can show the peer's ACK a few ms before the
+    retransmission that fills the hole: with a delay, the hole is filled, not declared lost."""
+    r = TcpReassembler(ack_gap_delay_ns=200_000_000)
+    k = Conn()
+    ev = run(r, [*k.handshake(), k.s(0, b"0123456789", ack=0), k.s(20, b"KLMNO", ack=0)])
+    t = k.ts
+    ev = run(r, [k.c(0, flags=ACK, ack=25, ts=t + 1_000_000),  # the ACK, 1 ms early
+                 k.s(10, b"abcdefghij", ack=0, ts=t + 3_000_000)])  # then the retransmission
+    assert kinds(ev) == [("data", 1, 10, b"abcdefghij"), ("data", 1, 20, b"KLMNO")]
+    assert r.counters["gaps"] == 0
+
+
+def test_ack_past_a_hole_becomes_a_gap_after_the_delay() -> None:
+    r = TcpReassembler(ack_gap_delay_ns=200_000_000)
+    k = Conn()
+    run(r, [*k.handshake(), k.s(0, b"0123456789", ack=0), k.s(20, b"KLMNO", ack=0)])
+    t = k.ts
+    assert kinds(run(r, [k.c(0, flags=ACK, ack=25, ts=t + 1_000_000)])) == []  # armed
+    assert kinds(run(r, [k.c(0, flags=ACK, ack=25, ts=t + 100_000_000)])) == []  # still within the delay
+    ev = run(r, [k.c(0, flags=ACK, ack=25, ts=t + 202_000_000)])
+    assert kinds(ev) == [("gap", 1, 10, 10, "acked"), ("data", 1, 20, b"KLMNO")]
+
+
 def test_ack_without_buffered_data_opens_no_gap() -> None:
     r = TcpReassembler()
     k = Conn()
