@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from appliance import __version__
 
@@ -72,6 +73,27 @@ class _Progress:
         if self.enabled:
             sys.stderr.write("\r" + " " * 90 + "\r")
             sys.stderr.flush()
+
+
+def _stats(sensor: Any, inspection: Any, cpu: float, wall: float) -> dict[str, Any]:
+    """The ``stats`` event body: what the sensor did so far."""
+    st = sensor.stats
+    tcp_counters = dict(getattr(sensor.tcp, "counters", {}))
+    mbit = st.bytes * 8 / 1e6
+    stats: dict[str, Any] = {
+        "packets": st.packets, "bytes": st.bytes, "tcp_packets": st.tcp_packets, "udp_packets": st.udp_packets,
+        "other_packets": st.other_packets, "flows": int(tcp_counters.get("flows_created", 0)),
+        "objects": st.objects, "anomalies": sum(st.anomalies.values()), "app_proto": dict(st.app_protos),
+        "tcp": tcp_counters, "decoder": dict(sensor.decoder.counters),
+        "cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3),
+        "mbit_per_cpu_second": round(mbit / cpu, 1) if cpu > 0 else None,
+        "peak_rss_kb": peak_rss_kb(),
+    }
+    if inspection is not None:
+        stats["inspection"] = dict(inspection.counters)
+        stats["alerts"] = st.alerts
+        stats["suppressed"] = st.suppressed
+    return stats
 
 
 def cmd_read(args: argparse.Namespace) -> int:
@@ -173,7 +195,12 @@ def cmd_read(args: argparse.Namespace) -> int:
     wall0 = time.monotonic()
     st = sensor.stats
     try:
-        sensor.run(cap.frames(), progress=lambda: bar.update(cap.position, st.packets, st.objects))
+        def periodic(ts_ns: int) -> None:
+            eve.write({"timestamp": eve_timestamp(ts_ns), "event_type": "stats",
+                       "stats": _stats(sensor, inspection, time.process_time() - cpu0, time.monotonic() - wall0)})
+
+        sensor.run(cap.frames(), progress=lambda: bar.update(cap.position, st.packets, st.objects),
+                   on_stats=periodic, stats_every_ns=int(settings.output.stats_interval_s * 1e9))
         sensor.finish()
     except KeyboardInterrupt:
         sensor.finish()
@@ -191,22 +218,9 @@ def cmd_read(args: argparse.Namespace) -> int:
         })
     for ev in anomaly_events:
         eve.write(ev)
-    tcp_counters = dict(getattr(sensor.tcp, "counters", {}))
-    flows = int(tcp_counters.get("flows", 0) or getattr(sensor.tcp.flows, "created", 0) or 0)
+    stats = _stats(sensor, inspection, cpu, wall)
+    flows = stats["flows"]
     mbit = st.bytes * 8 / 1e6
-    stats = {
-        "packets": st.packets, "bytes": st.bytes, "tcp_packets": st.tcp_packets, "udp_packets": st.udp_packets,
-        "other_packets": st.other_packets, "flows": flows, "objects": st.objects,
-        "anomalies": sum(st.anomalies.values()), "app_proto": dict(st.app_protos),
-        "tcp": tcp_counters, "decoder": dict(sensor.decoder.counters),
-        "cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3),
-        "mbit_per_cpu_second": round(mbit / cpu, 1) if cpu > 0 else None,
-        "peak_rss_kb": peak_rss_kb(),
-    }
-    if inspection is not None:
-        stats["inspection"] = dict(inspection.counters)
-        stats["alerts"] = st.alerts
-        stats["suppressed"] = st.suppressed
     eve.write({"timestamp": eve_timestamp(st.last_ts_ns), "event_type": "stats", "stats": stats})
     if writer is not None:
         writer.close()

@@ -218,16 +218,19 @@ class Sensor:
         self.cpu_started = time.process_time()
 
     # -- frames -----------------------------------------------------------------------------
-    def run(self, frames: Iterable[Frame], progress: Callable[[], None] | None = None) -> None:
-        """Process every frame (calling ``progress`` every 65,536 frames)."""
+    def run(self, frames: Iterable[Frame], progress: Callable[[], None] | None = None,
+            on_stats: Callable[[int], None] | None = None, stats_every_ns: int = 0) -> None:
+        """Process every frame (calling ``progress`` every 65,536 frames, and ``on_stats`` with the
+        packet time every ``stats_every_ns`` of packet time when both are given)."""
         decode = self.decoder.decode
         tcp_feed = self.tcp.feed
         dispatch = self._dispatch
         st = self.stats
         n = nbytes = ntcp = nudp = 0
-        base = st.packets
+        base, b0, t0, u0 = st.packets, st.bytes, st.tcp_packets, st.udp_packets
         next_expire = self._next_expire
         last = st.last_ts_ns
+        next_stats = 0 if on_stats is not None and stats_every_ns > 0 else 1 << 62
         try:
             for frame in frames:
                 n += 1
@@ -246,6 +249,12 @@ class Sensor:
                 ts = pkt.ts_ns
                 if ts > last:
                     last = ts
+                    if ts >= next_stats:
+                        if next_stats:  # not on the first packet: the first interval starts there
+                            st.packets, st.last_ts_ns = base + n, last
+                            st.bytes, st.tcp_packets, st.udp_packets = b0 + nbytes, t0 + ntcp, u0 + nudp
+                            on_stats(ts)  # type: ignore[misc]
+                        next_stats = ts + stats_every_ns
                     if ts >= next_expire:
                         if not st.first_ts_ns:
                             st.first_ts_ns = ts
@@ -259,9 +268,9 @@ class Sensor:
                     progress()
         finally:
             st.packets = base + n
-            st.bytes += nbytes
-            st.tcp_packets += ntcp
-            st.udp_packets += nudp
+            st.bytes = b0 + nbytes
+            st.tcp_packets = t0 + ntcp
+            st.udp_packets = u0 + nudp
             st.other_packets += n - ntcp - nudp
             st.last_ts_ns = last
             self._next_expire = next_expire

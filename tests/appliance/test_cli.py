@@ -156,3 +156,20 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert os.WEXITSTATUS(status) == 0
     assert "%" in text and "[#" in text and "pkts" in text
     assert "140,000 packets" in text
+
+
+def test_periodic_stats_events_on_packet_time(tmp_path: Path) -> None:
+    """output.stats_interval_s: a stats event every N seconds of packet time, then the final one."""
+    pcap = tmp_path / "a.pcap"
+    with pcap.open("wb") as fh:
+        w = dpkt.pcap.Writer(fh)
+        for i in range(100):  # one ARP frame every 0.1 s: 9.9 s of packet time
+            w.writepkt(b"\x02" * 12 + b"\x08\x06" + b"\x00" * 28, ts=1_700_000_000 + i * 0.1)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("output:\n  stats_interval_s: 2\n")
+    p = _run("read", str(pcap), "--config", str(cfg), "--eve", "-", "-q")
+    assert p.returncode == 0, p.stderr
+    stats = [json.loads(x)["stats"] for x in p.stdout.splitlines() if '"event_type":"stats"' in x]
+    assert len(stats) == 4 + 1  # at 2, 4, 6 and 8 s of packet time, and the closing one
+    packets = [s["packets"] for s in stats]
+    assert packets == sorted(packets) and packets[-1] == 100 and 0 < packets[0] < 100
