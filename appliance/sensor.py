@@ -168,6 +168,8 @@ class Sensor:
         inspection: InspectionStage | None = None,
         on_alert: Callable[[Alert, ContentObject], None] | None = None,
         on_suppressed: Callable[[Suppressed], None] | None = None,
+        zone_of: Callable[[Flow], tuple[str, str]] | None = None,
+        id_prefix: str = "F",
     ) -> None:
         self.settings = settings
         self.on_object = on_object
@@ -175,6 +177,8 @@ class Sensor:
         self.inspection = inspection
         self.on_alert = on_alert
         self.on_suppressed = on_suppressed
+        self.zone_of = zone_of if zone_of is not None else (inspection.zones if inspection is not None else None)
+        """(source zone, destination zone) of a new flow; None = every flow is any→any."""
         cs, rs, hs = settings.capture, settings.reassembly, settings.http
         self.decoder = Decoder(
             verify_checksums=cs.verify_checksums,
@@ -190,7 +194,9 @@ class Sensor:
             closed_timeout_ns=int(rs.closed_timeout_s * 1e9),
             ack_gap_delay_ns=int(rs.ack_gap_delay_s * 1e9),
         )
-        self.factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes)
+        # several capture workers: a prefix per worker keeps content ids unique across them
+        self.factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes,
+                                     prefix=id_prefix)
         self.http = HttpContentAssembler(
             self.factory,
             body_limit=hs.body_limit,
@@ -321,8 +327,8 @@ class Sensor:
         flow = ev.flow
         pend = self._pending.get(flow.uid)
         if pend is None:
-            if self.inspection is not None:
-                flow.src_zone, flow.dst_zone = self.inspection.zones(flow)
+            if self.zone_of is not None:
+                flow.src_zone, flow.dst_zone = self.zone_of(flow)
             ctx = self.ftp_expect.match(flow)
             if ctx is not None:
                 limit = self.settings.http.body_limit

@@ -261,6 +261,8 @@ class InspectionPool:
         self.processes = processes
         self.queue: Any = ctx.Queue(maxsize)
         self.maxsize = maxsize
+        self.drain_s = 10.0
+        """At shutdown, how long queued objects are still inspected."""
 
     def offer(self, obj: Any) -> bool:
         """Queue ``obj`` for inspection; False (shed) when the queue is full."""
@@ -276,20 +278,98 @@ class InspectionPool:
         except NotImplementedError:
             return -1
 
-    def serve(self, out: _Outbox, stop: Callable[[], bool]) -> None:
-        """The loop of one pool process."""
+    def serve(self, out: _Outbox, stop: Callable[[], bool], reload: Callable[[], None] | None = None) -> None:
+        """The loop of one pool process. Alert events go over the control channel (never
+        dropped, recorded by the supervisor's single writer); other events are EVE lines."""
         while not stop():
+            if reload is not None and _flags["reload"]:
+                _flags["reload"] = False
+                reload()
             try:
                 obj = self.queue.get(timeout=0.2)
             except queue.Empty:
                 out.flush()
                 continue
+            self._one(obj, out)
+        # stopping: what is queued is still inspected while the shutdown allows, the rest is
+        # recorded as not inspected (nothing disappears silently)
+        deadline = time.monotonic() + self.drain_s
+        while True:
             try:
-                for ev in self.inspect(obj):
+                obj = self.queue.get(timeout=0.1)
+            except (queue.Empty, OSError, ValueError):
+                break
+            if time.monotonic() < deadline:
+                self._one(obj, out)
+            else:
+                out.event(not_inspected_event(obj, "shutdown"))
+        out.flush()
+
+    def _one(self, obj: Any, out: _Outbox) -> None:
+        try:
+            for ev in self.inspect(obj):
+                if ev.get("event_type") == "alert":
+                    out.flush()
+                    out.control(("alert", out.name, ev, int(ev.get("tapsift", {}).get("ts_ns", 0) or 0)))
+                else:
                     out.event(ev)
-            except Exception:
-                log.exception("inspection of %s failed", getattr(obj, "id", "?"))
-            out.flush()
+        except Exception:
+            log.exception("inspection of %s failed", getattr(obj, "id", "?"))
+        out.flush()
+
+
+_POOL_STAGE: Any = None
+"""The inspection stage of this pool process (made on first use, after the fork)."""
+
+
+def policy_inspect(settings: Settings, slot: int, processes: int) -> Callable[[Any], Iterable[dict[str, Any]]]:
+    """The pool's inspect function for the zone policy: extraction, inspectors, decision.
+
+    Yields the fileinfo events of extracted children and the alert records. Alert ids stay
+    unique across the pool's processes (process k of K numbers k+1, k+1+K, ...).
+    """
+
+    def inspect(obj: Any) -> Iterable[dict[str, Any]]:
+        global _POOL_STAGE
+        from appliance.eve import fileinfo_event
+        from appliance.outputs.alertjson import alert_record
+
+        if _POOL_STAGE is None:
+            _POOL_STAGE = _make_stage(settings, _POOL_SLOT[0] if _POOL_SLOT else slot, processes)
+        stage = _POOL_STAGE
+        res = stage.inspect(obj, obj.ts_ns)
+        for child in res.children:
+            yield fileinfo_event(child)
+        for alert, target in res.alerts:
+            rec = alert_record(alert, target)
+            rec.setdefault("tapsift", {})["ts_ns"] = alert.ts_ns
+            yield rec
+
+    return inspect
+
+
+_POOL_SLOT: list[int] = []
+
+
+def _make_stage(settings: Settings, slot: int, processes: int) -> Any:
+    """An InspectionStage for one process, with its extractor (budgets from the settings)."""
+    from appliance.inspection import InspectionStage, make_extractor
+    from inspectors.extract.base import Budget
+    from policies.engine import AlertIds
+    from policies.reload import PolicyHolder
+    from reassembly.objects import ObjectFactory
+
+    ins = settings.inspection
+    holder = PolicyHolder(ins.policy, ids=AlertIds(slot + 1, processes))  # type: ignore[arg-type]
+    stage = InspectionStage(holder, max_text_bytes=ins.max_text_bytes, time_budget_s=ins.time_budget_s)
+    budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
+                    max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
+                    max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+    # children get ids of their own: a prefix per pool process keeps them unique across processes
+    factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes,
+                            prefix=f"F{slot}x")
+    stage.extractor = make_extractor(factory, budget, keywords=stage.policy_keywords)
+    return stage
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,7 +439,14 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     inspection = None
     holder = None
     on_alert = on_suppressed = None
-    if settings.inspection.policy:
+    zone_of = None
+    if settings.inspection.policy and pool is not None:
+        # expensive work goes to the pool (objects shed when it is full); flows still get zones here
+        from policies.reload import PolicyHolder
+
+        holder = PolicyHolder(settings.inspection.policy)
+        zone_of = lambda flow: holder.current.zones.zones_for(flow)  # noqa: E731
+    elif settings.inspection.policy:
         from appliance.inspection import InspectionStage
         from appliance.outputs.alertjson import alert_record
         from policies.engine import AlertIds
@@ -378,7 +465,8 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
             out.control(("suppressed", child.name, sup_.first_id))
 
     sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end, inspection=inspection,
-                    on_alert=on_alert, on_suppressed=on_suppressed)
+                    on_alert=on_alert, on_suppressed=on_suppressed, zone_of=zone_of,
+                    id_prefix="F" if sup.workers == 1 else f"F{child.slot}w")
     sensor.policy_holder = holder  # type: ignore[attr-defined]
     if sup.backend == "pcap":
         from capture.live import PcapReader
@@ -460,7 +548,14 @@ def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
             h.close()
     out = _Outbox(conn, child.name, sup.settings.live.event_queue)
     assert sup.pool is not None
-    sup.pool.serve(out, lambda: _flags["stop"])
+    _POOL_SLOT[:] = [child.slot]
+
+    def reload() -> None:
+        if _POOL_STAGE is not None:
+            ok, msg = _POOL_STAGE.holder.reload()
+            (log.info if ok else log.error)("policy reload: %s", msg)
+
+    sup.pool.serve(out, lambda: _flags["stop"], reload)
     out.control(("bye", child.name, {"pid": os.getpid()}))
     out.close()
 
@@ -513,8 +608,11 @@ class Supervisor:
         self.eve_target = eve if eve is not None else settings.output.eve
         self.children: list[_Child] = []
         self.pool: InspectionPool | None = None
+        if expensive is None and settings.inspection.policy and live.inspect_workers > 0:
+            expensive = policy_inspect(settings, 0, live.inspect_workers)
         if expensive is not None and live.inspect_workers > 0:
             self.pool = InspectionPool(expensive, live.inspect_workers, live.inspect_queue)
+            self.pool.drain_s = max(1.0, live.shutdown_timeout_s / 2)
         self.eve: Any = None
         self.alerts: Any = None
         """The alert writer (store + SIEM outputs) when a policy is configured."""

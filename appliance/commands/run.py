@@ -25,7 +25,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.interface:
         live.interfaces = list(args.interface)
     for name in ("workers", "bpf", "user", "backend", "ring_mb", "metrics_listen", "stats_interval_s", "pid_file",
-                 "stats_file"):
+                 "stats_file", "inspect_workers"):
         v = getattr(args, name)
         if v is not None:
             setattr(live, name, v)
@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="Prometheus endpoint (empty string = off)")
     p.add_argument("--stats-interval", type=float, metavar="S", dest="stats_interval_s",
                    help="seconds between stats events")
+    p.add_argument("--inspect-workers", type=int, metavar="N", dest="inspect_workers",
+                   help="processes that inspect objects off the capture path (objects are shed, counted, "
+                        "when they fall behind)")
     p.add_argument("--pid-file", metavar="PATH", dest="pid_file", help="write the supervisor's pid here")
     p.add_argument("--stats-file", metavar="PATH", dest="stats_file",
                    help="JSON counters for the console, replaced at every stats interval")

@@ -308,3 +308,37 @@ def test_live_alerts_equal_offline_read_and_reach_the_store(pair: VethPair, tmp_
     finally:
         db.close()
     assert stored == set(ids), sensor.stderr[-3000:]
+
+
+def test_live_alerts_through_the_inspection_pool(pair: VethPair, tmp_path: Path) -> None:
+    """With --inspect-workers the capture worker only extracts objects and hands them to the
+    inspection pool (shedding when it falls behind); the alerts are the same as tapsift read's."""
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    pcap = tmp_path / "demo.pcap"
+    subprocess.run([sys.executable, str(root / "scripts" / "make_demo.py"), str(pcap)], check=True,
+                   capture_output=True, timeout=120)
+    policy = str(root / "policies" / "sample.yaml")
+    ref = tmp_path / "read.json"
+    subprocess.run([str(Path(sys.executable).with_name("tapsift")), "read", str(pcap), "--policy", policy,
+                    "--eve", str(ref), "-q"], check=True, timeout=300)
+    want = sorted((e["alert"]["signature"], e["http"]["url"]) for e in read_events(ref) if e["event_type"] == "alert")
+    sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--inspect-workers", "1", "--policy", policy)
+    try:
+        sent = pair.replay(pcap, "--mbps", "20")
+        sensor.wait_packets(sent["packets"])
+        deadline = time.monotonic() + 60  # the pool works through its queue (OCR models load first)
+        while time.monotonic() < deadline and sum(
+                e["event_type"] == "alert" for e in read_events(tmp_path / "eve.json")) < len(want):
+            time.sleep(0.5)
+        events = sensor.stop()
+    finally:
+        sensor.kill()
+    st = [e for e in events if e["event_type"] == "stats"][-1]["stats"]
+    assert st["not_inspected"] == 0, st
+    alerts = [e for e in events if e["event_type"] == "alert"]
+    assert sorted((e["alert"]["signature"], e["http"]["url"]) for e in alerts) == want, sensor.stderr[-3000:]
+    assert len({e["tapsift"]["alert_id"] for e in alerts}) == len(alerts)
+    ids = [e["tapsift"]["content_id"] for e in events if e["event_type"] == "fileinfo"]
+    assert len(set(ids)) == len(ids)  # content ids stay unique across the two capture workers
