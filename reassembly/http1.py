@@ -808,17 +808,7 @@ class Http1Parser:
                 self._anomaly(tx, "http.chunk_leading_whitespace")
         else:
             self._anomaly(tx, "http.chunked_not_chunked")
-            cl = d.cl
-            if cl is not None:
-                if cl == 0:
-                    self._end_body(d, True, "no_body")
-                else:
-                    d.state = _CL
-                    d.remaining = cl
-            elif d.direction is Direction.TO_CLIENT:
-                d.state = _CLOSE
-            else:
-                self._end_body(d, True, "no_body")
+            self._start_body(d, None, d.cl)  # framed as if Transfer-Encoding were absent
         return rest
 
     def _peek(self, d: _Dir, at_close: bool) -> bytes | None:

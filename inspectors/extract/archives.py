@@ -95,6 +95,25 @@ def _salvage_zip(data: bytes, limits: Limits) -> Partial:
     return part
 
 
+def _member_room(part: Partial, limits: Limits, clock: Clock, expanded: int) -> int | None:
+    """Bytes the next archive member may expand to under the budget: > 0 to read it, 0 to skip
+    it (depth, child count or expanded bytes used up; flagged), None to stop (time is up)."""
+    if not limits.make_children:
+        part.flag("depth", "extract_depth_limit")
+        return 0
+    if len(part.children) >= limits.max_children:
+        part.flag("children", "extract_child_limit")
+        return 0
+    if clock.over():
+        part.flag("time", "extract_time_limit")
+        return None
+    room = min(limits.max_child_bytes, limits.max_expanded_bytes - expanded)
+    if room <= 0:
+        part.flag("expanded_bytes", "extract_expanded_limit")
+        return 0
+    return room
+
+
 def _zip_members(members: Members, limits: Limits, clock: Clock) -> Partial:
     part = Partial()
     listing = TextSink(limits.max_text_chars)
@@ -107,18 +126,10 @@ def _zip_members(members: Members, limits: Limits, clock: Clock) -> Partial:
             part.note("zip_encrypted_entry")
             part.meta["encrypted"] = str(int(part.meta.get("encrypted", "0")) + 1)
             continue
-        if not limits.make_children:
-            part.flag("depth", "extract_depth_limit")
-            continue
-        if len(part.children) >= limits.max_children:
-            part.flag("children", "extract_child_limit")
-            continue
-        if clock.over():
-            part.flag("time", "extract_time_limit")
+        room = _member_room(part, limits, clock, expanded)
+        if room is None:
             break
-        room = min(limits.max_child_bytes, limits.max_expanded_bytes - expanded)
         if room <= 0:
-            part.flag("expanded_bytes", "extract_expanded_limit")
             continue
         data, problem = members.read(name, room)
         expanded += len(data)
@@ -218,18 +229,10 @@ def extract_tar(data: bytes, *, limits: Limits) -> Partial:
                     break
                 if not ti.isfile():
                     continue
-                if not limits.make_children:
-                    part.flag("depth", "extract_depth_limit")
-                    continue
-                if len(part.children) >= limits.max_children:
-                    part.flag("children", "extract_child_limit")
-                    continue
-                if clock.over():
-                    part.flag("time", "extract_time_limit")
+                room = _member_room(part, limits, clock, expanded)
+                if room is None:
                     break
-                room = min(limits.max_child_bytes, limits.max_expanded_bytes - expanded)
                 if room <= 0:
-                    part.flag("expanded_bytes", "extract_expanded_limit")
                     continue
                 f = tf.extractfile(ti)
                 if f is None:
