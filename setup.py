@@ -1,5 +1,13 @@
-"""Build hook for the one optional C extension (capture/_csum.c); metadata is in pyproject.toml."""
+"""Build hook for the optional C extensions; metadata is in pyproject.toml.
+
+``capture._csum`` (checksums) and ``reassembly._fastpath`` (the in-order TCP fast path). Both are
+optional: without a compiler the pure-Python paths give the same results, more slowly.
+"""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("capture._csum", ["capture/_csum.c"], optional=True)])
+setup(ext_modules=[
+    Extension("capture._csum", ["capture/_csum.c"], optional=True),
+    Extension("reassembly._fastpath", ["reassembly/_fastpath.c"], optional=True,
+              extra_compile_args=["-O2", "-Wall"]),
+])

@@ -199,8 +199,12 @@ def cmd_read(args: argparse.Namespace) -> int:
             eve.write({"timestamp": eve_timestamp(ts_ns), "event_type": "stats",
                        "stats": _stats(sensor, inspection, time.process_time() - cpu0, time.monotonic() - wall0)})
 
-        sensor.run(cap.frames(), progress=lambda: bar.update(cap.position, st.packets, st.objects),
-                   on_stats=periodic, stats_every_ns=int(settings.output.stats_interval_s * 1e9))
+        def progress() -> None:
+            bar.update(cap.position, st.packets, st.objects)
+
+        every = int(settings.output.stats_interval_s * 1e9)
+        if not sensor.run_records(cap, progress=progress, on_stats=periodic, stats_every_ns=every):
+            sensor.run(cap.frames(), progress=progress, on_stats=periodic, stats_every_ns=every)
         sensor.finish()
     except KeyboardInterrupt:
         sensor.finish()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from struct import Struct
 from typing import BinaryIO
 
@@ -321,6 +321,80 @@ class CaptureFile:
                 return
             buf = more
             off = 0
+
+    @property
+    def record_format(self) -> tuple[bool, bool, int, int] | None:
+        """For classic pcap: (big_endian, nanosecond, record header length, max record length)
+        as `feed_records` consumers need them; None for pcapng."""
+        if self.format != "pcap":
+            return None
+        hlen = 24 if self._magic == _PCAP_MAGIC_KUZ else 16
+        return self._bo == ">", self._magic == _PCAP_MAGIC_NS, hlen, max(262144, min(self.snaplen, MAX_RECORD))
+
+    def feed_records(self, consume: Callable[[bytes, int], int]) -> None:
+        """Classic pcap only: the raw-record counterpart of `frames()`.
+
+        ``consume(buf, off)`` gets the file contents read so far (``buf[off:]`` starts at a
+        record header) and returns the offset of the first record it did not take: an
+        incomplete one (more is read and it is called again) or one longer than the maximum
+        record length (the file is damaged: ``pcap.bad_record``, reading stops). Truncated and
+        damaged files are noted in `anomalies` exactly as by `frames()`.
+        """
+        if self._started or self.format != "pcap":
+            return
+        self._started = True
+        buf, self._buf = self._buf, b""
+        rf = self.record_format
+        assert rf is not None
+        _big, _ns, hlen, max_rec = rf
+        hdr = Struct(self._bo + "IIII").unpack_from
+        off = 24
+        # uncompressed files are read into one reused buffer: a fresh 8 MiB bytes object per
+        # chunk costs more in page faults than the copy itself
+        fh = None if self.compressed else self._fh
+        ba: bytearray | None = None
+        try:
+            while True:
+                off = consume(buf, off)
+                end = len(buf)
+                tail = end - off
+                need = tail + CHUNK
+                if tail >= hlen:
+                    incl = hdr(buf, off)[2]
+                    if incl > max_rec:
+                        self._note("pcap.bad_record")
+                        break
+                    need = max(need, hlen + incl)
+                if fh is None:
+                    more = self._fill(bytes(buf[off:]), need)
+                    got = len(more)
+                else:
+                    rest = bytes(buf[off:])
+                    if isinstance(buf, memoryview):
+                        buf.release()
+                    if ba is None or len(ba) < need:
+                        ba = bytearray(need)
+                    ba[:tail] = rest
+                    got = tail
+                    mv = memoryview(ba)
+                    while got < need:
+                        k = fh.readinto(mv[got:need])
+                        if not k:
+                            break
+                        got += k
+                    more = mv[:got]
+                    mv.release()
+                if got == tail:
+                    if tail:
+                        self._note("pcap.truncated_record")
+                    break
+                buf = more
+                off = 0
+        except (OSError, ValueError):
+            self._note("io.read_error")
+        if isinstance(buf, memoryview):
+            buf.release()
+        self._done = True
 
     def _pcapng_frames(self, buf: bytes) -> Iterator[Frame]:
         fill = self._fill

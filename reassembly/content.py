@@ -124,6 +124,10 @@ class _Body:
         self.range_data: list[bytes] | None = None
 
 
+_DECODE_PIECE = 16384
+"""Encoded bytes handed to a content decoder at once (its output is bounded by the ratio limit)."""
+
+
 class HttpContentAssembler:
     """Consumes HttpEvents of all flows and returns finished ContentObjects."""
 
@@ -153,7 +157,18 @@ class HttpContentAssembler:
             body = self._bodies.get(key)
             if body is None:
                 body = self._body(ev.flow, ev.tx, ev.direction)
-            data = body.decoder.feed(ev.data) if body.decoder is not None else ev.data
+            decoder = body.decoder
+            if decoder is None:
+                data = ev.data
+            elif len(ev.data) <= _DECODE_PIECE:
+                data = decoder.feed(ev.data)
+            else:
+                # a long run (the C fast path joins segments): decode it in pieces, so that a
+                # bomb's output is hashed and dropped piece by piece, never held whole
+                raw = memoryview(ev.data)
+                for i in range(0, len(raw) - _DECODE_PIECE, _DECODE_PIECE):
+                    self._data(ev.flow, body, decoder.feed(bytes(raw[i:i + _DECODE_PIECE])))
+                data = decoder.feed(bytes(raw[len(raw) - (len(raw) - 1) % _DECODE_PIECE - 1:]))
             if data:
                 if body.splitter is None and body.range_data is None:
                     body.builder.add(data)  # type: ignore[union-attr]

@@ -63,6 +63,8 @@ SEG_OVERHEAD = 64
 """Bytes charged per buffered out-of-order segment on top of its length (list slots, object)."""
 _HIST_MAX = 8
 _HIST_KEEP = 4
+_HIST_TAIL = 16384
+"""Bytes of a joined fast-path run kept for the retransmission check."""
 
 _TO_SERVER = Direction.TO_SERVER
 _TO_CLIENT = Direction.TO_CLIENT
@@ -188,6 +190,7 @@ class TcpReassembler:
         self._c: dict[str, int] = dict.fromkeys(_COUNTER_NAMES, 0)
         self._npkts = 0
         self._nbytes = 0
+        self._fp: object | None = None
 
     # -- reporting ------------------------------------------------------------------------
     @property
@@ -245,6 +248,68 @@ class TcpReassembler:
         flow.last_ts_ns = pkt.ts_ns
         flow.pkts[h.dir] += 1
         return []
+
+    # -- C fast path (reassembly/fastpath.py) ----------------------------------------------
+    def attach_fast_path(self, fp: object) -> None:
+        """Let ``fp`` (a ``reassembly._fastpath.FastPath``) carry in-order data of armed directions.
+
+        From now on the directions in the table are announced to it (``known``/``forget``),
+        and `feed_synced` (not `feed`) must be used for the packets it hands back, so that the
+        arming follows every change Python makes. Call before the first packet.
+        """
+        self._fp = fp
+        for h in self._idx.values():
+            fp.known(h.key)  # type: ignore[attr-defined]
+            self._sync(h)
+
+    def feed_synced(self, pkt: Packet) -> list[StreamEvent]:
+        """`feed`, then re-arm (or disarm) both directions of the packet's flow in the fast path."""
+        out = self.feed(pkt)
+        if pkt.proto == 6:
+            h = self._idx.get((pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.vlan))
+            if h is not None:
+                self._sync(h)
+                self._sync(h.peer)
+        return out
+
+    def _sync(self, h: _Half) -> None:
+        fp = self._fp
+        if h.fast and len(h.key[0]) == 4:
+            fp.arm(h.key, h, h.exp, not h.peer.pending)  # type: ignore[attr-defined]
+        else:
+            fp.disarm(h.key)  # type: ignore[attr-defined]
+
+    def apply_run(self, h: _Half, data: bytes | None, npkts: int, ts: int) -> StreamData | None:
+        """Account ``npkts`` packets the fast path took for ``h`` (the last at ``ts``) and
+        deliver their joined in-order payload ``data`` (None: only ACKs)."""
+        flow = h.flow
+        if ts > flow.last_ts_ns:
+            flow.last_ts_ns = ts
+        d = h.dir
+        flow.pkts[d] += npkts
+        self._npkts += npkts
+        if data is None:
+            return None
+        n = len(data)
+        flow.bytes[d] += n
+        self._nbytes += n
+        off = h.off
+        h.off = end = off + n
+        h.nxt = h.exp = (h.exp + n) & _MASK
+        hist = h.hist
+        if n >= _HIST_TAIL:
+            # keep only the tail of a long run for the retransmission check
+            hist.clear()
+            hist.append(data[-_HIST_TAIL:])
+            h.hist_off = end - _HIST_TAIL
+        else:
+            hist.append(data)
+            kept = sum(map(len, hist))
+            while kept > _HIST_TAIL:
+                first = hist.pop(0)
+                kept -= len(first)
+                h.hist_off += len(first)
+        return StreamData(flow, d, off, data, ts)
 
     def expire(self, now_ns: int) -> list[StreamEvent]:
         """Close and remove the flows idle past their timeout at packet time ``now_ns``."""
@@ -347,6 +412,10 @@ class TcpReassembler:
         idx[h0.key] = h0
         idx[h1.key] = h1
         flow.ext["tcp"] = (h0, h1)
+        fp = self._fp
+        if fp is not None:
+            fp.known(h0.key)  # type: ignore[attr-defined]
+            fp.known(h1.key)  # type: ignore[attr-defined]
         h = h0 if server_is_dst else h1
         if syn:
             h.isn = pkt.seq & _MASK
@@ -694,9 +763,12 @@ class TcpReassembler:
         self._close(h0, reason, ts, out)
         self._close(h1, reason, ts, out)
         idx = self._idx
+        fp = self._fp
         for h in (h0, h1):
             if idx.get(h.key) is h:
                 del idx[h.key]
+                if fp is not None:
+                    fp.forget(h.key)  # type: ignore[attr-defined]
         # no reference cycles left: a finished flow is freed by reference counting, not the GC
         del flow.ext["tcp"]
         h0.peer = h1.peer = _DEAD

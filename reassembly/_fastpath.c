@@ -1,0 +1,771 @@
+/* In-order TCP fast path for reassembly.tcp: pcap records -> joined in-order payload runs.
+ *
+ * What Python does per packet (read the record, decode Ethernet/IPv4/TCP, verify checksums,
+ * look up the direction, append in-order payload) costs 3-4 us; here it costs well under
+ * 0.5 us, and the in-order payload of consecutive segments of one direction reaches Python as
+ * one joined chunk. Everything else (handshakes, FIN/RST, out-of-order data, retransmissions,
+ * other protocols, tunnels, IPv6, fragments, bad checksums) is handed back to Python as a frame
+ * tuple and takes the normal path in capture.decode and reassembly.tcp, which stays the single
+ * source of truth: this module only acts for directions that Python has "armed" (see
+ * reassembly/fastpath.py for the contract), and only while nothing but in-order data and ACKs
+ * arrive for them.
+ *
+ * Ordering. Frames go to Python (on_frame) synchronously, in capture order, so Python's
+ * table is always exact when it acts. Per flow, events keep packet order: a direction's run
+ * is flushed (on_run) before the other direction's data is buffered and before any packet of
+ * the flow is handed to Python (which also disarms the flow until Python re-arms it). A
+ * packet that may create a flow in Python (unknown key, SYN: creation can evict another
+ * flow) or that this module cannot attribute to a flow (anything but plain Ethernet [+ one
+ * 802.1Q tag] / IPv4 / TCP, except ARP and non-tunnel IPv4 protocols) flushes every run first.
+ * Runs never outlive a pcap() call: they point into its buffer.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define KEYLEN 14
+#define RUN_CAP (256 * 1024) /* a run is flushed once it holds this many payload bytes */
+
+enum { E_EMPTY = 0, E_USED = 1, E_TOMB = 2 };
+
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t n;
+} Seg;
+
+typedef struct {
+    unsigned char key[KEYLEN];
+    uint8_t used;    /* E_* */
+    uint8_t armed;   /* Python says: fast path allowed (holds `half`) */
+    uint8_t data_ok; /* in-order data may be appended (exp valid) */
+    uint8_t ack_ok;  /* ACKs need no look at the peer's buffer */
+    uint8_t dirty;   /* in the dirty list with something to flush */
+    uint32_t exp;    /* next expected sequence number */
+    PyObject *half;  /* owned while armed */
+    Seg *segs;
+    Py_ssize_t nseg, capseg, nbytes, npkts;
+    long long last_ts;
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    Entry *tab;
+    Py_ssize_t cap, used, tombs;
+    Py_ssize_t *dirty;
+    Py_ssize_t ndirty, capdirty;
+    PyObject *on_frame; /* on_frame((ts, data, wirelen, linktype, iface)) */
+    PyObject *on_run;   /* on_run(half, data | None, npkts, last_ts) */
+    int busy;           /* inside pcap() */
+    /* configuration */
+    int verify;
+    int linktype;
+    PyObject *iface;
+    /* counters (cumulative) */
+    long long frames, wire_bytes, fast_tcp, fast_bytes, runs, slow, barriers;
+    long long last_ts; /* highest record time seen */
+} FastPath;
+
+/* ------------------------------------------------------------------------------------------ */
+
+static inline uint64_t hash_key(const unsigned char *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < KEYLEN; i++) {
+        h ^= k[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static Py_ssize_t find(FastPath *self, const unsigned char *k)
+{
+    if (!self->cap)
+        return -1;
+    Py_ssize_t mask = self->cap - 1;
+    Py_ssize_t i = (Py_ssize_t)(hash_key(k) & (uint64_t)mask);
+    for (;;) {
+        Entry *e = &self->tab[i];
+        if (e->used == E_EMPTY)
+            return -1;
+        if (e->used == E_USED && memcmp(e->key, k, KEYLEN) == 0)
+            return i;
+        i = (i + 1) & mask;
+    }
+}
+
+static int grow(FastPath *self, Py_ssize_t ncap)
+{
+    Entry *old = self->tab;
+    Py_ssize_t ocap = self->cap;
+    Entry *tab = PyMem_Calloc((size_t)ncap, sizeof(Entry));
+    if (!tab) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t mask = ncap - 1;
+    for (Py_ssize_t j = 0; j < ocap; j++) {
+        if (old[j].used != E_USED)
+            continue;
+        Py_ssize_t i = (Py_ssize_t)(hash_key(old[j].key) & (uint64_t)mask);
+        while (tab[i].used == E_USED)
+            i = (i + 1) & mask;
+        tab[i] = old[j];
+    }
+    PyMem_Free(old);
+    self->tab = tab;
+    self->cap = ncap;
+    self->tombs = 0;
+    /* a callback may grow the table in the middle of a batch: re-index the dirty runs */
+    self->ndirty = 0;
+    for (Py_ssize_t j = 0; j < ncap; j++)
+        if (tab[j].used == E_USED && tab[j].dirty)
+            self->dirty[self->ndirty++] = j;
+    return 0;
+}
+
+/* insert (or find) the entry for k; only called between batches (nothing buffered) */
+static Py_ssize_t insert(FastPath *self, const unsigned char *k)
+{
+    Py_ssize_t i = find(self, k);
+    if (i >= 0)
+        return i;
+    if ((self->used + self->tombs + 1) * 2 > self->cap) {
+        Py_ssize_t ncap = self->cap ? self->cap : 1024;
+        while ((self->used + 1) * 4 > ncap)
+            ncap *= 2;
+        if (ncap == self->cap && self->tombs == 0)
+            ncap *= 2;
+        if (grow(self, ncap) < 0)
+            return -1;
+    }
+    Py_ssize_t mask = self->cap - 1;
+    i = (Py_ssize_t)(hash_key(k) & (uint64_t)mask);
+    while (self->tab[i].used == E_USED)
+        i = (i + 1) & mask;
+    Entry *e = &self->tab[i];
+    if (e->used == E_TOMB)
+        self->tombs--;
+    memset(e, 0, sizeof(Entry));
+    memcpy(e->key, k, KEYLEN);
+    e->used = E_USED;
+    self->used++;
+    return i;
+}
+
+/* key tuple (src: bytes(4), sport, dst: bytes(4), dport, vlan) -> packed key; 0 if not IPv4 */
+static int pack_key(PyObject *t, unsigned char *k)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) {
+        PyErr_SetString(PyExc_TypeError, "key must be (src, sport, dst, dport, vlan)");
+        return -1;
+    }
+    PyObject *src = PyTuple_GET_ITEM(t, 0), *dst = PyTuple_GET_ITEM(t, 2);
+    if (!PyBytes_Check(src) || !PyBytes_Check(dst)) {
+        PyErr_SetString(PyExc_TypeError, "addresses must be bytes");
+        return -1;
+    }
+    if (PyBytes_GET_SIZE(src) != 4 || PyBytes_GET_SIZE(dst) != 4)
+        return 0;
+    long sport = PyLong_AsLong(PyTuple_GET_ITEM(t, 1));
+    long dport = PyLong_AsLong(PyTuple_GET_ITEM(t, 3));
+    long vlan = PyLong_AsLong(PyTuple_GET_ITEM(t, 4));
+    if (PyErr_Occurred())
+        return -1;
+    memcpy(k, PyBytes_AS_STRING(src), 4);
+    memcpy(k + 4, PyBytes_AS_STRING(dst), 4);
+    k[8] = (unsigned char)(sport >> 8);
+    k[9] = (unsigned char)sport;
+    k[10] = (unsigned char)(dport >> 8);
+    k[11] = (unsigned char)dport;
+    k[12] = (unsigned char)(vlan >> 8);
+    k[13] = (unsigned char)vlan;
+    return 1;
+}
+
+static inline void reverse_key(const unsigned char *k, unsigned char *r)
+{
+    memcpy(r, k + 4, 4);
+    memcpy(r + 4, k, 4);
+    r[8] = k[10];
+    r[9] = k[11];
+    r[10] = k[8];
+    r[11] = k[9];
+    r[12] = k[12];
+    r[13] = k[13];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* emit (half, data|None, npkts, last_ts) for entry i and reset its run */
+static int flush_entry(FastPath *self, Py_ssize_t i)
+{
+    Entry *e = &self->tab[i];
+    if (!e->dirty)
+        return 0;
+    e->dirty = 0;
+    if (!e->npkts)
+        return 0;
+    PyObject *data;
+    if (e->nbytes) {
+        data = PyBytes_FromStringAndSize(NULL, e->nbytes);
+        if (!data)
+            return -1;
+        char *w = PyBytes_AS_STRING(data);
+        for (Py_ssize_t s = 0; s < e->nseg; s++) {
+            memcpy(w, e->segs[s].p, (size_t)e->segs[s].n);
+            w += e->segs[s].n;
+        }
+    } else {
+        data = Py_NewRef(Py_None);
+    }
+    PyObject *half = Py_NewRef(e->half ? e->half : Py_None);
+    Py_ssize_t npkts = e->npkts;
+    long long last = e->last_ts;
+    e->nseg = e->nbytes = e->npkts = 0;
+    self->runs++;
+    /* e may move or vanish during the call */
+    PyObject *r = PyObject_CallFunction(self->on_run, "NNnL", half, data, npkts, last);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int flush_all(FastPath *self)
+{
+    while (self->ndirty > 0) {
+        Py_ssize_t i = self->dirty[--self->ndirty];
+        if (flush_entry(self, i) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void disarm_entry(Entry *e)
+{
+    e->armed = e->data_ok = e->ack_ok = 0;
+    Py_CLEAR(e->half);
+}
+
+/* flush both directions of the flow of key k and disarm them */
+static int flush_flow(FastPath *self, const unsigned char *k)
+{
+    unsigned char r[KEYLEN];
+    reverse_key(k, r);
+    /* a flow has at most one direction with buffered data (the other direction's data
+     * flushes it), so the order of the two flushes does not matter; look each entry up
+     * again after a flush, since the callback may have changed the table */
+    Py_ssize_t i = find(self, k);
+    if (i >= 0 && flush_entry(self, i) < 0)
+        return -1;
+    Py_ssize_t j = find(self, r);
+    if (j >= 0 && flush_entry(self, j) < 0)
+        return -1;
+    i = find(self, k);
+    j = find(self, r);
+    if (i >= 0)
+        disarm_entry(&self->tab[i]);
+    if (j >= 0)
+        disarm_entry(&self->tab[j]);
+    return 0;
+}
+
+static int mark_dirty(FastPath *self, Py_ssize_t i)
+{
+    Entry *e = &self->tab[i];
+    if (e->dirty)
+        return 0;
+    if (self->ndirty == self->capdirty) {
+        Py_ssize_t n = self->capdirty ? self->capdirty * 2 : 256;
+        Py_ssize_t *d = PyMem_Realloc(self->dirty, (size_t)n * sizeof(Py_ssize_t));
+        if (!d) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->dirty = d;
+        self->capdirty = n;
+    }
+    self->dirty[self->ndirty++] = i;
+    e->dirty = 1;
+    return 0;
+}
+
+static int add_seg(Entry *e, const unsigned char *p, Py_ssize_t n)
+{
+    if (e->nseg == e->capseg) {
+        Py_ssize_t c = e->capseg ? e->capseg * 2 : 16;
+        Seg *s = PyMem_Realloc(e->segs, (size_t)c * sizeof(Seg));
+        if (!s) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->segs = s;
+        e->capseg = c;
+    }
+    e->segs[e->nseg].p = p;
+    e->segs[e->nseg].n = n;
+    e->nseg++;
+    e->nbytes += n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static uint64_t sum16(const unsigned char *p, Py_ssize_t n, uint64_t sum)
+{
+    while (n >= 8) {
+        sum += ((uint32_t)p[0] << 8 | p[1]) + ((uint32_t)p[2] << 8 | p[3])
+             + ((uint32_t)p[4] << 8 | p[5]) + ((uint32_t)p[6] << 8 | p[7]);
+        p += 8;
+        n -= 8;
+    }
+    while (n >= 2) {
+        sum += (uint32_t)p[0] << 8 | p[1];
+        p += 2;
+        n -= 2;
+    }
+    if (n)
+        sum += (uint32_t)p[0] << 8;
+    return sum;
+}
+
+static inline int fold_ok(uint64_t s)
+{
+    while (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16);
+    return s == 0xFFFF;
+}
+
+static int emit_frame(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
+                      long long wirelen)
+{
+    PyObject *frame = Py_BuildValue("(Ly#LiO)", ts, (const char *)p, caplen, wirelen,
+                                    self->linktype, self->iface);
+    if (!frame)
+        return -1;
+    self->slow++;
+    PyObject *r = PyObject_CallOneArg(self->on_frame, frame);
+    Py_DECREF(frame);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+#define R_CONTINUE 0
+#define R_ERROR (-1)
+
+static inline uint16_t be16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* barrier: flush every run, then hand the frame to Python (which may create or evict flows,
+ * or decode it into a packet of any flow) */
+static int barrier(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
+                   long long wirelen)
+{
+    self->barriers++;
+    if (flush_all(self) < 0 || emit_frame(self, ts, p, caplen, wirelen) < 0)
+        return R_ERROR;
+    return R_CONTINUE;
+}
+
+static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
+                  long long wirelen)
+{
+    self->frames++;
+    self->wire_bytes += wirelen;
+    if (ts > self->last_ts)
+        self->last_ts = ts;
+    if (self->linktype != 1 || caplen < 14)
+        return barrier(self, ts, p, caplen, wirelen);
+    Py_ssize_t off = 14;
+    unsigned vlan = 0;
+    unsigned et = be16(p + 12);
+    if (et == 0x8100) {
+        if (caplen < 18)
+            return barrier(self, ts, p, caplen, wirelen);
+        vlan = be16(p + 14) & 0x0FFF;
+        et = be16(p + 16);
+        off = 18;
+    }
+    if (et != 0x0800)
+        return (et == 0x0806 && off == 14) ? (emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE)
+                                           : barrier(self, ts, p, caplen, wirelen);
+    if (caplen - off < 20)
+        return barrier(self, ts, p, caplen, wirelen);
+    const unsigned char *ip = p + off;
+    unsigned tot = be16(ip + 2);
+    unsigned proto = ip[9];
+    if (ip[0] != 0x45 || (be16(ip + 6) & 0x3FFF) || tot < 20 || off + (Py_ssize_t)tot > caplen)
+        return barrier(self, ts, p, caplen, wirelen);
+    if (proto != 6) {
+        /* tunnels (IPIP, IPv6-in-IPv4, GRE, ESP-less UDP encapsulations) may carry TCP */
+        if (proto == 4 || proto == 41 || proto == 47 || proto == 17) {
+            if (proto != 17 || tot < 28)
+                return barrier(self, ts, p, caplen, wirelen);
+            unsigned sp = be16(ip + 20), dp = be16(ip + 22);
+            if (sp == 4789 || dp == 4789 || sp == 8472 || dp == 8472 || sp == 6081 || dp == 6081)
+                return barrier(self, ts, p, caplen, wirelen);
+        }
+        return emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE;
+    }
+    if (tot < 40)
+        return barrier(self, ts, p, caplen, wirelen);
+    const unsigned char *tcp = ip + 20;
+    unsigned hl = (unsigned)(tcp[12] >> 4) << 2;
+    if (hl < 20 || hl + 20 > tot)
+        return barrier(self, ts, p, caplen, wirelen);
+    unsigned char k[KEYLEN];
+    memcpy(k, ip + 12, 8);
+    memcpy(k + 8, tcp, 4);
+    k[12] = (unsigned char)(vlan >> 8);
+    k[13] = (unsigned char)vlan;
+    Py_ssize_t i = find(self, k);
+    if (i < 0)
+        return barrier(self, ts, p, caplen, wirelen); /* Python may create a flow (and evict) */
+    unsigned flags = tcp[13];
+    Entry *e = &self->tab[i];
+    int ok = e->armed && !(flags & 0x07) && (!(flags & 0x10) || e->ack_ok);
+    Py_ssize_t plen = (Py_ssize_t)tot - 20 - hl;
+    uint32_t seq = be32(tcp + 4);
+    if (ok && plen && (!e->data_ok || seq != e->exp))
+        ok = 0;
+    if (ok && self->verify) {
+        uint64_t s = sum16(ip, 20, 0);
+        if (!fold_ok(s))
+            ok = 0;
+        else {
+            s = sum16(ip + 12, 8, 0) + 6 + (tot - 20);
+            s = sum16(tcp, (Py_ssize_t)tot - 20, s);
+            ok = fold_ok(s);
+        }
+    }
+    if (!ok) {
+        if (flags & 0x02) { /* SYN: Python may retire this flow and create another */
+            if (flush_flow(self, k) < 0)
+                return R_ERROR;
+            return barrier(self, ts, p, caplen, wirelen);
+        }
+        if (flush_flow(self, k) < 0 || emit_frame(self, ts, p, caplen, wirelen) < 0)
+            return R_ERROR;
+        return R_CONTINUE;
+    }
+    self->fast_tcp++;
+    if (plen) {
+        unsigned char r[KEYLEN];
+        reverse_key(k, r);
+        Py_ssize_t j = find(self, r);
+        if (j >= 0 && self->tab[j].nbytes) {
+            if (flush_entry(self, j) < 0)
+                return R_ERROR;
+            i = find(self, k);
+            if (i < 0 || !self->tab[i].armed) { /* the callback changed the flow: let Python decide */
+                if (flush_flow(self, k) < 0 || emit_frame(self, ts, p, caplen, wirelen) < 0)
+                    return R_ERROR;
+                self->fast_tcp--;
+                return R_CONTINUE;
+            }
+        }
+        e = &self->tab[i];
+        if (add_seg(e, tcp + hl, plen) < 0)
+            return R_ERROR;
+        e->exp = seq + (uint32_t)plen;
+        self->fast_bytes += plen;
+    }
+    e->npkts++;
+    e->last_ts = ts;
+    if (!e->dirty && mark_dirty(self, i) < 0)
+        return R_ERROR;
+    if (self->tab[i].nbytes >= RUN_CAP && flush_entry(self, i) < 0)
+        return R_ERROR;
+    return R_CONTINUE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"on_frame", "on_run", "verify_checksums", "linktype", "iface", NULL};
+    int verify = 1, lt = 1;
+    PyObject *on_frame, *on_run, *iface = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|piU", kwlist, &on_frame, &on_run, &verify, &lt, &iface))
+        return -1;
+    if (!PyCallable_Check(on_frame) || !PyCallable_Check(on_run)) {
+        PyErr_SetString(PyExc_TypeError, "on_frame and on_run must be callable");
+        return -1;
+    }
+    self->verify = verify;
+    self->linktype = lt;
+    if (!iface)
+        iface = PyUnicode_FromString("");
+    else
+        Py_INCREF(iface);
+    if (!iface)
+        return -1;
+    Py_XSETREF(self->iface, iface);
+    Py_XSETREF(self->on_frame, Py_NewRef(on_frame));
+    Py_XSETREF(self->on_run, Py_NewRef(on_run));
+    return 0;
+}
+
+static void FastPath_dealloc(FastPath *self)
+{
+    for (Py_ssize_t i = 0; i < self->cap; i++) {
+        Py_XDECREF(self->tab[i].half);
+        PyMem_Free(self->tab[i].segs);
+    }
+    PyMem_Free(self->tab);
+    PyMem_Free(self->dirty);
+    Py_XDECREF(self->on_frame);
+    Py_XDECREF(self->on_run);
+    Py_XDECREF(self->iface);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* known(key): Python has this direction in its table (packets for it are not a new flow) */
+static PyObject *FastPath_known(FastPath *self, PyObject *key)
+{
+    unsigned char k[KEYLEN];
+    int r = pack_key(key, k);
+    if (r < 0)
+        return NULL;
+    if (r && insert(self, k) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* arm(key, half, exp, ack_ok): fast path allowed; exp < 0: only ACKs without data */
+static PyObject *FastPath_arm(FastPath *self, PyObject *args)
+{
+    PyObject *key, *half;
+    long long exp;
+    int ack_ok;
+    unsigned char k[KEYLEN];
+    if (!PyArg_ParseTuple(args, "OOLp", &key, &half, &exp, &ack_ok))
+        return NULL;
+    int r = pack_key(key, k);
+    if (r < 0)
+        return NULL;
+    if (!r)
+        Py_RETURN_NONE;
+    Py_ssize_t i = insert(self, k);
+    if (i < 0)
+        return NULL;
+    Entry *e = &self->tab[i];
+    if (e->dirty && e->npkts) {
+        /* cannot happen under the contract (a flow's runs are flushed before Python sees
+         * any of its packets); refuse rather than mix two views of the stream */
+        PyErr_SetString(PyExc_RuntimeError, "arm() on a direction with a pending run");
+        return NULL;
+    }
+    Py_INCREF(half);
+    Py_XSETREF(e->half, half);
+    e->armed = 1;
+    e->data_ok = exp >= 0;
+    e->exp = exp >= 0 ? (uint32_t)exp : 0;
+    e->ack_ok = (uint8_t)ack_ok;
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_disarm(FastPath *self, PyObject *key)
+{
+    unsigned char k[KEYLEN];
+    int r = pack_key(key, k);
+    if (r < 0)
+        return NULL;
+    if (r) {
+        Py_ssize_t i = find(self, k);
+        if (i >= 0) {
+            if (self->tab[i].dirty && self->tab[i].npkts && flush_entry(self, i) < 0)
+                return NULL;
+            i = find(self, k);
+            if (i >= 0)
+                disarm_entry(&self->tab[i]);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_forget(FastPath *self, PyObject *key)
+{
+    unsigned char k[KEYLEN];
+    int r = pack_key(key, k);
+    if (r < 0)
+        return NULL;
+    if (r) {
+        Py_ssize_t i = find(self, k);
+        if (i >= 0 && self->tab[i].dirty && self->tab[i].npkts) {
+            if (flush_entry(self, i) < 0)
+                return NULL;
+            i = find(self, k);
+        }
+        if (i >= 0) {
+            Entry *e = &self->tab[i];
+            disarm_entry(e);
+            PyMem_Free(e->segs);
+            memset(e, 0, sizeof(Entry));
+            e->used = E_TOMB;
+            self->used--;
+            self->tombs++;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* pcap(buf, off, big_endian, nsec, hdrlen, max_record, stop_ts, max_frames) -> (off, status)
+ * status 0: consumed every complete record (off = first incomplete or oversized record);
+ *        1: stopped early (a record time >= stop_ts, or max_frames records).
+ * Every run is flushed before it returns.
+ */
+static PyObject *FastPath_pcap(FastPath *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t off, hdrlen, max_rec, max_frames;
+    int big, nsec;
+    long long stop_ts;
+    if (!PyArg_ParseTuple(args, "y*nppnnLn", &view, &off, &big, &nsec, &hdrlen, &max_rec, &stop_ts,
+                          &max_frames))
+        return NULL;
+    if (self->busy) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_RuntimeError, "FastPath.pcap() is not re-entrant");
+        return NULL;
+    }
+    const unsigned char *buf = view.buf;
+    Py_ssize_t end = view.len;
+    if (off < 0 || off > end || hdrlen < 16) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "bad offset or record header length");
+        return NULL;
+    }
+    self->busy = 1;
+    long long mult = nsec ? 1 : 1000;
+    int status = 0;
+    Py_ssize_t nframes = 0;
+    while (end - off >= hdrlen) {
+        const unsigned char *h = buf + off;
+        uint32_t sec, frac, incl, orig;
+        if (big) {
+            sec = be32(h);
+            frac = be32(h + 4);
+            incl = be32(h + 8);
+            orig = be32(h + 12);
+        } else {
+            sec = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+            frac = (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
+            incl = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 | (uint32_t)h[11] << 24;
+            orig = (uint32_t)h[12] | (uint32_t)h[13] << 8 | (uint32_t)h[14] << 16 | (uint32_t)h[15] << 24;
+        }
+        if ((Py_ssize_t)incl > max_rec || (Py_ssize_t)incl > end - off - hdrlen)
+            break;
+        long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
+        off += hdrlen + (Py_ssize_t)incl;
+        nframes++;
+        if (handle(self, ts, h + hdrlen, (Py_ssize_t)incl, (long long)orig) < 0)
+            goto fail;
+        if (ts >= stop_ts || nframes >= max_frames) {
+            status = 1;
+            break;
+        }
+    }
+    if (flush_all(self) < 0)
+        goto fail;
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(ni)", off, status);
+fail:
+    /* an exception in a callback: drop the runs still held (they point into the buffer) */
+    for (Py_ssize_t j = 0; j < self->cap; j++) {
+        Entry *e = &self->tab[j];
+        e->dirty = 0;
+        e->nseg = e->nbytes = e->npkts = 0;
+    }
+    self->ndirty = 0;
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyObject *FastPath_clear(FastPath *self, PyObject *unused)
+{
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "FastPath.clear() inside pcap()");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->cap; i++) {
+        Py_CLEAR(self->tab[i].half);
+        PyMem_Free(self->tab[i].segs);
+    }
+    PyMem_Free(self->tab);
+    self->tab = NULL;
+    self->cap = self->used = self->tombs = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_counters(FastPath *self, PyObject *unused)
+{
+    return Py_BuildValue("{sLsLsLsLsLsLsLsn}", "frames", self->frames, "wire_bytes", self->wire_bytes,
+                         "fast_tcp", self->fast_tcp, "fast_bytes", self->fast_bytes, "runs", self->runs,
+                         "slow", self->slow, "barriers", self->barriers, "entries", self->used);
+}
+
+static PyObject *FastPath_get_last_ts(FastPath *self, void *c) { return PyLong_FromLongLong(self->last_ts); }
+static PyObject *FastPath_get_frames(FastPath *self, void *c) { return PyLong_FromLongLong(self->frames); }
+static PyObject *FastPath_get_wire(FastPath *self, void *c) { return PyLong_FromLongLong(self->wire_bytes); }
+static PyObject *FastPath_get_fast(FastPath *self, void *c) { return PyLong_FromLongLong(self->fast_tcp); }
+
+static PyGetSetDef FastPath_getset[] = {
+    {"last_ts", (getter)FastPath_get_last_ts, NULL, "highest record time seen (ns)", NULL},
+    {"frames", (getter)FastPath_get_frames, NULL, "records seen", NULL},
+    {"wire_bytes", (getter)FastPath_get_wire, NULL, "wire length of the records seen", NULL},
+    {"fast_tcp", (getter)FastPath_get_fast, NULL, "TCP packets handled here", NULL},
+    {NULL},
+};
+
+static PyMethodDef FastPath_methods[] = {
+    {"known", (PyCFunction)FastPath_known, METH_O, "known(key): a direction Python tracks"},
+    {"arm", (PyCFunction)FastPath_arm, METH_VARARGS, "arm(key, half, exp, ack_ok)"},
+    {"disarm", (PyCFunction)FastPath_disarm, METH_O, "disarm(key)"},
+    {"forget", (PyCFunction)FastPath_forget, METH_O, "forget(key): the direction left Python's table"},
+    {"pcap", (PyCFunction)FastPath_pcap, METH_VARARGS,
+     "pcap(buf, off, big_endian, nsec, hdrlen, max_record, stop_ts, max_frames) -> (off, status)"},
+    {"clear", (PyCFunction)FastPath_clear, METH_NOARGS, "forget every direction"},
+    {"counters", (PyCFunction)FastPath_counters, METH_NOARGS, "counters as a dict"},
+    {NULL},
+};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "reassembly._fastpath.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_methods = FastPath_methods,
+    .tp_getset = FastPath_getset,
+    .tp_doc = "In-order TCP fast path over pcap records (see reassembly/fastpath.py).",
+};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "reassembly._fastpath", "In-order TCP fast path.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void)
+{
+    if (PyType_Ready(&FastPathType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m)
+        return NULL;
+    Py_INCREF(&FastPathType);
+    if (PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType) < 0) {
+        Py_DECREF(&FastPathType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,71 @@
+"""The in-order TCP fast path: C code that takes the common packets off the Python path.
+
+Nearly all packets of a bulk HTTP transfer are in-order data segments or pure ACKs of an
+established connection. ``reassembly/_fastpath.c`` reads classic pcap records, decodes plain
+Ethernet (with at most one 802.1Q tag) / IPv4 / TCP, verifies the checksums, and for directions
+that `TcpReassembler` has *armed* appends in-order payload to a run per direction; a run reaches
+Python as one joined chunk (`TcpReassembler.apply_run`). Every other packet is handed back as a
+frame tuple and takes the full path (`capture.decode`, `TcpReassembler.feed_synced`), which
+remains the only place where TCP decisions are made.
+
+The contract between the two halves:
+
+* Python announces every direction it tracks (``known``, on flow creation) and drops it when the
+  flow leaves the table (``forget``). After each packet Python processes itself, it re-arms both
+  directions of that flow (``arm(key, half, exp, ack_ok)``) when `_Half.fast` holds, else
+  disarms them: ``exp`` is the next expected sequence number (-1: data must go to Python),
+  ``ack_ok`` is false while the peer has data buffered beyond a hole (an ACK may then turn a
+  hole into a gap, which only Python decides).
+* The C side takes a packet only for an armed direction, without SYN/FIN/RST, with a valid
+  checksum, and with data exactly at ``exp``. Anything else for a known flow flushes that
+  flow's runs, disarms it and goes to Python in packet order. A packet for an unknown
+  direction (Python may create a flow, and evict another for it), a SYN, or a frame it cannot
+  attribute (tunnels, IPv6, fragments, other link types) flushes every run and ends the batch,
+  so Python acts on an exact table.
+* Per flow, events keep packet order: a direction's run is flushed before the other
+  direction's data is added. A run carries the time of its last packet. Runs are flushed at
+  256 KiB, at the end of each call, and before the batch stops at ``stop_ts`` (the next
+  expiry or stats time), so timeouts see the same packet times as the pure-Python path.
+
+Frames handed back to Python keep the file's order; the events of different flows may
+interleave differently from the pure-Python path, the objects and their bytes are the same
+(tests/reassembly/test_fastpath.py compares both paths).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from appliance.model import Frame
+
+__all__ = ["available", "new_fast_path"]
+
+
+def available() -> bool:
+    """True when the C extension is built."""
+    try:
+        from reassembly import _fastpath  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def new_fast_path(
+    on_frame: Callable[[Frame], None],
+    on_run: Callable[[object, bytes | None, int, int], None],
+    *,
+    verify_checksums: bool = True,
+    linktype: int = 1,
+    iface: str = "",
+) -> Any:
+    """A new ``FastPath`` for records of ``linktype`` (None when the extension is not built).
+
+    ``on_frame(frame)`` gets every frame the fast path does not take, as a `Frame`-shaped
+    tuple, in capture order; ``on_run(half, data, npkts, last_ts)`` gets each run.
+    """
+    try:
+        from reassembly._fastpath import FastPath
+    except ImportError:
+        return None
+    return FastPath(on_frame, on_run, verify_checksums=verify_checksums, linktype=linktype, iface=iface)
