@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appliance.model import (
     Alert,
@@ -35,6 +35,7 @@ from reassembly.tcp import TcpReassembler
 
 if TYPE_CHECKING:  # the inspection stage is imported only when a policy is in use
     from appliance.inspection import InspectionStage
+    from capture.live import RingReader
     from capture.pcapfile import CaptureFile
     from policies.engine import Suppressed
 
@@ -290,96 +291,60 @@ class Sensor:
         (`reassembly.fastpath`). Returns False, having read nothing, when the fast path is not
         available, disabled, or the file is not classic pcap: use `run(cap.frames())` then.
 
-        Same results as `run`, with two differences that do not change any object: the
-        in-order payload of consecutive segments of one direction arrives as one joined
-        `StreamData` carrying the time of its last segment, and events of different flows may
-        interleave differently.
+        Same objects as `run`, with two differences: the in-order payload of consecutive
+        segments of one direction arrives as one joined `StreamData` carrying the time of its
+        last segment (an object's time can be a few ms later), and events of different flows
+        may interleave differently.
         """
-        from reassembly.fastpath import new_fast_path
-
         rf = cap.record_format
-        if rf is None or not self.settings.reassembly.fast_path:
+        if rf is None:
             return False
-        tcp = self.tcp
-        decode = self.decoder.decode
-        tcp_feed = tcp.feed_synced
-        apply_run = tcp.apply_run
-        dispatch = self._dispatch
-        counts = [0, 0]  # TCP and UDP packets that took the Python path
-
-        def on_frame(frame: Frame) -> None:
-            pkt = decode(frame)
-            if pkt is None:
-                return
-            proto = pkt.proto
-            if proto == 6:
-                counts[0] += 1
-                events = tcp_feed(pkt)
-                if events:
-                    dispatch(events)
-            elif proto == 17:
-                counts[1] += 1
-
-        def on_run(h: object, data: bytes | None, npkts: int, ts: int) -> None:
-            ev = apply_run(h, data, npkts, ts)  # type: ignore[arg-type]
-            if ev is not None:
-                dispatch([ev])
-
-        fp = new_fast_path(on_frame, on_run, verify_checksums=self.settings.capture.verify_checksums,
-                           linktype=cap.linktype)
-        if fp is None:
+        drv = _FastDriver.start(self, cap.linktype, progress, on_stats, stats_every_ns)
+        if drv is None:
             return False
-        tcp.attach_fast_path(fp)
         big, nsec, hlen, max_rec = rf
-        st = self.stats
-        run_pcap = fp.pcap
-        base, b0, t0, u0 = st.packets, st.bytes, st.tcp_packets, st.udp_packets
-        next_stats = 0 if on_stats is not None and stats_every_ns > 0 else 1 << 62
-        last = st.last_ts_ns
-        f0, w0, k0 = fp.frames, fp.wire_bytes, fp.fast_tcp
-
-        def sync() -> None:
-            self._sync_stats(base + fp.frames - f0, b0 + fp.wire_bytes - w0, t0 + counts[0] + fp.fast_tcp - k0,
-                             u0 + counts[1], last)
+        run_pcap = drv.fp.pcap
 
         def consume(buf: bytes, off: int) -> int:
-            nonlocal next_stats, last
             while True:
-                n0 = fp.frames
-                off, status = run_pcap(buf, off, big, nsec, hlen, max_rec, min(self._next_expire, next_stats), 1 << 16)
-                ts = fp.last_ts
-                if ts > last:
-                    last = ts
-                    if ts >= next_stats:
-                        if next_stats:
-                            sync()
-                            on_stats(ts)  # type: ignore[misc]
-                        next_stats = ts + stats_every_ns
-                    if ts >= self._next_expire:
-                        if not st.first_ts_ns:
-                            st.first_ts_ns = ts
-                        self._next_expire = ts + self._expire_every
-                        self.decoder.expire(ts)
-                        expired = tcp.expire(ts)
-                        if expired:
-                            dispatch(expired)
-                if progress is not None and (fp.frames - f0) >> 16 != (n0 - f0) >> 16:
-                    sync()
-                    progress()
+                n0 = drv.fp.frames
+                off, status = run_pcap(buf, off, big, nsec, hlen, max_rec, drv.stop_ts(), 1 << 16)
+                drv.after(n0)
                 if not status:
                     return off
 
         try:
             cap.feed_records(consume)
         finally:
-            sync()
-            st.other_packets += (fp.frames - f0) - (st.tcp_packets - t0) - (st.udp_packets - u0)
-            self.fast_path_counters = fp.counters()
+            drv.close()
         return True
 
-    def _sync_stats(self, packets: int, nbytes: int, ntcp: int, nudp: int, last: int) -> None:
-        st = self.stats
-        st.packets, st.bytes, st.tcp_packets, st.udp_packets, st.last_ts_ns = packets, nbytes, ntcp, nudp, last
+    def run_ring(self, reader: RingReader, stop: Callable[[], bool], tick: Callable[[], None] | None = None) -> bool:
+        """`run` over a live TPACKET_V3 ring (one interface) through the C fast path; False,
+        having read nothing, when it cannot be used (use `run(reader.frames(...))` then)."""
+        if not reader.single_linktype_ring():
+            return False
+        drv = _FastDriver.start(self, reader.rings[0].linktype, None, None, 0)
+        if drv is None:
+            return False
+        walk = drv.fp.tpacket
+
+        def consume(mm: object, off: int, count: int, lt: int, iface: str) -> tuple[int, int, int]:
+            nbytes = nvlan = ntrunc = 0
+            while count:
+                n0 = drv.fp.frames
+                off, count, b, v, t = walk(mm, off, count, lt, iface, drv.stop_ts())
+                nbytes += b
+                nvlan += v
+                ntrunc += t
+                drv.after(n0)
+            return nbytes, nvlan, ntrunc
+
+        try:
+            reader.feed_blocks(consume, stop, tick)
+        finally:
+            drv.close()
+        return True
 
     def finish(self) -> None:
         """End of input: flush every stream and finish every object still open."""
@@ -538,3 +503,106 @@ class Sensor:
                 for sup in res.suppressed:
                     self.stats.suppressed += 1
                     self.on_suppressed(sup)
+
+
+class _FastDriver:
+    """Runs a `Sensor` through a ``reassembly._fastpath.FastPath``: the callbacks that take
+    what the C side hands back, and the per-batch bookkeeping `Sensor.run` does per packet
+    (statistics, idle expiry on packet time, progress)."""
+
+    def __init__(self, sensor: Sensor, fp: Any, progress: Callable[[], None] | None,
+                 on_stats: Callable[[int], None] | None, stats_every_ns: int, counts: list[int]) -> None:
+        self.sensor = sensor
+        self.fp = fp
+        self.progress = progress
+        self.on_stats = on_stats
+        self.every = stats_every_ns
+        self.counts = counts
+        st = sensor.stats
+        self.base = (st.packets, st.bytes, st.tcp_packets, st.udp_packets)
+        self.next_stats = 0 if on_stats is not None and stats_every_ns > 0 else 1 << 62
+        self.last = st.last_ts_ns
+        self.f0, self.w0, self.k0 = fp.frames, fp.wire_bytes, fp.fast_tcp
+
+    @classmethod
+    def start(cls, sensor: Sensor, linktype: int, progress: Callable[[], None] | None,
+              on_stats: Callable[[int], None] | None, stats_every_ns: int) -> _FastDriver | None:
+        from reassembly.fastpath import new_fast_path
+
+        if not sensor.settings.reassembly.fast_path:
+            return None
+        tcp = sensor.tcp
+        decode = sensor.decoder.decode
+        tcp_feed = tcp.feed_synced
+        apply_run = tcp.apply_run
+        dispatch = sensor._dispatch
+        counts = [0, 0]  # TCP and UDP packets that took the Python path
+
+        def on_frame(frame: Frame) -> None:
+            pkt = decode(frame)
+            if pkt is None:
+                return
+            proto = pkt.proto
+            if proto == 6:
+                counts[0] += 1
+                events = tcp_feed(pkt)
+                if events:
+                    dispatch(events)
+            elif proto == 17:
+                counts[1] += 1
+
+        def on_run(h: Any, data: bytes | None, npkts: int, ts: int) -> None:
+            ev = apply_run(h, data, npkts, ts)
+            if ev is not None:
+                dispatch([ev])
+
+        fp = new_fast_path(on_frame, on_run, verify_checksums=sensor.settings.capture.verify_checksums,
+                           linktype=linktype)
+        if fp is None:
+            return None
+        tcp.attach_fast_path(fp)
+        return cls(sensor, fp, progress, on_stats, stats_every_ns, counts)
+
+    def stop_ts(self) -> int:
+        """Packet time after which the C side must return (next expiry or statistics)."""
+        return min(self.sensor._next_expire, self.next_stats)
+
+    def sync(self) -> None:
+        fp, (p0, b0, t0, u0) = self.fp, self.base
+        st = self.sensor.stats
+        st.packets = p0 + fp.frames - self.f0
+        st.bytes = b0 + fp.wire_bytes - self.w0
+        st.tcp_packets = t0 + self.counts[0] + fp.fast_tcp - self.k0
+        st.udp_packets = u0 + self.counts[1]
+        st.last_ts_ns = self.last
+
+    def after(self, frames_before: int) -> None:
+        """Bookkeeping after one call into the C side (which stopped at `stop_ts` at the latest)."""
+        s = self.sensor
+        ts = self.fp.last_ts
+        if ts > self.last:
+            self.last = ts
+            if ts >= self.next_stats:
+                if self.next_stats:
+                    self.sync()
+                    self.on_stats(ts)  # type: ignore[misc]
+                self.next_stats = ts + self.every
+            if ts >= s._next_expire:
+                st = s.stats
+                if not st.first_ts_ns:
+                    st.first_ts_ns = ts
+                s._next_expire = ts + s._expire_every
+                s.decoder.expire(ts)
+                expired = s.tcp.expire(ts)
+                if expired:
+                    s._dispatch(expired)
+        if self.progress is not None and (self.fp.frames - self.f0) >> 16 != (frames_before - self.f0) >> 16:
+            self.sync()
+            self.progress()
+
+    def close(self) -> None:
+        self.sync()
+        st = self.sensor.stats
+        n = self.fp.frames - self.f0
+        st.other_packets += n - (st.tcp_packets - self.base[2]) - (st.udp_packets - self.base[3])
+        self.sensor.fast_path_counters = self.fp.counters()

@@ -499,6 +499,9 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         else:
             snap["vlan_restored"] = reader.vlan_restored
             snap["truncated_frames"] = reader.truncated
+        fp = getattr(sensor.tcp, "_fp", None)
+        if fp is not None:  # packets the C fast path took (the rest went through Python)
+            snap["fast_path_packets"] = fp.fast_tcp
         return snap
 
     def tick() -> None:
@@ -514,7 +517,9 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    sensor.run(reader.frames(stop, tick))
+    run_ring = getattr(sensor, "run_ring", None)
+    if sup.backend == "pcap" or run_ring is None or not run_ring(reader, stop, tick):
+        sensor.run(reader.frames(stop, tick))
     sensor.finish()  # in-flight objects come out truncated
     out.flush()
     out.control(("bye", child.name, snapshot()))
@@ -834,7 +839,7 @@ class Supervisor:
                 w["alive"] = c.proc is not None and c.proc.is_alive()
                 w["restarts"] = c.restarts
                 w["pid"] = c.proc.pid if c.proc is not None else None
-                for k in ("vlan_restored", "truncated_frames", "outbox"):
+                for k in ("vlan_restored", "truncated_frames", "outbox", "fast_path_packets"):
                     if k in c.last:
                         w[k] = c.last[k]
                 workers[c.name] = w

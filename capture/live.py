@@ -399,6 +399,70 @@ class RingReader:
             for r in rings:
                 poller.unregister(r.fd)
 
+    def single_linktype_ring(self) -> bool:
+        """True when `feed_blocks` can be used (one ring: several are merged frame by frame)."""
+        return len(self.rings) == 1
+
+    def feed_blocks(
+        self,
+        consume: Callable[[mmap.mmap, int, int, int, str], tuple[int, int, int]],
+        stop: Callable[[], bool],
+        tick: Callable[[], None] | None = None,
+        tick_interval: float = 0.5,
+        poll_ms: int = 100,
+    ) -> None:
+        """The block-level counterpart of `frames` for one ring (a C consumer walks the frames).
+
+        ``consume(mm, off, count, linktype, iface)`` takes the ``count`` frames of a ready block
+        whose first frame header is at ``off`` and returns (wire bytes, VLAN tags restored,
+        truncated frames); the block goes back to the kernel afterwards. ``stop``/``tick`` as
+        in `frames`.
+        """
+        (r,) = self.rings
+        blk = _BLOCK.unpack_from
+        pack_into = _BLOCK_STATUS.pack_into
+        poller = select.poll()
+        poller.register(r.fd, select.POLLIN | select.POLLERR)
+        monotonic = time.monotonic
+        next_tick = monotonic() + tick_interval
+        idle_polls = 0
+        mm, bs, nblocks, lt, iface = r.mm, r.bs, r.nblocks, r.linktype, r.iface
+        try:
+            while not stop():
+                progressed = False
+                for _ in range(nblocks):
+                    base = r.next * bs
+                    _v, _p, status, num, first, _len, _seq = blk(mm, base)
+                    if not status & TP_STATUS_USER:
+                        break
+                    nbytes, nvlan, ntrunc = consume(mm, base + first, num, lt, iface)
+                    pack_into(mm, base + 8, TP_STATUS_KERNEL)
+                    r.next = (r.next + 1) % nblocks
+                    self.packets += num
+                    self.bytes += nbytes
+                    self.vlan_restored += nvlan
+                    self.truncated += ntrunc
+                    self.blocks += 1
+                    progressed = True
+                    if stop():
+                        return
+                if tick is not None and monotonic() >= next_tick:
+                    next_tick = monotonic() + tick_interval
+                    tick()
+                if progressed:
+                    idle_polls = 0
+                    continue
+                if poller.poll(poll_ms):
+                    idle_polls += 1
+                    if idle_polls > 2:  # readable, yet the expected block is not ours: resync
+                        r.resync()
+                        idle_polls = 0
+                if tick is not None and monotonic() >= next_tick:
+                    next_tick = monotonic() + tick_interval
+                    tick()
+        finally:
+            poller.unregister(r.fd)
+
     def _drain(self, r: _Ring, out: list[tuple[int, int, Frame]], seq: int) -> int:
         """Move every ready block of ``r`` into ``out`` as (ts, seq, frame); returns the new seq."""
         hdr = _HDR.unpack_from

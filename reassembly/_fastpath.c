@@ -64,6 +64,7 @@ typedef struct {
     /* counters (cumulative) */
     long long frames, wire_bytes, fast_tcp, fast_bytes, runs, slow, barriers;
     long long last_ts; /* highest record time seen */
+    long cur_tag;      /* tpacket: (tpid << 16 | tci) of a tag the kernel stripped, else -1 */
 } FastPath;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -340,8 +341,23 @@ static inline int fold_ok(uint64_t s)
 static int emit_frame(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
                       long long wirelen)
 {
-    PyObject *frame = Py_BuildValue("(Ly#LiO)", ts, (const char *)p, caplen, wirelen,
-                                    self->linktype, self->iface);
+    PyObject *frame;
+    if (self->cur_tag >= 0 && caplen >= 12) {
+        /* put back the 802.1Q tag the kernel moved to the ring's metadata (as libpcap does) */
+        PyObject *data = PyBytes_FromStringAndSize(NULL, caplen + 4);
+        if (!data)
+            return -1;
+        unsigned char *w = (unsigned char *)PyBytes_AS_STRING(data);
+        memcpy(w, p, 12);
+        w[12] = (unsigned char)(self->cur_tag >> 24);
+        w[13] = (unsigned char)(self->cur_tag >> 16);
+        w[14] = (unsigned char)(self->cur_tag >> 8);
+        w[15] = (unsigned char)self->cur_tag;
+        memcpy(w + 16, p + 12, (size_t)(caplen - 12));
+        frame = Py_BuildValue("(LNLiO)", ts, data, wirelen, self->linktype, self->iface);
+    } else {
+        frame = Py_BuildValue("(Ly#LiO)", ts, (const char *)p, caplen, wirelen, self->linktype, self->iface);
+    }
     if (!frame)
         return -1;
     self->slow++;
@@ -385,7 +401,13 @@ static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize
     Py_ssize_t off = 14;
     unsigned vlan = 0;
     unsigned et = be16(p + 12);
-    if (et == 0x8100) {
+    if (self->cur_tag >= 0) {
+        unsigned tpid = (unsigned)(self->cur_tag >> 16);
+        if (et == 0x8100 || et == 0x88A8 || et == 0x9100 || et == 0x9200 ||
+            !(tpid == 0x8100 || tpid == 0x88A8 || tpid == 0x9100 || tpid == 0x9200))
+            return barrier(self, ts, p, caplen, wirelen);
+        vlan = (unsigned)self->cur_tag & 0x0FFF;
+    } else if (et == 0x8100) {
         if (caplen < 18)
             return barrier(self, ts, p, caplen, wirelen);
         vlan = be16(p + 14) & 0x0FFF;
@@ -393,7 +415,7 @@ static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize
         off = 18;
     }
     if (et != 0x0800)
-        return (et == 0x0806 && off == 14) ? (emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE)
+        return (et == 0x0806 && off == 14 && self->cur_tag < 0) ? (emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE)
                                            : barrier(self, ts, p, caplen, wirelen);
     if (caplen - off < 20)
         return barrier(self, ts, p, caplen, wirelen);
@@ -500,6 +522,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw)
     }
     self->verify = verify;
     self->linktype = lt;
+    self->cur_tag = -1;
     if (!iface)
         iface = PyUnicode_FromString("");
     else
@@ -690,6 +713,98 @@ fail:
     return NULL;
 }
 
+/* tpacket(buf, off, count, linktype, iface, stop_ts)
+ *   -> (next_off, remaining, wire_bytes, vlan_restored, truncated)
+ * Walks `count` TPACKET_V3 frames of a ring block starting at the frame header at `off`
+ * (block base + offset_to_first_pkt); stops after a frame with time >= stop_ts.
+ * Every run is flushed before it returns.
+ */
+static PyObject *FastPath_tpacket(FastPath *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t off, count;
+    int lt;
+    PyObject *iface;
+    long long stop_ts;
+    if (!PyArg_ParseTuple(args, "y*nniUL", &view, &off, &count, &lt, &iface, &stop_ts))
+        return NULL;
+    if (self->busy) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_RuntimeError, "FastPath is not re-entrant");
+        return NULL;
+    }
+    const unsigned char *buf = view.buf;
+    Py_ssize_t end = view.len;
+    self->busy = 1;
+    int saved_lt = self->linktype;
+    PyObject *saved_iface = self->iface;
+    self->linktype = lt;
+    self->iface = iface;
+    long long nbytes = 0, nvlan = 0, ntrunc = 0;
+    while (count > 0) {
+        if (off < 0 || end - off < 38) {
+            PyErr_SetString(PyExc_ValueError, "tpacket frame header outside the ring");
+            goto fail;
+        }
+        const unsigned char *h = buf + off;
+        uint32_t next, sec, nsec, snap, wlen, status, tci;
+        uint16_t mac, tpid;
+        memcpy(&next, h, 4);
+        memcpy(&sec, h + 4, 4);
+        memcpy(&nsec, h + 8, 4);
+        memcpy(&snap, h + 12, 4);
+        memcpy(&wlen, h + 16, 4);
+        memcpy(&status, h + 20, 4);
+        memcpy(&mac, h + 24, 2);
+        memcpy(&tci, h + 32, 4);
+        memcpy(&tpid, h + 36, 2);
+        if ((Py_ssize_t)mac + (Py_ssize_t)snap > end - off) {
+            PyErr_SetString(PyExc_ValueError, "tpacket frame outside the ring");
+            goto fail;
+        }
+        long long ts = (long long)sec * 1000000000LL + nsec;
+        long long wl = wlen;
+        if (status & 0x10) { /* TP_STATUS_VLAN_VALID: the wire frame had the tag */
+            self->cur_tag = (long)((status & 0x40 ? tpid : 0x8100) & 0xFFFF) << 16 | (tci & 0xFFFF);
+            nvlan++;
+            wl += 4;
+        } else {
+            self->cur_tag = -1;
+        }
+        if (snap < wlen)
+            ntrunc++;
+        nbytes += wl;
+        int r = handle(self, ts, h + mac, (Py_ssize_t)snap, wl);
+        self->cur_tag = -1;
+        if (r < 0)
+            goto fail;
+        count--;
+        off += next;
+        if (ts >= stop_ts)
+            break;
+    }
+    if (flush_all(self) < 0)
+        goto fail;
+    self->linktype = saved_lt;
+    self->iface = saved_iface;
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(nnLLL)", off, count, nbytes, nvlan, ntrunc);
+fail:
+    for (Py_ssize_t j = 0; j < self->cap; j++) {
+        Entry *e = &self->tab[j];
+        e->dirty = 0;
+        e->nseg = e->nbytes = e->npkts = 0;
+    }
+    self->ndirty = 0;
+    self->cur_tag = -1;
+    self->linktype = saved_lt;
+    self->iface = saved_iface;
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyObject *FastPath_clear(FastPath *self, PyObject *unused)
 {
     if (self->busy) {
@@ -733,6 +848,8 @@ static PyMethodDef FastPath_methods[] = {
     {"forget", (PyCFunction)FastPath_forget, METH_O, "forget(key): the direction left Python's table"},
     {"pcap", (PyCFunction)FastPath_pcap, METH_VARARGS,
      "pcap(buf, off, big_endian, nsec, hdrlen, max_record, stop_ts, max_frames) -> (off, status)"},
+    {"tpacket", (PyCFunction)FastPath_tpacket, METH_VARARGS,
+     "tpacket(buf, off, count, linktype, iface, stop_ts) -> (next_off, remaining, wire_bytes, vlan_restored, truncated)"},
     {"clear", (PyCFunction)FastPath_clear, METH_NOARGS, "forget every direction"},
     {"counters", (PyCFunction)FastPath_counters, METH_NOARGS, "counters as a dict"},
     {NULL},

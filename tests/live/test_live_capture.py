@@ -46,6 +46,8 @@ def test_live_objects_equal_offline_read(pair: VethPair, workload: Path, tmp_pat
                        if e["event_type"] == "anomaly" and "flow_id" in e)
     assert flow_anoms == ref_anoms
     assert st["gaps"] == [e for e in ref if e["event_type"] == "stats"][-1]["stats"]["tcp"]["gaps"]
+    # the C fast path carried most TCP packets (the rest, handshakes, loss, noise: Python)
+    assert sum(w.get("fast_path_packets", 0) for w in st["workers"].values()) > 0.5 * st["packets"], st["workers"]
     if workers == 2:
         per = st["workers"]
         assert per["w0"]["packets"] > 0 and per["w1"]["packets"] > 0, per  # fanout spread the flows
