@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from appliance.model import Alert, ContentObject, Finding, InspectorConfig
 from inspectors.base import InspectContext, Inspector, InspectorConfigError, guarded
@@ -38,6 +39,15 @@ class InspectionResult:
 
 Extractor = Callable[[ContentObject], tuple[ContentObject, list[ContentObject]]]
 """Turns an object into (the object with its text, its children); see `InspectionStage`."""
+
+CHEAP_INSPECTORS = frozenset({"keyword", "dataclass", "md5"})
+"""Inspectors cheap enough for a capture worker (Hyperscan over text, a set lookup)."""
+CHEAP_MIMES = frozenset({
+    "text/plain", "text/css", "text/csv", "text/javascript", "application/javascript",
+    "application/x-javascript", "application/json", "application/xml", "text/xml",
+    "application/x-www-form-urlencoded",
+})
+"""Types whose text is their bytes (after the charset): no extraction needed."""
 
 
 class InspectionStage:
@@ -94,27 +104,58 @@ class InspectionStage:
 
     def inspect(self, obj: ContentObject, now_ns: int) -> InspectionResult:
         """Extract, inspect and decide for ``obj`` and its children. Never raises."""
+        active = self._refresh()
+        flow = obj.flow
+        src_zone, dst_zone = (flow.src_zone, flow.dst_zone) if flow is not None else ("any", "any")
+        selections = active.engine.select(src_zone, dst_zone, obj)
+        if not selections:
+            self.counters["objects_no_rule"] += 1
+            return InspectionResult()
+        return self._run(active, obj, selections, now_ns, self.extractor)
+
+    def inspect_cheap(self, obj: ContentObject, now_ns: int, max_bytes: int) -> InspectionResult | None:
+        """Inspect ``obj`` here if that is cheap, else return None (it needs `inspect` with
+        extraction, in the inspection pool).
+
+        Cheap: a plain-text body (text/plain, CSS, CSV, JavaScript, JSON, XML, form data; not
+        HTML, whose visible/hidden text needs the CSS walk) of at most ``max_bytes`` that is
+        held whole, and every inspector its rules select is one of `CHEAP_INSPECTORS`. An object
+        no rule selects is cheap too (nothing to do). Never raises.
+        """
+        active = self._refresh()
+        flow = obj.flow
+        src_zone, dst_zone = (flow.src_zone, flow.dst_zone) if flow is not None else ("any", "any")
+        selections = active.engine.select(src_zone, dst_zone, obj)
+        if not selections:
+            self.counters["objects_no_rule"] += 1
+            return InspectionResult()
+        mime = (obj.sniffed_mime or obj.declared_mime).split(";", 1)[0].strip().lower()
+        if (obj.data is None or len(obj.data) != obj.size or obj.size > max_bytes or mime not in CHEAP_MIMES
+                or any(c.inspector not in CHEAP_INSPECTORS for sel in selections for c in sel.configs)):
+            return None
+        self.counters["inspected_cheap"] += 1
+        return self._run(active, obj, selections, now_ns, None)
+
+    def _refresh(self) -> ActivePolicy:
         active = self.holder.current
         if active.generation != self._generation:
             self._inspectors.clear()  # configs of the old policy are gone with it
             self._generation = active.generation
+        return active
+
+    def _run(self, active: ActivePolicy, obj: ContentObject, selections: list[Any], now_ns: int,
+             extractor: Extractor | None) -> InspectionResult:
         result = InspectionResult()
         engine = active.engine
-        flow = obj.flow
-        src_zone, dst_zone = (flow.src_zone, flow.dst_zone) if flow is not None else ("any", "any")
-        selections = engine.select(src_zone, dst_zone, obj)
-        if not selections:
-            self.counters["objects_no_rule"] += 1
-            return result
         configs = [c for sel in selections for c in sel.configs]
         ctx = InspectContext(
             deadline=time.monotonic() + self.time_budget_s, counters=self.counters,
             max_text_bytes=self.max_text_bytes,
         )
         targets = [obj]
-        if self.extractor is not None:
+        if extractor is not None:
             try:
-                obj, children = self.extractor(obj)
+                obj, children = extractor(obj)
                 # thumbnails are evidence made by the extractor, not content that crossed the wire
                 children = [c for c in children if c.kind != "thumbnail"]
                 targets = [obj, *children]

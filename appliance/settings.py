@@ -155,6 +155,10 @@ class LiveSettings(_Section):
     """Processes of the expensive-inspection pool (0 = no pool)."""
     inspect_queue: int = Field(256, ge=1)
     """Objects waiting for the pool; beyond it they are shed with a ``not_inspected`` record."""
+    worker_inspect_bytes: int = Field(1 * MiB, ge=0)
+    """With a pool: plain-text objects up to this size whose rules use only cheap inspectors
+    (keyword, dataclass, md5) are inspected in the capture worker itself; the rest go to the
+    pool (0 = everything goes to the pool)."""
     restart_backoff_s: float = Field(1.0, ge=0)
     """Delay before a crashed worker is restarted (doubles on repeated crashes, up to 30 s)."""
     shutdown_timeout_s: float = Field(20.0, ge=1)

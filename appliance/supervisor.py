@@ -49,7 +49,7 @@ log = logging.getLogger("tapsift.supervisor")
 __all__ = ["InspectionPool", "Supervisor", "drop_privileges"]
 
 _COUNTERS = ("packets", "bytes", "flows", "gaps", "objects", "alerts", "anomalies", "not_inspected",
-             "events_dropped", "eve_lines")
+             "inspected_in_worker", "events_dropped", "eve_lines")
 
 # --------------------------------------------------------------------------------------------
 # privileges
@@ -322,11 +322,13 @@ _POOL_STAGE: Any = None
 """The inspection stage of this pool process (made on first use, after the fork)."""
 
 
-def policy_inspect(settings: Settings, slot: int, processes: int) -> Callable[[Any], Iterable[dict[str, Any]]]:
+def policy_inspect(settings: Settings, slot: int, processes: int,
+                   capture_workers: int = 0) -> Callable[[Any], Iterable[dict[str, Any]]]:
     """The pool's inspect function for the zone policy: extraction, inspectors, decision.
 
     Yields the fileinfo events of extracted children and the alert records. Alert ids stay
-    unique across the pool's processes (process k of K numbers k+1, k+1+K, ...).
+    unique across the pool's K processes and the W capture workers (which inspect cheap objects
+    themselves): worker i numbers i+1, i+1+(W+K), ...; pool process k numbers W+k+1, ...
     """
 
     def inspect(obj: Any) -> Iterable[dict[str, Any]]:
@@ -335,7 +337,9 @@ def policy_inspect(settings: Settings, slot: int, processes: int) -> Callable[[A
         from appliance.outputs.alertjson import alert_record
 
         if _POOL_STAGE is None:
-            _POOL_STAGE = _make_stage(settings, _POOL_SLOT[0] if _POOL_SLOT else slot, processes)
+            # pool process k of K after W capture workers numbers its alerts W+k+1, W+k+1+(W+K), ...
+            k = _POOL_SLOT[0] if _POOL_SLOT else slot
+            _POOL_STAGE = _make_stage(settings, capture_workers + k, capture_workers + processes)
         stage = _POOL_STAGE
         res = stage.inspect(obj, obj.ts_ns)
         for child in res.children:
@@ -349,6 +353,19 @@ def policy_inspect(settings: Settings, slot: int, processes: int) -> Callable[[A
 
 
 _POOL_SLOT: list[int] = []
+
+
+def _send_alerts(out: _Outbox, name: str, res: Any) -> None:
+    """Alerts and suppressions of an inspection done in a capture worker: over the control
+    channel (never dropped), after the object's fileinfo line."""
+    from appliance.outputs.alertjson import alert_record
+
+    if res.alerts:
+        out.flush()  # the object's fileinfo line goes first
+    for alert, target in res.alerts:
+        out.control(("alert", name, alert_record(alert, target), alert.ts_ns))
+    for sup_ in res.suppressed:
+        out.control(("suppressed", name, sup_.first_id))
 
 
 def _make_stage(settings: Settings, slot: int, processes: int) -> Any:
@@ -426,9 +443,19 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     counters: Counter[str] = Counter()
     settings = sup.settings
 
+    cheap: Any = None  # with a pool: the stage for objects cheap to inspect here (set below)
+
     def on_object(obj: Any) -> None:
         out.event(fileinfo_event(obj))
-        if pool is not None and not pool.offer(obj):
+        if pool is None:
+            return
+        if cheap is not None:
+            res = cheap.inspect_cheap(obj, obj.ts_ns, settings.live.worker_inspect_bytes)
+            if res is not None:
+                counters["inspected_in_worker"] += 1
+                _send_alerts(out, child.name, res)
+                return
+        if not pool.offer(obj):
             counters["not_inspected"] += 1
             out.event(not_inspected_event(obj, "queue_full"))
 
@@ -441,11 +468,19 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     on_alert = on_suppressed = None
     zone_of = None
     if settings.inspection.policy and pool is not None:
-        # expensive work goes to the pool (objects shed when it is full); flows still get zones here
+        # expensive work goes to the pool (objects shed when it is full); cheap work (plain text,
+        # keyword/dataclass/md5 rules) is done here; flows get their zones here
+        from appliance.inspection import InspectionStage
+        from policies.engine import AlertIds
         from policies.reload import PolicyHolder
 
-        holder = PolicyHolder(settings.inspection.policy)
+        # alert ids stay unique across capture workers and pool processes: N = both together
+        holder = PolicyHolder(settings.inspection.policy,
+                              ids=AlertIds(child.slot + 1, sup.workers + pool.processes))
         zone_of = lambda flow: holder.current.zones.zones_for(flow)  # noqa: E731
+        if settings.live.worker_inspect_bytes > 0:
+            cheap = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
+                                    time_budget_s=settings.inspection.time_budget_s)
     elif settings.inspection.policy:
         from appliance.inspection import InspectionStage
         from appliance.outputs.alertjson import alert_record
@@ -482,6 +517,7 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         st = sensor.stats
         snap: dict[str, Any] = {
             "pid": os.getpid(),
+            "inspected_in_worker": counters["inspected_in_worker"],
             "packets": reader.packets,
             "bytes": reader.bytes,
             "flows": int(tc.get("flows_created", 0)),
@@ -614,7 +650,7 @@ class Supervisor:
         self.children: list[_Child] = []
         self.pool: InspectionPool | None = None
         if expensive is None and settings.inspection.policy and live.inspect_workers > 0:
-            expensive = policy_inspect(settings, 0, live.inspect_workers)
+            expensive = policy_inspect(settings, 0, live.inspect_workers, self.workers)
         if expensive is not None and live.inspect_workers > 0:
             self.pool = InspectionPool(expensive, live.inspect_workers, live.inspect_queue)
             self.pool.drain_s = max(1.0, live.shutdown_timeout_s / 2)

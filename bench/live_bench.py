@@ -12,7 +12,10 @@ the sender end, then the receiver is stopped once it has taken everything the ke
 Receivers: ``tcpdump`` = ``tcpdump -w /dev/null -B <ring>`` (the C reference, libpcap's
 TPACKET_V3 ring of the same size as one tapsift worker's); ``tapsiftN`` = ``tapsift run`` with N
 workers, the full cheap path (decode, reassembly, HTTP/SMTP/FTP/SMB parsing, content objects,
-md5/sha256, libmagic, EVE). Loss = (tcpreplay's "Actual" packets − packets the receiver
+md5/sha256, libmagic, EVE); ``tapsiftNkw`` = the same with ``--policy bench/live_policy.yaml
+--inspect-workers 1``: the workers scan plain-text objects for keywords and data classes
+themselves and offer the rest (HTML, documents, images) to the pool, which sheds what it cannot
+take (counted, never blocking capture). Loss = (tcpreplay's "Actual" packets − packets the receiver
 processed) / sent; kernel drops (PACKET_STATISTICS / pcap_stats) are reported beside it. A
 receiver's sweep stops after its second lossy rate. CPU seconds are the receiver's own
 (wait4, including its worker processes).
@@ -75,14 +78,15 @@ def run_tcpdump(pair: VethPair, pcap: Path, replay_args: list[str], ring_mb: int
 
 
 def run_tapsift(pair: VethPair, pcap: Path, replay_args: list[str], workers: int, ring_mb: int,
-                workdir: Path) -> dict:
+                workdir: Path, extra: list[str] | None = None) -> dict:
     eve = workdir / f"eve-{workers}.json"
     eve.unlink(missing_ok=True)
     err = workdir / "tapsift.err"
     with err.open("w") as fh:
         proc = subprocess.Popen(pair.exec_rx(*NICE, TAPSIFT, "run", "-i", pair.rx_if, "--workers", str(workers),
                                              "--ring-mb", str(ring_mb), "--eve", str(eve), "--metrics", "",
-                                             "--stats-interval", "0.5", "--no-check"), stderr=fh, text=True)
+                                             "--stats-interval", "0.5", "--no-check", *(extra or [])),
+                                stderr=fh, text=True)
     deadline = time.monotonic() + 30
     while not any(e["event_type"] == "stats" for e in read_events(eve)) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -106,7 +110,8 @@ def run_tapsift(pair: VethPair, pcap: Path, replay_args: list[str], workers: int
     final = [e["stats"] for e in read_events(eve) if e["event_type"] == "stats"][-1]
     eve.unlink(missing_ok=True)
     return {"sent": sent, "received": final["packets"], "kernel_drops": final["capture"]["kernel_drops"],
-            "objects": final["objects"], "cpu_s": round(cpu, 2),
+            "objects": final["objects"], "cpu_s": round(cpu, 2), "alerts": final.get("alerts", 0),
+            "inspected_in_worker": final.get("inspected_in_worker", 0), "not_inspected": final.get("not_inspected", 0),
             "per_worker_packets": {k: w["packets"] for k, w in final["workers"].items()}}
 
 
@@ -121,6 +126,9 @@ def main() -> int:
     ap.add_argument("--nice", type=int, default=-10,
                     help="niceness of receiver and sender (as in shared/notes/performance.md; 0 = off)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--policy", type=Path, default=ROOT / "bench" / "live_policy.yaml",
+                    help="policy of the tapsiftNkw receivers (keyword scan of every object)")
+    ap.add_argument("--inspect-workers", type=int, default=1, help="pool processes of the tapsiftNkw receivers")
     args = ap.parse_args()
     if args.nice:
         NICE[:] = ["nice", "-n", str(args.nice)]
@@ -151,8 +159,12 @@ def main() -> int:
                 if receiver == "tcpdump":
                     r = run_tcpdump(pair, args.capture, replay, args.ring_mb, workdir)
                 else:
-                    r = run_tapsift(pair, args.capture, replay, int(receiver.removeprefix("tapsift")),
-                                    args.ring_mb, workdir)
+                    name = receiver.removeprefix("tapsift")
+                    extra = []
+                    if name.endswith("kw"):  # with the keyword policy: cheap scan in workers, the rest pooled
+                        name = name.removesuffix("kw")
+                        extra = ["--policy", str(args.policy), "--inspect-workers", str(args.inspect_workers)]
+                    r = run_tapsift(pair, args.capture, replay, int(name), args.ring_mb, workdir, extra)
             sent = r["sent"]["packets"]
             r.update(receiver=receiver, rate=rate, loops=loops, loss=round((sent - r["received"]) / sent, 6),
                      achieved_mbps=round(r["sent"]["bytes"] * 8 / r["sent"]["seconds"] / 1e6, 1),
@@ -160,7 +172,10 @@ def main() -> int:
             results.append(r)
             print(f"{receiver:9} {rate:>5} Mbit/s: sent {sent:,} at {r['achieved_mbps']:,} Mbit/s, "
                   f"received {r['received']:,}, loss {r['loss'] * 100:.3f} %, kernel drops {r['kernel_drops']:,}, "
-                  f"{r['cpu_s']} CPU-s", file=sys.stderr, flush=True)
+                  f"{r['cpu_s']} CPU-s" + (f"; objects {r['objects']:,}: {r['inspected_in_worker']:,} inspected in "
+                                           f"the workers, {r['not_inspected']:,} shed by the pool, "
+                                           f"{r['alerts']} alerts" if receiver.endswith("kw") else ""),
+                  file=sys.stderr, flush=True)
             if r["loss"] >= LOSS_LIMIT:
                 lossy += 1
                 if lossy >= 2:

@@ -344,3 +344,53 @@ def test_live_alerts_through_the_inspection_pool(pair: VethPair, tmp_path: Path)
     assert len({e["tapsift"]["alert_id"] for e in alerts}) == len(alerts)
     ids = [e["tapsift"]["content_id"] for e in events if e["event_type"] == "fileinfo"]
     assert len(set(ids)) == len(ids)  # content ids stay unique across the two capture workers
+
+
+def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tmp_path: Path) -> None:
+    """With a pool, plain-text objects under keyword-only rules are inspected by the capture
+    worker itself; HTML (extraction) goes to the pool. Both alert, with distinct alert ids."""
+    import sys
+
+    from capture import synth as S
+
+    root = Path(__file__).resolve().parents[2]
+    policy = tmp_path / "keywords.yaml"
+    policy.write_text((root / "tests" / "appliance" / "test_inspection.py").read_text(encoding="utf-8")
+                      .split('KEYWORD_ONLY = """', 1)[1].split('"""', 1)[0] + "suppression:\n  window_s: 0\n",
+                      encoding="utf-8")
+    t = S.Trace(seed=21)
+    for i in range(4):
+        s = t.session((f"10.60.0.{i + 2}", 45000 + i), (f"192.0.2.{60 + i}", 80), at=i * 0.05)
+        s.http(S.http_request("POST", f"/api/note{i}", "notes.example", content_type="application/json",
+                              body=b'{"text": "Project Nightjar draft %d"}' % i),
+               S.http_response(200, b'{"ok": true}', content_type="application/json"))
+        s.close()
+        s = t.session((f"10.60.1.{i + 2}", 46000 + i), (f"192.0.2.{70 + i}", 80), at=0.02 + i * 0.05)
+        s.http(S.http_request("GET", f"/page{i}.html", "notes.example"),
+               S.http_response(200, b"<html><body><h1>Project Nightjar</h1><p>page %d</p></body></html>" % i))
+        s.close()
+    pcap = tmp_path / "kw.pcap"
+    t.write(pcap)
+    ref = tmp_path / "read.json"
+    subprocess.run([str(Path(sys.executable).with_name("tapsift")), "read", str(pcap), "--policy", str(policy),
+                    "--eve", str(ref), "-q"], check=True, timeout=300)
+    want = sorted(e["http"]["url"] for e in read_events(ref) if e["event_type"] == "alert")
+    assert len(want) == 8
+    sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--inspect-workers", "1",
+                        "--policy", str(policy))
+    try:
+        sent = pair.replay(pcap, "--mbps", "20")
+        sensor.wait_packets(sent["packets"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(
+                e["event_type"] == "alert" for e in read_events(tmp_path / "eve.json")) < len(want):
+            time.sleep(0.5)
+        events = sensor.stop()
+    finally:
+        sensor.kill()
+    st = [e for e in events if e["event_type"] == "stats"][-1]["stats"]
+    alerts = [e for e in events if e["event_type"] == "alert"]
+    assert sorted(e["http"]["url"] for e in alerts) == want, sensor.stderr[-3000:]
+    assert len({e["tapsift"]["alert_id"] for e in alerts}) == len(alerts)
+    assert st["inspected_in_worker"] >= 8, st  # the 4 JSON uploads and their 4 JSON replies
+    assert st["not_inspected"] == 0
