@@ -136,6 +136,13 @@ class InspectionStage:
         self.counters["inspected_cheap"] += 1
         return self._run(active, obj, selections, now_ns, None)
 
+    def warm(self) -> None:
+        """Configure (compile) every inspector the active policy names, ahead of the first object."""
+        active = self._refresh()
+        for profile in active.policy.profiles.values():
+            for config in profile.configs:
+                self._inspector(config)
+
     def _refresh(self) -> ActivePolicy:
         active = self.holder.current
         if active.generation != self._generation:

@@ -155,6 +155,9 @@ class LiveSettings(_Section):
     """Processes of the expensive-inspection pool (0 = no pool)."""
     inspect_queue: int = Field(256, ge=1)
     """Objects waiting for the pool; beyond it they are shed with a ``not_inspected`` record."""
+    inspect_nice: int = Field(10, ge=0, le=19)
+    """Niceness added to the pool processes (and their extraction sandboxes): under load the
+    capture workers keep the CPU and the pool sheds, rather than the kernel dropping packets."""
     worker_inspect_bytes: int = Field(1 * MiB, ge=0)
     """With a pool: plain-text objects up to this size whose rules use only cheap inspectors
     (keyword, dataclass, md5) are inspected in the capture worker itself; the rest go to the

@@ -355,6 +355,18 @@ def policy_inspect(settings: Settings, slot: int, processes: int,
 _POOL_SLOT: list[int] = []
 
 
+def _prewarm(policy: str) -> None:
+    """Build what the policy's inspectors share (normalisation tables: ~1 s) before forking, so
+    that no worker stalls on it with packets arriving (the workers inherit it)."""
+    from appliance.inspection import InspectionStage
+    from policies.reload import PolicyHolder
+
+    try:
+        InspectionStage(PolicyHolder(policy)).warm()
+    except Exception:  # the workers report a bad policy themselves
+        log.debug("pre-warming the inspectors failed", exc_info=True)
+
+
 def _send_alerts(out: _Outbox, name: str, res: Any) -> None:
     """Alerts and suppressions of an inspection done in a capture worker: over the control
     channel (never dropped), after the object's fileinfo line."""
@@ -481,6 +493,7 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         if settings.live.worker_inspect_bytes > 0:
             cheap = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
                                     time_budget_s=settings.inspection.time_budget_s)
+            cheap.warm()  # compile the inspectors before the first object, not on it
     elif settings.inspection.policy:
         from appliance.inspection import InspectionStage
         from appliance.outputs.alertjson import alert_record
@@ -491,6 +504,7 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         holder = PolicyHolder(settings.inspection.policy, ids=AlertIds(child.slot + 1, sup.workers))
         inspection = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
                                      time_budget_s=settings.inspection.time_budget_s)
+        inspection.warm()
 
         def on_alert(alert: Any, obj: Any) -> None:
             out.flush()  # the object's fileinfo line goes first
@@ -582,6 +596,13 @@ def _reload_worker(sup: Supervisor, sensor: Any) -> None:
 def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     _child_signals()
     _die_with_parent()
+    # inspection takes what the capture workers leave: it must never cost captured packets
+    # (its extraction sandboxes inherit the niceness)
+    if sup.settings.live.inspect_nice:
+        try:
+            os.nice(sup.settings.live.inspect_nice)
+        except OSError:
+            log.warning("cannot lower the inspection pool's priority")
     for c in sup.children:
         if c.conn is not None:
             c.conn.close()
@@ -948,6 +969,8 @@ class Supervisor:
         if self.metrics is not None:
             self.metrics.start()
             log.info("metrics at http://%s:%d/metrics", *self.metrics.address)
+        if self.settings.inspection.policy:
+            _prewarm(self.settings.inspection.policy)
         for c in self.children:
             self._spawn(c)
         self._writer = threading.Thread(target=self._writer_loop, name="eve-writer", daemon=True)
