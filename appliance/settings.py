@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MiB = 1024 * 1024
@@ -206,6 +205,8 @@ def load_settings(path: str | Path | None) -> Settings:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    import yaml  # only when there is a file: start-up of `tapsift read` without --config skips it
+
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import replace
-
-import magic
+from typing import Any
 
 from appliance.model import ContentObject, Direction, Flow, FlowRef
 from reassembly.sniff import mime_from_description, sniff_signature, sniff_text
@@ -159,10 +158,17 @@ class ObjectFactory:
         self.head_bytes = head_bytes
         self._prefix = prefix
         self._next = 1
-        self._magic_mime = magic.Magic(mime=True)
-        self._magic_desc = magic.Magic()
+        self._magic: tuple[Any, Any] | None = None  # libmagic (mime, description), opened on first need
         self._sniff_cache: dict[str, tuple[str, str]] = {}
         self.made = 0
+
+    def _libmagic(self) -> tuple[Any, Any]:
+        """libmagic handles (loading its database takes a few ms: only when a type needs it)."""
+        if self._magic is None:
+            import magic
+
+            self._magic = (magic.Magic(mime=True), magic.Magic())
+        return self._magic
 
     def builder(self, *, limit: int = 0) -> ObjectBuilder:
         return ObjectBuilder(limit=limit, keep=self.keep_bytes, head_max=self.head_bytes)
@@ -194,13 +200,14 @@ class ObjectFactory:
         if not mime:
             try:
                 small = head[:_SNIFF_FIRST]
-                desc = self._magic_desc.from_buffer(small)
+                magic_mime, magic_desc = self._libmagic()
+                desc = magic_desc.from_buffer(small)
                 mime = mime_from_description(desc)
                 if not mime:
-                    mime = self._magic_mime.from_buffer(small)
+                    mime = magic_mime.from_buffer(small)
                 if len(head) > len(small) and mime in _SNIFF_MORE:
-                    mime = self._magic_mime.from_buffer(head)
-                    desc = self._magic_desc.from_buffer(head)
+                    mime = magic_mime.from_buffer(head)
+                    desc = magic_desc.from_buffer(head)
             except Exception:  # libmagic errors on odd input are reported, not raised
                 mime, desc = "application/octet-stream", "unknown (libmagic error)"
         if md5 is not None:
