@@ -40,8 +40,6 @@ class InspectionResult:
 Extractor = Callable[[ContentObject], tuple[ContentObject, list[ContentObject]]]
 """Turns an object into (the object with its text, its children); see `InspectionStage`."""
 
-CHEAP_INSPECTORS = frozenset({"keyword", "dataclass", "md5"})
-"""Inspectors cheap enough for a capture worker (Hyperscan over text, a set lookup)."""
 CHEAP_MIMES = frozenset({
     "text/plain", "text/css", "text/csv", "text/javascript", "application/javascript",
     "application/x-javascript", "application/json", "application/xml", "text/xml",
@@ -119,8 +117,9 @@ class InspectionStage:
 
         Cheap: a plain-text body (text/plain, CSS, CSV, JavaScript, JSON, XML, form data; not
         HTML, whose visible/hidden text needs the CSS walk) of at most ``max_bytes`` that is
-        held whole, and every inspector its rules select is one of `CHEAP_INSPECTORS`. An object
-        no rule selects is cheap too (nothing to do). Never raises.
+        held whole, and every inspector its rules select declares ``cost = "cheap"`` (keyword,
+        data class, MD5, dark words, hidden links; not perceptual hashes or ML). An object no
+        rule selects is cheap too (nothing to do). Never raises.
         """
         active = self._refresh()
         flow = obj.flow
@@ -131,10 +130,16 @@ class InspectionStage:
             return InspectionResult()
         mime = (obj.sniffed_mime or obj.declared_mime).split(";", 1)[0].strip().lower()
         if (obj.data is None or len(obj.data) != obj.size or obj.size > max_bytes or mime not in CHEAP_MIMES
-                or any(c.inspector not in CHEAP_INSPECTORS for sel in selections for c in sel.configs)):
+                or any(not self._cheap(c) for sel in selections for c in sel.configs)):
             return None
         self.counters["inspected_cheap"] += 1
         return self._run(active, obj, selections, now_ns, None)
+
+    def _cheap(self, config: InspectorConfig) -> bool:
+        """Whether the inspector of ``config`` declares itself cheap (one that cannot be
+        configured runs nowhere, so it does not hold the object back either)."""
+        insp = self._inspector(config)
+        return insp is None or getattr(insp, "cost", "expensive") == "cheap"
 
     def warm(self) -> None:
         """Configure (compile) every inspector the active policy names, ahead of the first object."""

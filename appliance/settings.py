@@ -159,7 +159,8 @@ class LiveSettings(_Section):
     capture workers keep the CPU and the pool sheds, rather than the kernel dropping packets."""
     worker_inspect_bytes: int = Field(1 * MiB, ge=0)
     """With a pool: plain-text objects up to this size whose rules use only cheap inspectors
-    (keyword, dataclass, md5) are inspected in the capture worker itself; the rest go to the
+    (declared cost "cheap": keyword, data class, MD5, dark words, hidden links) are inspected in
+    the capture worker itself; the rest go to the
     pool (0 = everything goes to the pool)."""
     restart_backoff_s: float = Field(1.0, ge=0)
     """Delay before a crashed worker is restarted (doubles on repeated crashes, up to 30 s)."""

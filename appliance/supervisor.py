@@ -481,7 +481,7 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     zone_of = None
     if settings.inspection.policy and pool is not None:
         # expensive work goes to the pool (objects shed when it is full); cheap work (plain text,
-        # keyword/dataclass/md5 rules) is done here; flows get their zones here
+        # rules whose inspectors are all cheap) is done here; flows get their zones here
         from appliance.inspection import InspectionStage
         from policies.engine import AlertIds
         from policies.reload import PolicyHolder

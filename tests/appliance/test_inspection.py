@@ -41,18 +41,21 @@ policies:
     profiles: [leak]
 """
 
-WITH_HIDDEN_LINKS = KEYWORD_ONLY.replace("""    threshold:
-      weight: 10
-policies:""", """    threshold:
-      weight: 10
-  links:
-    category: hidden-link
-    severity: medium
+WITH_IMAGE_HASHES = KEYWORD_ONLY.replace("""\nprofiles:\n""", """
+  renders:
+    type: fingerprints
+    algorithm: phash
+    hashes: ["974c67374839487b:cceeaa9abbeece4c"]
+profiles:
+""").replace("""\npolicies:\n""", """
+  images:
+    category: data-leak/confidential
+    severity: high
     inspect:
-      - inspector: hiddenlink
-    threshold:
-      count: 1
-policies:""").replace("profiles: [leak]", "profiles: [leak, links]")
+      - inspector: perceptual
+        lists: [renders]
+policies:
+""").replace("profiles: [leak]", "profiles: [leak, images]")
 
 
 def _stage(tmp_path: Path, text: str) -> InspectionStage:
@@ -94,8 +97,8 @@ def test_what_needs_the_pool(tmp_path: Path) -> None:
     assert stage.inspect_cheap(_obj(b"\x89PNG\r\n\x1a\n", "image/png"), 1, 1 << 20) is None
     assert stage.inspect_cheap(_obj(LEAK, "application/json"), 1, 16) is None  # over the size limit
     assert stage.inspect_cheap(_obj(LEAK, "application/json", size=len(LEAK) + 100), 1, 1 << 20) is None  # not whole
-    # a rule that also asks for an expensive inspector sends even plain text to the pool
-    assert _stage(tmp_path, WITH_HIDDEN_LINKS).inspect_cheap(_obj(LEAK, "application/json"), 1, 1 << 20) is None
+    # a rule that also asks for an expensive inspector (declared cost) sends even plain text to the pool
+    assert _stage(tmp_path, WITH_IMAGE_HASHES).inspect_cheap(_obj(LEAK, "application/json"), 1, 1 << 20) is None
 
 
 def test_no_rule_is_nothing_to_do(tmp_path: Path) -> None:
