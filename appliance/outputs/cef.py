@@ -21,6 +21,7 @@ from appliance.outputs.fields import CONTROL, cut, fit_pairs, flat
 __all__ = ["cef_message", "escape_ext", "escape_header", "sanitize"]
 
 NAME_MAX = 64
+_MINIMAL = "cn3=1 cn3Label=truncated"
 
 LABELS = {
     "cs1": "policy",
@@ -104,11 +105,21 @@ def cef_message(record: dict[str, Any], max_bytes: int = 1 << 20) -> str:
     (``cn3Label=truncated``).
     """
     f = flat(record)
-    header = "|".join([
-        "CEF:0", "tapsift", "tapsift", escape_header(__version__), escape_header(f["signature_id"]),
-        escape_header(cut(sanitize(f"{f['category']}: {f['signature']}"), NAME_MAX)),
-        str(f["severity10"]),
-    ]) + "|"
+    name = sanitize(f"{f['category']}: {f['signature']}")
+
+    def make_header(n: int) -> str:
+        return "|".join([
+            "CEF:0", "tapsift", "tapsift", escape_header(__version__), escape_header(f["signature_id"]),
+            escape_header(cut(name, n)), str(f["severity10"]),
+        ]) + "|"
+
+    # the name is cut to NAME_MAX characters; with wide characters (4 UTF-8 bytes each) the
+    # header alone could fill a small budget, so it shrinks until the shortest message fits
+    limit = NAME_MAX
+    header = make_header(limit)
+    while limit > 8 and len((header + _MINIMAL).encode()) > max_bytes:
+        limit = limit * 3 // 4
+        header = make_header(limit)
 
     def render(pairs: list[tuple[str, str]], truncated: bool) -> str:
         parts = []

@@ -95,6 +95,17 @@ def test_trimming_fits_and_keeps_essentials(max_bytes: int) -> None:
         assert attrs["devTime"] == "2024-05-01T12:00:00.124+0000"
 
 
+def test_cef_wide_names_still_fit_a_small_budget() -> None:
+    """A signature of 4-byte characters filled the header alone (found by hypothesis): the name
+    shrinks until the shortest message fits."""
+    rec = _rec(profile="\U0001F4FA" * 60, category="prohibited")
+    for max_bytes in (256, 300, 400):
+        line = cef.cef_message(rec, max_bytes)
+        assert len(line.encode()) <= max_bytes, (max_bytes, len(line.encode()))
+        header, ext = parse_cef(line)
+        assert header[6] and ext.get("cn3") == "1"
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=hs.alert, obj=st.none() | hs.content, max_bytes=st.integers(256, 4096), data=st.data())
 def test_cef_parses_back(a, obj, max_bytes, data) -> None:  # type: ignore[no-untyped-def]
