@@ -1,6 +1,6 @@
 /* In-order TCP fast path for reassembly.tcp: pcap records -> joined in-order payload runs.
  *
- * What Python does per packet (read the record, decode Ethernet/IPv4/TCP, verify checksums,
+ * What Python does per packet (read the record, decode Ethernet/IP/TCP, verify checksums,
  * look up the direction, append in-order payload) costs 3-4 us; here it costs well under
  * 0.5 us, and the in-order payload of consecutive segments of one direction reaches Python as
  * one joined chunk. Everything else (handshakes, FIN/RST, out-of-order data, retransmissions,
@@ -16,7 +16,8 @@
  * the flow is handed to Python (which also disarms the flow until Python re-arms it). A
  * packet that may create a flow in Python (unknown key, SYN: creation can evict another
  * flow) or that this module cannot attribute to a flow (anything but plain Ethernet [+ one
- * 802.1Q tag] / IPv4 / TCP, except ARP and non-tunnel IPv4 protocols) flushes every run first.
+ * 802.1Q tag] / IPv4 or IPv6 without extension headers / TCP, except ARP and non-tunnel UDP,
+ * ICMP and other IP protocols) flushes every run first.
  * Runs never outlive a pcap() call: they point into its buffer.
  */
 #define PY_SSIZE_T_CLEAN
@@ -24,7 +25,14 @@
 #include <stdint.h>
 #include <string.h>
 
-#define KEYLEN 14
+/* key: family (4 or 6), source and destination address (16 bytes each, IPv4 in the first 4),
+ * source and destination port, VLAN id (big endian), one byte of padding */
+#define KEYLEN 40
+#define K_SRC 1
+#define K_DST 17
+#define K_SP 33
+#define K_DP 35
+#define K_VL 37
 #define RUN_CAP (256 * 1024) /* a run is flushed once it holds this many payload bytes */
 
 enum { E_EMPTY = 0, E_USED = 1, E_TOMB = 2 };
@@ -154,7 +162,8 @@ static Py_ssize_t insert(FastPath *self, const unsigned char *k)
     return i;
 }
 
-/* key tuple (src: bytes(4), sport, dst: bytes(4), dport, vlan) -> packed key; 0 if not IPv4 */
+/* key tuple (src: bytes, sport, dst: bytes, dport, vlan) -> packed key; 0 if the addresses are
+ * neither IPv4 (4 bytes) nor IPv6 (16 bytes) */
 static int pack_key(PyObject *t, unsigned char *k)
 {
     if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) {
@@ -166,34 +175,35 @@ static int pack_key(PyObject *t, unsigned char *k)
         PyErr_SetString(PyExc_TypeError, "addresses must be bytes");
         return -1;
     }
-    if (PyBytes_GET_SIZE(src) != 4 || PyBytes_GET_SIZE(dst) != 4)
+    Py_ssize_t n = PyBytes_GET_SIZE(src);
+    if ((n != 4 && n != 16) || PyBytes_GET_SIZE(dst) != n)
         return 0;
     long sport = PyLong_AsLong(PyTuple_GET_ITEM(t, 1));
     long dport = PyLong_AsLong(PyTuple_GET_ITEM(t, 3));
     long vlan = PyLong_AsLong(PyTuple_GET_ITEM(t, 4));
     if (PyErr_Occurred())
         return -1;
-    memcpy(k, PyBytes_AS_STRING(src), 4);
-    memcpy(k + 4, PyBytes_AS_STRING(dst), 4);
-    k[8] = (unsigned char)(sport >> 8);
-    k[9] = (unsigned char)sport;
-    k[10] = (unsigned char)(dport >> 8);
-    k[11] = (unsigned char)dport;
-    k[12] = (unsigned char)(vlan >> 8);
-    k[13] = (unsigned char)vlan;
+    memset(k, 0, KEYLEN);
+    k[0] = n == 4 ? 4 : 6;
+    memcpy(k + K_SRC, PyBytes_AS_STRING(src), (size_t)n);
+    memcpy(k + K_DST, PyBytes_AS_STRING(dst), (size_t)n);
+    k[K_SP] = (unsigned char)(sport >> 8);
+    k[K_SP + 1] = (unsigned char)sport;
+    k[K_DP] = (unsigned char)(dport >> 8);
+    k[K_DP + 1] = (unsigned char)dport;
+    k[K_VL] = (unsigned char)(vlan >> 8);
+    k[K_VL + 1] = (unsigned char)vlan;
     return 1;
 }
 
 static inline void reverse_key(const unsigned char *k, unsigned char *r)
 {
-    memcpy(r, k + 4, 4);
-    memcpy(r + 4, k, 4);
-    r[8] = k[10];
-    r[9] = k[11];
-    r[10] = k[8];
-    r[11] = k[9];
-    r[12] = k[12];
-    r[13] = k[13];
+    r[0] = k[0];
+    memcpy(r + K_SRC, k + K_DST, 16);
+    memcpy(r + K_DST, k + K_SRC, 16);
+    memcpy(r + K_SP, k + K_DP, 2);
+    memcpy(r + K_DP, k + K_SP, 2);
+    memcpy(r + K_VL, k + K_VL, 3);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -414,56 +424,92 @@ static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize
         et = be16(p + 16);
         off = 18;
     }
-    if (et != 0x0800)
-        return (et == 0x0806 && off == 14 && self->cur_tag < 0) ? (emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE)
-                                           : barrier(self, ts, p, caplen, wirelen);
-    if (caplen - off < 20)
-        return barrier(self, ts, p, caplen, wirelen);
     const unsigned char *ip = p + off;
-    unsigned tot = be16(ip + 2);
-    unsigned proto = ip[9];
-    if (ip[0] != 0x45 || (be16(ip + 6) & 0x3FFF) || tot < 20 || off + (Py_ssize_t)tot > caplen)
-        return barrier(self, ts, p, caplen, wirelen);
-    if (proto != 6) {
-        /* tunnels (IPIP, IPv6-in-IPv4, GRE, ESP-less UDP encapsulations) may carry TCP */
-        if (proto == 4 || proto == 41 || proto == 47 || proto == 17) {
-            if (proto != 17 || tot < 28)
-                return barrier(self, ts, p, caplen, wirelen);
-            unsigned sp = be16(ip + 20), dp = be16(ip + 22);
-            if (sp == 4789 || dp == 4789 || sp == 8472 || dp == 8472 || sp == 6081 || dp == 6081)
-                return barrier(self, ts, p, caplen, wirelen);
-        }
-        return emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE;
-    }
-    if (tot < 40)
-        return barrier(self, ts, p, caplen, wirelen);
-    const unsigned char *tcp = ip + 20;
-    unsigned hl = (unsigned)(tcp[12] >> 4) << 2;
-    if (hl < 20 || hl + 20 > tot)
-        return barrier(self, ts, p, caplen, wirelen);
+    const unsigned char *tcp;
     unsigned char k[KEYLEN];
-    memcpy(k, ip + 12, 8);
-    memcpy(k + 8, tcp, 4);
-    k[12] = (unsigned char)(vlan >> 8);
-    k[13] = (unsigned char)vlan;
+    Py_ssize_t seglen; /* TCP header + payload */
+    memset(k, 0, KEYLEN);
+    if (et == 0x0800) {
+        if (caplen - off < 20)
+            return barrier(self, ts, p, caplen, wirelen);
+        unsigned tot = be16(ip + 2);
+        unsigned proto = ip[9];
+        if (ip[0] != 0x45 || (be16(ip + 6) & 0x3FFF) || tot < 20 || off + (Py_ssize_t)tot > caplen)
+            return barrier(self, ts, p, caplen, wirelen);
+        if (proto != 6) {
+            /* tunnels (IPIP, IPv6-in-IPv4, GRE, UDP encapsulations) may carry TCP */
+            if (proto == 4 || proto == 41 || proto == 47 || proto == 17) {
+                if (proto != 17 || tot < 28)
+                    return barrier(self, ts, p, caplen, wirelen);
+                unsigned sp = be16(ip + 20), dp = be16(ip + 22);
+                if (sp == 4789 || dp == 4789 || sp == 8472 || dp == 8472 || sp == 6081 || dp == 6081)
+                    return barrier(self, ts, p, caplen, wirelen);
+            }
+            return emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE;
+        }
+        tcp = ip + 20;
+        seglen = (Py_ssize_t)tot - 20;
+        k[0] = 4;
+        memcpy(k + K_SRC, ip + 12, 4);
+        memcpy(k + K_DST, ip + 16, 4);
+    } else if (et == 0x86DD) {
+        if (caplen - off < 40)
+            return barrier(self, ts, p, caplen, wirelen);
+        unsigned plen6 = be16(ip + 4);
+        unsigned nh = ip[6];
+        if ((ip[0] >> 4) != 6 || plen6 == 0 || off + 40 + (Py_ssize_t)plen6 > caplen)
+            return barrier(self, ts, p, caplen, wirelen);
+        if (nh != 6) {
+            /* extension headers (a fragment, a routing header) and tunnels go to Python whole */
+            if (nh == 58 || (nh == 17 && plen6 >= 8)) {
+                if (nh == 17) {
+                    unsigned sp = be16(ip + 40), dp = be16(ip + 42);
+                    if (sp == 4789 || dp == 4789 || sp == 8472 || dp == 8472 || sp == 6081 || dp == 6081)
+                        return barrier(self, ts, p, caplen, wirelen);
+                }
+                return emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE;
+            }
+            return barrier(self, ts, p, caplen, wirelen);
+        }
+        tcp = ip + 40;
+        seglen = (Py_ssize_t)plen6;
+        k[0] = 6;
+        memcpy(k + K_SRC, ip + 8, 16);
+        memcpy(k + K_DST, ip + 24, 16);
+    } else {
+        return (et == 0x0806 && off == 14 && self->cur_tag < 0)
+                   ? (emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE)
+                   : barrier(self, ts, p, caplen, wirelen);
+    }
+    if (seglen < 20)
+        return barrier(self, ts, p, caplen, wirelen);
+    unsigned hl = (unsigned)(tcp[12] >> 4) << 2;
+    if (hl < 20 || (Py_ssize_t)hl > seglen)
+        return barrier(self, ts, p, caplen, wirelen);
+    memcpy(k + K_SP, tcp, 4);
+    k[K_VL] = (unsigned char)(vlan >> 8);
+    k[K_VL + 1] = (unsigned char)vlan;
     Py_ssize_t i = find(self, k);
     if (i < 0)
         return barrier(self, ts, p, caplen, wirelen); /* Python may create a flow (and evict) */
     unsigned flags = tcp[13];
     Entry *e = &self->tab[i];
     int ok = e->armed && !(flags & 0x07) && (!(flags & 0x10) || e->ack_ok);
-    Py_ssize_t plen = (Py_ssize_t)tot - 20 - hl;
+    Py_ssize_t plen = seglen - hl;
     uint32_t seq = be32(tcp + 4);
     if (ok && plen && (!e->data_ok || seq != e->exp))
         ok = 0;
     if (ok && self->verify) {
-        uint64_t s = sum16(ip, 20, 0);
-        if (!fold_ok(s))
-            ok = 0;
-        else {
-            s = sum16(ip + 12, 8, 0) + 6 + (tot - 20);
-            s = sum16(tcp, (Py_ssize_t)tot - 20, s);
-            ok = fold_ok(s);
+        uint64_t s;
+        if (k[0] == 4) {
+            ok = fold_ok(sum16(ip, 20, 0));
+            s = sum16(ip + 12, 8, 0);
+        } else {
+            s = sum16(ip + 8, 32, 0);
+        }
+        if (ok) {
+            s += 6 + (uint64_t)seglen;
+            ok = fold_ok(sum16(tcp, seglen, s));
         }
     }
     if (!ok) {

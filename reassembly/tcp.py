@@ -274,7 +274,7 @@ class TcpReassembler:
 
     def _sync(self, h: _Half) -> None:
         fp = self._fp
-        if h.fast and len(h.key[0]) == 4:
+        if h.fast:
             fp.arm(h.key, h, h.exp, not h.peer.pending)  # type: ignore[attr-defined]
         else:
             fp.disarm(h.key)  # type: ignore[attr-defined]

@@ -96,13 +96,15 @@ def test_pcapng_is_left_to_the_python_path(golden_dir: Path) -> None:
     assert sensor.stats.packets == 0
 
 
-@pytest.mark.parametrize("link", ["ethernet", "vlan"])
+@pytest.mark.parametrize("link", ["ethernet", "vlan", "ipv6"])
 def test_bulk_transfers_take_the_fast_path(tmp_path: Path, link: str) -> None:
     """Most packets of plain bulk HTTP go through C, as few long runs (the point of it all)."""
     t = S.Trace(seed=5, link=S.vlan(42) if link == "vlan" else None)
     rng = random.Random(5)
     for i in range(6):
-        s = t.session((f"10.1.0.{i + 2}", 40000 + i), ("192.0.2.80", 80), at=i * 0.001)
+        client, server = ((f"2001:db8:1::{i + 2:x}", "2001:db8:80::80") if link == "ipv6"
+                          else (f"10.1.0.{i + 2}", "192.0.2.80"))
+        s = t.session((client, 40000 + i), (server, 80), at=i * 0.001)
         for j in range(3):
             body = rng.randbytes(200_000 + j)
             s.http(S.http_request("GET", f"/f{i}-{j}.bin", "bulk.example"),
@@ -159,6 +161,7 @@ def impaired_sessions(draw: st.DrawFn) -> tuple[int, list[dict[str, Any]]]:
             "close": draw(st.sampled_from(["fin", "rst", "none"])),
             "pipeline": draw(st.integers(1, 3)),
             "at": draw(st.floats(0, 0.01)),
+            "ipv6": draw(st.booleans()),
         })
     return seed, sessions
 
@@ -189,7 +192,9 @@ def _build(seed: int, sessions: list[dict[str, Any]], path: Path) -> None:
     t = S.Trace(seed=seed)
     rng = random.Random(seed)
     for i, spec in enumerate(sessions):
-        s = t.session((f"10.3.0.{i + 2}", 42000 + i), ("203.0.113.5", 80), at=spec["at"])
+        client, server = ((f"2001:db8:3::{i + 2:x}", "2001:db8:113::5") if spec["ipv6"]
+                          else (f"10.3.0.{i + 2}", "203.0.113.5"))
+        s = t.session((client, 42000 + i), (server, 80), at=spec["at"])
         body = rng.randbytes(spec["size"] // 2) + b"text " * (spec["size"] // 10)
         for k in range(spec["pipeline"]):
             upload = rng.randbytes(spec["upload"])
@@ -261,8 +266,12 @@ def test_api_guards() -> None:
         fp.pcap(b"\0" * 40, 41, False, False, 16, 1 << 18, 1 << 62, 10)
     with pytest.raises(TypeError):
         fp.known(("not", "a", "key"))
-    fp.known((bytes(16), 1, bytes(16), 2, 0))  # IPv6 directions are simply not taken
+    fp.known((bytes(5), 1, bytes(5), 2, 0))  # neither IPv4 nor IPv6: simply not taken
+    fp.known((bytes(4), 1, bytes(16), 2, 0))
     assert fp.counters()["entries"] == 0
+    fp.known((bytes(16), 1, bytes(15) + b"\x01", 2, 0))
+    assert fp.counters()["entries"] == 1
+    fp.forget((bytes(16), 1, bytes(15) + b"\x01", 2, 0))
     fp.known((b"\x0a\0\0\x01", 1, b"\x0a\0\0\x02", 2, 0))
     assert fp.counters()["entries"] == 1
     fp.forget((b"\x0a\0\0\x01", 1, b"\x0a\0\0\x02", 2, 0))
@@ -296,3 +305,34 @@ def test_callback_error_propagates_and_resets() -> None:
         fp.pcap(rec * 2, 0, False, False, 16, 1 << 18, 1 << 62, 1 << 16)
     assert len(calls) == 1
     fp.clear()  # not left busy
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_bad_checksums_go_to_python(tmp_path: Path, v6: bool) -> None:
+    """Segments whose checksum fails (offload on the capture host, or corruption) are left to
+    Python, which counts them and uses them anyway: same objects, same anomaly counts."""
+    t = S.Trace(seed=13)
+    rng = random.Random(13)
+    for i in range(3):
+        client, server = ((f"2001:db8:5::{i + 2:x}", "2001:db8:5::80") if v6 else (f"10.5.0.{i + 2}", "192.0.2.55"))
+        s = t.session((client, 44000 + i), (server, 80), at=i * 0.001)
+        s.http(S.http_request("GET", f"/c{i}", "csum.example"),
+               S.http_response(200, rng.randbytes(60_000), content_type="application/octet-stream"))
+        s.close()
+    good = tmp_path / "good.pcap"
+    t.write(good)
+    raw = bytearray(good.read_bytes())
+    off, k, flipped = 24, 0, 0
+    while off + 16 <= len(raw):
+        incl = int.from_bytes(raw[off + 8:off + 12], "little")
+        if incl > 600:
+            k += 1
+            if k % 7 == 0:
+                raw[off + 16 + incl - 1] ^= 0xFF  # last payload byte: the TCP checksum no longer holds
+                flipped += 1
+        off += 16 + incl
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(raw))
+    r = _same(bad)
+    assert dict(r["stats"][7]).get("tcp.bad_checksum") == flipped > 0
+    assert r["fp"]["slow"] >= flipped
