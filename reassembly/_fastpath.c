@@ -16,7 +16,8 @@
  * the flow is handed to Python (which also disarms the flow until Python re-arms it). A
  * packet that may create a flow in Python (unknown key, SYN: creation can evict another
  * flow) or that this module cannot attribute to a flow (anything but plain Ethernet [+ one
- * 802.1Q tag] / IPv4 or IPv6 without extension headers / TCP, except ARP and non-tunnel UDP,
+ * 802.1Q tag] / IPv4 or IPv6 without extension headers / TCP, possibly inside one ERSPAN, GRE
+ * Ethernet or VXLAN tunnel; except ARP and non-tunnel UDP,
  * ICMP and other IP protocols) flushes every run first.
  * Runs never outlive a pcap() call: they point into its buffer.
  */
@@ -399,6 +400,10 @@ static int barrier(FastPath *self, long long ts, const unsigned char *p, Py_ssiz
     return R_CONTINUE;
 }
 
+static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen, long long wirelen,
+                 const unsigned char *q, Py_ssize_t qlen, int depth, unsigned ev);
+
+/* one frame: (p, caplen) is what Python gets back if the fast path does not take it */
 static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
                   long long wirelen)
 {
@@ -406,38 +411,110 @@ static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize
     self->wire_bytes += wirelen;
     if (ts > self->last_ts)
         self->last_ts = ts;
-    if (self->linktype != 1 || caplen < 14)
+    if (self->linktype != 1)
+        return barrier(self, ts, p, caplen, wirelen);
+    return parse(self, ts, p, caplen, wirelen, p, caplen, 0, 0);
+}
+
+/* Open a mirror tunnel around an IPv4 packet (ERSPAN I/II/III and transparent Ethernet in GRE,
+ * VXLAN on UDP 4789/8472) as capture.decode does; the inner Ethernet frame at *inner. Returns
+ * 1 with the ERSPAN VLAN field in *ev, 0 for anything else (Python then decodes it). */
+static int open_tunnel(const unsigned char *ip, unsigned tot, unsigned proto, int verify,
+                       const unsigned char **inner, Py_ssize_t *inner_len, unsigned *ev)
+{
+    const unsigned char *end = ip + tot;
+    *ev = 0;
+    if (proto == 47) {
+        const unsigned char *g = ip + 20;
+        if (end - g < 4 || (g[1] & 7) || (g[0] & 0x40))
+            return 0;
+        unsigned gf = g[0], gp = be16(g + 2);
+        const unsigned char *h = g + 4 + (gf & 0x80 ? 4 : 0) + (gf & 0x20 ? 4 : 0) + (gf & 0x10 ? 4 : 0);
+        if (h > end)
+            return 0;
+        if (gp == 0x6558) {
+            /* transparent Ethernet bridging */
+        } else if (gp == 0x88BE) {
+            if (gf & 0x10) { /* type II */
+                if (end - h < 8 || (h[0] >> 4) != 1)
+                    return 0;
+                *ev = (unsigned)(h[0] & 0x0F) << 8 | h[1];
+                h += 8;
+            } /* else type I: the frame follows the GRE header */
+        } else if (gp == 0x22EB) { /* type III, Ethernet frames only */
+            if (end - h < 12 || (h[0] >> 4) != 2 || ((h[10] >> 2) & 0x1F) != 0)
+                return 0;
+            *ev = (unsigned)(h[0] & 0x0F) << 8 | h[1];
+            h += (h[11] & 1) ? 20 : 12;
+            if (h > end)
+                return 0;
+        } else {
+            return 0;
+        }
+        *inner = h;
+        *inner_len = end - h;
+        return 1;
+    }
+    if (proto == 17 && tot >= 28) {
+        const unsigned char *u = ip + 20;
+        unsigned dport = be16(u + 2), ulen = be16(u + 4), usum = be16(u + 6);
+        if ((dport != 4789 && dport != 8472) || ulen != tot - 20 || ulen < 8 + 22 || !(u[8] & 0x08))
+            return 0;
+        if (verify && usum) {
+            uint64_t s = sum16(ip + 12, 8, 0) + 17 + ulen;
+            if (!fold_ok(sum16(u, ulen, s)))
+                return 0; /* Python counts the bad checksum */
+        }
+        *inner = u + 16;
+        *inner_len = (Py_ssize_t)ulen - 16;
+        return 1;
+    }
+    return 0;
+}
+
+static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen, long long wirelen,
+                 const unsigned char *q, Py_ssize_t qlen, int depth, unsigned ev)
+{
+    if (qlen < 14)
         return barrier(self, ts, p, caplen, wirelen);
     Py_ssize_t off = 14;
-    unsigned vlan = 0;
-    unsigned et = be16(p + 12);
-    if (self->cur_tag >= 0) {
+    unsigned vlan = ev; /* outside a tunnel 0; inside, the ERSPAN header's VLAN (or 0) */
+    unsigned et = be16(q + 12);
+    if (depth == 0 && self->cur_tag >= 0) {
         unsigned tpid = (unsigned)(self->cur_tag >> 16);
         if (et == 0x8100 || et == 0x88A8 || et == 0x9100 || et == 0x9200 ||
             !(tpid == 0x8100 || tpid == 0x88A8 || tpid == 0x9100 || tpid == 0x9200))
             return barrier(self, ts, p, caplen, wirelen);
         vlan = (unsigned)self->cur_tag & 0x0FFF;
     } else if (et == 0x8100) {
-        if (caplen < 18)
+        if (qlen < 18)
             return barrier(self, ts, p, caplen, wirelen);
-        vlan = be16(p + 14) & 0x0FFF;
-        et = be16(p + 16);
+        vlan = be16(q + 14) & 0x0FFF;
+        et = be16(q + 16);
         off = 18;
     }
-    const unsigned char *ip = p + off;
+    const unsigned char *ip = q + off;
     const unsigned char *tcp;
     unsigned char k[KEYLEN];
     Py_ssize_t seglen; /* TCP header + payload */
     memset(k, 0, KEYLEN);
     if (et == 0x0800) {
-        if (caplen - off < 20)
+        if (qlen - off < 20)
             return barrier(self, ts, p, caplen, wirelen);
         unsigned tot = be16(ip + 2);
         unsigned proto = ip[9];
-        if (ip[0] != 0x45 || (be16(ip + 6) & 0x3FFF) || tot < 20 || off + (Py_ssize_t)tot > caplen)
+        if (ip[0] != 0x45 || (be16(ip + 6) & 0x3FFF) || tot < 20 || off + (Py_ssize_t)tot > qlen)
             return barrier(self, ts, p, caplen, wirelen);
         if (proto != 6) {
-            /* tunnels (IPIP, IPv6-in-IPv4, GRE, UDP encapsulations) may carry TCP */
+            if (depth == 0 && (proto == 47 || proto == 17)) {
+                const unsigned char *inner;
+                Py_ssize_t inner_len;
+                unsigned tev;
+                if ((!self->verify || fold_ok(sum16(ip, 20, 0))) &&
+                    open_tunnel(ip, tot, proto, self->verify, &inner, &inner_len, &tev))
+                    return parse(self, ts, p, caplen, wirelen, inner, inner_len, 1, tev);
+            }
+            /* other tunnels (IPIP, IPv6-in-IPv4, GRE, UDP encapsulations) may carry TCP */
             if (proto == 4 || proto == 41 || proto == 47 || proto == 17) {
                 if (proto != 17 || tot < 28)
                     return barrier(self, ts, p, caplen, wirelen);
@@ -453,11 +530,11 @@ static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize
         memcpy(k + K_SRC, ip + 12, 4);
         memcpy(k + K_DST, ip + 16, 4);
     } else if (et == 0x86DD) {
-        if (caplen - off < 40)
+        if (qlen - off < 40)
             return barrier(self, ts, p, caplen, wirelen);
         unsigned plen6 = be16(ip + 4);
         unsigned nh = ip[6];
-        if ((ip[0] >> 4) != 6 || plen6 == 0 || off + 40 + (Py_ssize_t)plen6 > caplen)
+        if ((ip[0] >> 4) != 6 || plen6 == 0 || off + 40 + (Py_ssize_t)plen6 > qlen)
             return barrier(self, ts, p, caplen, wirelen);
         if (nh != 6) {
             /* extension headers (a fragment, a routing header) and tunnels go to Python whole */

@@ -3,7 +3,8 @@
 Nearly all packets of a bulk HTTP transfer are in-order data segments or pure ACKs of an
 established connection. ``reassembly/_fastpath.c`` reads classic pcap records, decodes plain
 Ethernet (with at most one 802.1Q tag) / IPv4 (no options, not fragmented) or IPv6 (no
-extension headers) / TCP, verifies the checksums, and for directions
+extension headers) / TCP, also inside one remote-mirror tunnel (ERSPAN I/II/III or transparent
+Ethernet in GRE, VXLAN), verifies the checksums, and for directions
 that `TcpReassembler` has *armed* appends in-order payload to a run per direction; a run reaches
 Python as one joined chunk (`TcpReassembler.apply_run`). Every other packet is handed back as a
 frame tuple and takes the full path (`capture.decode`, `TcpReassembler.feed_synced`), which
