@@ -246,17 +246,16 @@ class Sensor:
                 n += 1
                 nbytes += frame[2]
                 pkt = decode(frame)
-                if pkt is None:
-                    continue
-                proto = pkt.proto
-                if proto == 6:
-                    ntcp += 1
-                    events = tcp_feed(pkt)
-                    if events:
-                        dispatch(events)
-                elif proto == 17:
-                    nudp += 1
-                ts = pkt.ts_ns
+                if pkt is not None:  # None: a fragment held for reassembly (its time still counts)
+                    proto = pkt.proto
+                    if proto == 6:
+                        ntcp += 1
+                        events = tcp_feed(pkt)
+                        if events:
+                            dispatch(events)
+                    elif proto == 17:
+                        nudp += 1
+                ts = frame[0]
                 if ts > last:
                     last = ts
                     if ts >= next_stats:
@@ -412,6 +411,17 @@ class Sensor:
         ):
             # Picked up mid-stream and only one side talks (the rest of a big body): hold no
             # bytes, only a gap, until the other side says something a parser can lock on to.
+            # A long chunk (the fast path joins segments) is first looked at as the segments
+            # before it would have been: up to just under the detection limit.
+            if pend.skip[d] is None and len(pend.seen[d]) < _DETECT_LIMIT - 1:
+                before = pend.seen[d]
+                pend.seen[d] = before + ev.data[: _DETECT_LIMIT - 1 - len(before)]
+                app = self._detect(flow, pend, ev)
+                if app is not None:
+                    pend.events.append(ev)
+                    del self._pending[flow.uid]
+                    return self._start(flow, app, pend.events)
+                pend.seen[d] = before
             self._skip(pend, ev)
             return None
         pend.events.append(ev)
