@@ -141,7 +141,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"tapsift: cannot write EVE output {eve_target}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
-    from appliance.sensor import Sensor
+    from appliance.sensor import Sensor, in_batches
 
     writer = None
     inspection = None
@@ -203,7 +203,9 @@ def cmd_read(args: argparse.Namespace) -> int:
             bar.update(cap.position, st.packets, st.objects)
 
         every = int(settings.output.stats_interval_s * 1e9)
-        if not sensor.run_records(cap, progress=progress, on_stats=periodic, stats_every_ns=every):
+        if not (sensor.run_records(cap, progress=progress, on_stats=periodic, stats_every_ns=every)
+                or sensor.run_batched(in_batches(cap.frames()), progress=progress, on_stats=periodic,
+                                      stats_every_ns=every)):
             sensor.run(cap.frames(), progress=progress, on_stats=periodic, stats_every_ns=every)
         sensor.finish()
     except KeyboardInterrupt:

@@ -567,8 +567,15 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    run_ring = getattr(sensor, "run_ring", None)
-    if sup.backend == "pcap" or run_ring is None or not run_ring(reader, stop, tick):
+    # the C fast path: one ring block at a time, or the lists the libpcap backend / the merge of
+    # several rings release; the pure-Python path when it is not built or turned off
+    if sup.backend == "pcap":
+        used = sensor.run_batched(reader.batches(stop, tick))
+    elif len(reader.rings) > 1:
+        used = sensor.run_batched(reader.merged_batches(stop, tick))
+    else:
+        used = sensor.run_ring(reader, stop, tick)
+    if not used:
         sensor.run(reader.frames(stop, tick))
     sensor.finish()  # in-flight objects come out truncated
     out.flush()

@@ -505,7 +505,20 @@ class RingReader:
         poll_ms: int = 20,
         hold_s: float = 0.25,
     ) -> Iterator[Frame]:
-        """Frames of several rings in timestamp order (several interfaces, e.g. a split tap).
+        """Frames of several rings in timestamp order: `merged_batches`, one by one."""
+        for batch in self.merged_batches(stop, tick, tick_interval, poll_ms, hold_s):
+            yield from batch
+
+    def merged_batches(
+        self,
+        stop: Callable[[], bool],
+        tick: Callable[[], None] | None = None,
+        tick_interval: float = 0.5,
+        poll_ms: int = 20,
+        hold_s: float = 0.25,
+    ) -> Iterator[list[Frame]]:
+        """Frames of several rings in timestamp order (several interfaces, e.g. a split tap),
+        as the lists released together.
 
         A frame is released once no ring can still deliver an older one: every ring whose
         open (not yet handed over) block holds packets has shown a later timestamp. Frames are
@@ -537,8 +550,11 @@ class RingReader:
                 if blk(r.mm, r.next * r.bs)[3]:  # num_pkts of the block the kernel is filling
                     mark = r.last_ts if mark is None else min(mark, r.last_ts)
             force = bool(held_since) and now - held_since[0] >= hold_s
+            out = []
             while heap and (mark is None or heap[0][0] <= mark or force):
-                yield heapq.heappop(heap)[2]
+                out.append(heapq.heappop(heap)[2])
+            if out:
+                yield out
             if not heap:
                 held_since.clear()
             elif force:
@@ -549,8 +565,8 @@ class RingReader:
                 tick()
             if not batch:
                 poller.poll(poll_ms)
-        while heap:
-            yield heapq.heappop(heap)[2]
+        if heap:
+            yield [heapq.heappop(heap)[2] for _ in range(len(heap))]
 
     def close(self) -> None:
         for r in self.rings:
@@ -640,6 +656,16 @@ class PcapReader:
         tick_interval: float = 0.5,
     ) -> Iterator[Frame]:
         """Yield frames until ``stop()`` is true."""
+        for batch in self.batches(stop, tick, tick_interval):
+            yield from batch
+
+    def batches(
+        self,
+        stop: Callable[[], bool],
+        tick: Callable[[], None] | None = None,
+        tick_interval: float = 0.5,
+    ) -> Iterator[list[Frame]]:
+        """Yield the frames of each ``next_batch`` call as a list until ``stop()`` is true."""
         unpack = struct.Struct("=IIII").iter_unpack
         new = _new_frame
         F = Frame
@@ -657,13 +683,11 @@ class PcapReader:
                     continue
                 got = True
                 lt, iface = h.linktype, h.iface
-                n = nbytes = 0
-                for sec, usec, off, caplen in unpack(meta):
-                    n += 1
-                    nbytes += caplen
-                    yield new(F, (sec * 1_000_000_000 + usec * 1000, buf[off:off + caplen], caplen, lt, iface))
-                self.packets += n
-                self.bytes += nbytes
+                out = [new(F, (sec * 1_000_000_000 + usec * 1000, buf[off:off + caplen], caplen, lt, iface))
+                       for sec, usec, off, caplen in unpack(meta)]
+                self.packets += len(out)
+                self.bytes += sum(f[2] for f in out)
+                yield out
             if tick is not None and monotonic() >= next_tick:
                 next_tick = monotonic() + tick_interval
                 tick()

@@ -74,6 +74,8 @@ typedef struct {
     long long frames, wire_bytes, fast_tcp, fast_bytes, runs, slow, barriers;
     long long last_ts; /* highest record time seen */
     long cur_tag;      /* tpacket: (tpid << 16 | tci) of a tag the kernel stripped, else -1 */
+    PyObject *cur_frame; /* frames(): the frame tuple being handled (borrowed), handed back as is */
+    PyObject *hold;      /* frames(): the frames the pending runs point into */
 } FastPath;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -353,7 +355,9 @@ static int emit_frame(FastPath *self, long long ts, const unsigned char *p, Py_s
                       long long wirelen)
 {
     PyObject *frame;
-    if (self->cur_tag >= 0 && caplen >= 12) {
+    if (self->cur_frame) {
+        frame = Py_NewRef(self->cur_frame);
+    } else if (self->cur_tag >= 0 && caplen >= 12) {
         /* put back the 802.1Q tag the kernel moved to the ring's metadata (as libpcap does) */
         PyObject *data = PyBytes_FromStringAndSize(NULL, caplen + 4);
         if (!data)
@@ -654,6 +658,8 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw)
         return -1;
     Py_XSETREF(self->iface, iface);
     Py_XSETREF(self->on_frame, Py_NewRef(on_frame));
+    if (!self->hold && !(self->hold = PyList_New(0)))
+        return -1;
     Py_XSETREF(self->on_run, Py_NewRef(on_run));
     return 0;
 }
@@ -668,6 +674,7 @@ static void FastPath_dealloc(FastPath *self)
     PyMem_Free(self->dirty);
     Py_XDECREF(self->on_frame);
     Py_XDECREF(self->on_run);
+    Py_XDECREF(self->hold);
     Py_XDECREF(self->iface);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -928,6 +935,82 @@ fail:
     return NULL;
 }
 
+/* take_frames(list, start, stop_ts) -> next index
+ * Frames as Python already holds them ((ts, data, wirelen, linktype, iface) tuples: pcapng,
+ * libpcap, several merged rings), from list[start]; stops after a frame with time >= stop_ts.
+ * Every run is flushed before it returns.
+ */
+static PyObject *FastPath_frames(FastPath *self, PyObject *args)
+{
+    PyObject *list;
+    Py_ssize_t start;
+    long long stop_ts;
+    if (!PyArg_ParseTuple(args, "O!nL", &PyList_Type, &list, &start, &stop_ts))
+        return NULL;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "FastPath is not re-entrant");
+        return NULL;
+    }
+    Py_INCREF(list); /* callbacks must not free the frames the runs point into */
+    self->busy = 1;
+    int saved_lt = self->linktype;
+    PyObject *saved_iface = self->iface;
+    Py_ssize_t i = start < 0 ? 0 : start;
+    while (i < PyList_GET_SIZE(list)) {
+        PyObject *f = PyList_GET_ITEM(list, i);
+        i++;
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 5 || !PyBytes_Check(PyTuple_GET_ITEM(f, 1))) {
+            PyErr_SetString(PyExc_TypeError, "frames must be (ts, data: bytes, wirelen, linktype, iface)");
+            goto fail;
+        }
+        long long ts = PyLong_AsLongLong(PyTuple_GET_ITEM(f, 0));
+        long long wl = PyLong_AsLongLong(PyTuple_GET_ITEM(f, 2));
+        long lt = PyLong_AsLong(PyTuple_GET_ITEM(f, 3));
+        if (PyErr_Occurred())
+            goto fail;
+        PyObject *data = PyTuple_GET_ITEM(f, 1);
+        Py_INCREF(f); /* the list may change under a callback; the frame stays */
+        self->linktype = (int)lt;
+        self->iface = PyTuple_GET_ITEM(f, 4);
+        self->cur_frame = f;
+        self->cur_tag = -1;
+        int r = handle(self, ts, (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), wl);
+        self->cur_frame = NULL;
+        /* runs may still point into this frame's bytes: keep it until they are flushed */
+        if (PyList_Append(self->hold, f) < 0) {
+            Py_DECREF(f);
+            goto fail;
+        }
+        Py_DECREF(f);
+        if (r < 0)
+            goto fail;
+        if (ts >= stop_ts)
+            break;
+    }
+    if (flush_all(self) < 0)
+        goto fail;
+    PyList_SetSlice(self->hold, 0, PY_SSIZE_T_MAX, NULL);
+    self->linktype = saved_lt;
+    self->iface = saved_iface;
+    self->busy = 0;
+    Py_DECREF(list);
+    return PyLong_FromSsize_t(i);
+fail:
+    for (Py_ssize_t j = 0; j < self->cap; j++) {
+        Entry *e = &self->tab[j];
+        e->dirty = 0;
+        e->nseg = e->nbytes = e->npkts = 0;
+    }
+    self->ndirty = 0;
+    self->cur_frame = NULL;
+    PyList_SetSlice(self->hold, 0, PY_SSIZE_T_MAX, NULL);
+    self->linktype = saved_lt;
+    self->iface = saved_iface;
+    self->busy = 0;
+    Py_DECREF(list);
+    return NULL;
+}
+
 static PyObject *FastPath_clear(FastPath *self, PyObject *unused)
 {
     if (self->busy) {
@@ -973,6 +1056,8 @@ static PyMethodDef FastPath_methods[] = {
      "pcap(buf, off, big_endian, nsec, hdrlen, max_record, stop_ts, max_frames) -> (off, status)"},
     {"tpacket", (PyCFunction)FastPath_tpacket, METH_VARARGS,
      "tpacket(buf, off, count, linktype, iface, stop_ts) -> (next_off, remaining, wire_bytes, vlan_restored, truncated)"},
+    {"take_frames", (PyCFunction)FastPath_frames, METH_VARARGS,
+     "take_frames(list, start, stop_ts) -> next index (frame tuples Python already holds)"},
     {"clear", (PyCFunction)FastPath_clear, METH_NOARGS, "forget every direction"},
     {"counters", (PyCFunction)FastPath_counters, METH_NOARGS, "counters as a dict"},
     {NULL},

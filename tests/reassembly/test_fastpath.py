@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.model import ContentObject
-from appliance.sensor import Sensor
+from appliance.sensor import Sensor, in_batches
 from appliance.settings import Settings
 from capture import synth as S
 from capture.pcapfile import open_capture
@@ -36,7 +36,7 @@ def _key(o: ContentObject) -> tuple[Any, ...]:
             o.depth)
 
 
-def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None, batched: bool = False) -> dict[str, Any]:
     cfg: dict[str, Any] = {"reassembly": {"fast_path": fast}}
     for section, values in (overrides or {}).items():
         cfg.setdefault(section, {}).update(values)
@@ -46,10 +46,13 @@ def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None) -> dic
                     on_flow_end=lambda f: flows.append((f.uid, tuple(f.pkts), tuple(f.bytes), f.app_proto or "",
                                                         tuple(sorted(f.anomalies)))))
     cap = open_capture(pcap)
-    used = sensor.run_records(cap)
-    assert used == fast
-    if not used:
+    if not fast:
+        assert not sensor.run_records(cap) and not sensor.run_batched(in_batches(cap.frames()))
         sensor.run(cap.frames())
+    elif batched or cap.record_format is None:  # frames Python already holds (pcapng)
+        assert sensor.run_batched(in_batches(cap.frames(), 97))
+    else:
+        assert sensor.run_records(cap)
     sensor.finish()
     st_ = sensor.stats
     counters = dict(sensor.tcp.counters)
@@ -63,8 +66,8 @@ def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None) -> dic
     }
 
 
-def _same(pcap: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    fast = _run(pcap, True, overrides)
+def _same(pcap: Path, overrides: dict[str, Any] | None = None, batched: bool = False) -> dict[str, Any]:
+    fast = _run(pcap, True, overrides, batched)
     slow = _run(pcap, False, overrides)
     assert fast["objects"] == slow["objects"]
     assert fast["flows"] == slow["flows"]
@@ -78,7 +81,7 @@ def golden_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("golden-fp")
 
 
-@pytest.mark.parametrize("name", [n for n in golden.CASES if n != "pcapng_get"])
+@pytest.mark.parametrize("name", list(golden.CASES))
 def test_golden_cases_same_on_both_paths(name: str, golden_dir: Path) -> None:
     case = golden.generate(name, golden_dir)
     overrides: dict[str, Any] = {}
@@ -88,12 +91,20 @@ def test_golden_cases_same_on_both_paths(name: str, golden_dir: Path) -> None:
     assert r["objects"], "the case produced objects"
 
 
-def test_pcapng_is_left_to_the_python_path(golden_dir: Path) -> None:
-    case = golden.generate("pcapng_get", golden_dir)
-    assert open_capture(case.pcap).record_format is None
-    sensor = Sensor(Settings(), on_object=lambda o: None)
-    assert sensor.run_records(open_capture(case.pcap)) is False
-    assert sensor.stats.packets == 0
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_frames_python_holds_take_the_fast_path_too(tmp_path: Path, fmt: str) -> None:
+    """pcapng (and any frame source) goes through ``FastPath.take_frames`` in batches."""
+    t = S.Trace(seed=8)
+    rng = random.Random(8)
+    for i in range(4):
+        s = t.session((f"10.8.0.{i + 2}", 48000 + i), ("192.0.2.8", 80), at=i * 0.001)
+        s.http(S.http_request("GET", f"/n{i}", "ng.example"),
+               S.http_response(200, rng.randbytes(150_000), content_type="application/octet-stream"))
+        s.close()
+    pcap = tmp_path / f"bulk.{fmt}"
+    n = t.write(pcap, fmt=fmt)
+    r = _same(pcap, batched=True)
+    assert r["fp"]["frames"] == n and r["fp"]["fast_tcp"] > 0.85 * n, r["fp"]
 
 
 _LINKS: dict[str, Any] = {
@@ -405,4 +416,4 @@ def test_mutated_frames_same_on_both_paths(tmp_path: Path, mixed_capture: bytes,
     agree (the C side must either decode a frame exactly as capture.decode does or leave it)."""
     pcap = tmp_path / "mutated.pcap"
     pcap.write_bytes(mutate(mixed_capture, seed))
-    _same(pcap)
+    _same(pcap, batched=bool(seed & 1))  # half of them through FastPath.take_frames
