@@ -7,7 +7,7 @@ optional: without a compiler the pure-Python paths give the same results, more s
 from setuptools import Extension, setup
 
 setup(ext_modules=[
-    Extension("capture._csum", ["capture/_csum.c"], optional=True),
-    Extension("reassembly._fastpath", ["reassembly/_fastpath.c"], optional=True,
-              extra_compile_args=["-O2", "-Wall"]),
+    Extension("capture._csum", ["capture/_csum.c"], depends=["capture/csum.h"], optional=True),
+    Extension("reassembly._fastpath", ["reassembly/_fastpath.c"], include_dirs=["capture"],
+              depends=["capture/csum.h"], optional=True, extra_compile_args=["-O2", "-Wall"]),
 ])

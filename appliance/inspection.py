@@ -102,12 +102,8 @@ class InspectionStage:
 
     def inspect(self, obj: ContentObject, now_ns: int) -> InspectionResult:
         """Extract, inspect and decide for ``obj`` and its children. Never raises."""
-        active = self._refresh()
-        flow = obj.flow
-        src_zone, dst_zone = (flow.src_zone, flow.dst_zone) if flow is not None else ("any", "any")
-        selections = active.engine.select(src_zone, dst_zone, obj)
+        active, selections = self._select(obj)
         if not selections:
-            self.counters["objects_no_rule"] += 1
             return InspectionResult()
         return self._run(active, obj, selections, now_ns, self.extractor)
 
@@ -121,12 +117,8 @@ class InspectionStage:
         data class, MD5, dark words, hidden links; not perceptual hashes or ML). An object no
         rule selects is cheap too (nothing to do). Never raises.
         """
-        active = self._refresh()
-        flow = obj.flow
-        src_zone, dst_zone = (flow.src_zone, flow.dst_zone) if flow is not None else ("any", "any")
-        selections = active.engine.select(src_zone, dst_zone, obj)
+        active, selections = self._select(obj)
         if not selections:
-            self.counters["objects_no_rule"] += 1
             return InspectionResult()
         mime = (obj.sniffed_mime or obj.declared_mime).split(";", 1)[0].strip().lower()
         if (obj.data is None or len(obj.data) != obj.size or obj.size > max_bytes or mime not in CHEAP_MIMES
@@ -147,6 +139,16 @@ class InspectionStage:
         for profile in active.policy.profiles.values():
             for config in profile.configs:
                 self._inspector(config)
+
+    def _select(self, obj: ContentObject) -> tuple[ActivePolicy, list[Any]]:
+        """The active policy and the rule selections for ``obj``'s zones (none: counted)."""
+        active = self._refresh()
+        flow = obj.flow
+        src_zone, dst_zone = (flow.src_zone, flow.dst_zone) if flow is not None else ("any", "any")
+        selections = active.engine.select(src_zone, dst_zone, obj)
+        if not selections:
+            self.counters["objects_no_rule"] += 1
+        return active, selections
 
     def _refresh(self) -> ActivePolicy:
         active = self.holder.current

@@ -327,77 +327,8 @@ class RingReader:
         if len(self.rings) > 1:
             yield from self.merged_frames(stop, tick, tick_interval)
             return
-        hdr = _HDR.unpack_from
-        blk = _BLOCK.unpack_from
-        new = _new_frame
-        F = Frame
-        pack_into = _BLOCK_STATUS.pack_into
-        poller = select.poll()
-        for r in self.rings:
-            poller.register(r.fd, select.POLLIN | select.POLLERR)
-        rings = self.rings
-        monotonic = time.monotonic
-        next_tick = monotonic() + tick_interval
-        idle_polls = 0
-        try:
-            while not stop():
-                progressed = False
-                for r in rings:
-                    mm = r.mm
-                    bs = r.bs
-                    iface = r.iface
-                    lt = r.linktype
-                    nblocks = r.nblocks
-                    for _ in range(nblocks):
-                        base = r.next * bs
-                        _v, _p, status, num, first, _len, _seq = blk(mm, base)
-                        if not status & TP_STATUS_USER:
-                            break
-                        off = base + first
-                        n = nbytes = 0
-                        for _ in range(num):
-                            nxt, sec, nsec, snap, wlen, st, mac, _net, _h, tci, tpid = hdr(mm, off)
-                            start = off + mac
-                            if st & TP_STATUS_VLAN_VALID:
-                                tag = struct.pack("!HH", tpid if st & TP_STATUS_VLAN_TPID_VALID else 0x8100, tci)
-                                data = mm[start:start + 12] + tag + mm[start + 12:start + snap]
-                                wlen += 4
-                                self.vlan_restored += 1
-                            else:
-                                data = mm[start:start + snap]
-                            if snap < wlen:
-                                self.truncated += 1
-                            n += 1
-                            nbytes += wlen
-                            yield new(F, (sec * 1_000_000_000 + nsec, data, wlen, lt, iface))
-                            off += nxt
-                        pack_into(mm, base + 8, TP_STATUS_KERNEL)
-                        r.next = (r.next + 1) % nblocks
-                        self.packets += n
-                        self.bytes += nbytes
-                        self.blocks += 1
-                        progressed = True
-                        if stop():
-                            return
-                    if tick is not None and monotonic() >= next_tick:
-                        next_tick = monotonic() + tick_interval
-                        tick()
-                if progressed:
-                    idle_polls = 0
-                    continue
-                ready = poller.poll(poll_ms)
-                if ready:
-                    idle_polls += 1
-                    if idle_polls > 2:  # readable, yet the expected block is not ours: resync
-                        for r in rings:
-                            r.resync()
-                        idle_polls = 0
-                if tick is not None and monotonic() >= next_tick:
-                    next_tick = monotonic() + tick_interval
-                    tick()
-        finally:
-            for r in rings:
-                poller.unregister(r.fd)
+        for r, off, num in self._ready_blocks(stop, tick, tick_interval, poll_ms):
+            yield from self._block_frames(r, off, num)
 
     def single_linktype_ring(self) -> bool:
         """True when `feed_blocks` can be used (one ring: several are merged frame by frame)."""
@@ -418,6 +349,19 @@ class RingReader:
         truncated frames); the block goes back to the kernel afterwards. ``stop``/``tick`` as
         in `frames`.
         """
+        for r, off, num in self._ready_blocks(stop, tick, tick_interval, poll_ms):
+            nbytes, nvlan, ntrunc = consume(r.mm, off, num, r.linktype, r.iface)
+            self.packets += num
+            self.bytes += nbytes
+            self.vlan_restored += nvlan
+            self.truncated += ntrunc
+
+    def _ready_blocks(
+        self, stop: Callable[[], bool], tick: Callable[[], None] | None, tick_interval: float, poll_ms: int,
+    ) -> Iterator[tuple[_Ring, int, int]]:
+        """(ring, offset of its first frame header, frame count) of every block the kernel of
+        the one ring hands over, until ``stop()``; a block goes back to the kernel when the
+        consumer asks for the next one."""
         (r,) = self.rings
         blk = _BLOCK.unpack_from
         pack_into = _BLOCK_STATUS.pack_into
@@ -426,7 +370,7 @@ class RingReader:
         monotonic = time.monotonic
         next_tick = monotonic() + tick_interval
         idle_polls = 0
-        mm, bs, nblocks, lt, iface = r.mm, r.bs, r.nblocks, r.linktype, r.iface
+        mm, bs, nblocks = r.mm, r.bs, r.nblocks
         try:
             while not stop():
                 progressed = False
@@ -435,13 +379,9 @@ class RingReader:
                     _v, _p, status, num, first, _len, _seq = blk(mm, base)
                     if not status & TP_STATUS_USER:
                         break
-                    nbytes, nvlan, ntrunc = consume(mm, base + first, num, lt, iface)
+                    yield r, base + first, num
                     pack_into(mm, base + 8, TP_STATUS_KERNEL)
                     r.next = (r.next + 1) % nblocks
-                    self.packets += num
-                    self.bytes += nbytes
-                    self.vlan_restored += nvlan
-                    self.truncated += ntrunc
                     self.blocks += 1
                     progressed = True
                     if stop():
@@ -463,35 +403,45 @@ class RingReader:
         finally:
             poller.unregister(r.fd)
 
+    def _block_frames(self, r: _Ring, off: int, num: int) -> list[Frame]:
+        """The ``num`` frames of a block from the frame header at ``off`` (802.1Q tags the
+        kernel moved to the metadata put back); counts packets, bytes, tags, truncation."""
+        hdr = _HDR.unpack_from
+        mm, iface, lt = r.mm, r.iface, r.linktype
+        out: list[Frame] = []
+        nbytes = 0
+        for _ in range(num):
+            nxt, sec, nsec, snap, wlen, st, mac, _net, _h, tci, tpid = hdr(mm, off)
+            start = off + mac
+            if st & TP_STATUS_VLAN_VALID:
+                tag = struct.pack("!HH", tpid if st & TP_STATUS_VLAN_TPID_VALID else 0x8100, tci)
+                data = mm[start:start + 12] + tag + mm[start + 12:start + snap]
+                wlen += 4
+                self.vlan_restored += 1
+            else:
+                data = mm[start:start + snap]
+            if snap < wlen:
+                self.truncated += 1
+            nbytes += wlen
+            out.append(_new_frame(Frame, (sec * 1_000_000_000 + nsec, data, wlen, lt, iface)))
+            off += nxt
+        self.packets += num
+        self.bytes += nbytes
+        if out:
+            r.last_ts = out[-1][0]
+        return out
+
     def _drain(self, r: _Ring, out: list[tuple[int, int, Frame]], seq: int) -> int:
         """Move every ready block of ``r`` into ``out`` as (ts, seq, frame); returns the new seq."""
-        hdr = _HDR.unpack_from
-        mm, bs, iface, lt = r.mm, r.bs, r.iface, r.linktype
+        mm, bs = r.mm, r.bs
         for _ in range(r.nblocks):
             base = r.next * bs
             _v, _p, status, num, first, _len, _seq = _BLOCK.unpack_from(mm, base)
             if not status & TP_STATUS_USER:
                 break
-            off = base + first
-            for _ in range(num):
-                nxt, sec, nsec, snap, wlen, st, mac, _net, _h, tci, tpid = hdr(mm, off)
-                start = off + mac
-                if st & TP_STATUS_VLAN_VALID:
-                    tag = struct.pack("!HH", tpid if st & TP_STATUS_VLAN_TPID_VALID else 0x8100, tci)
-                    data = mm[start:start + 12] + tag + mm[start + 12:start + snap]
-                    wlen += 4
-                    self.vlan_restored += 1
-                else:
-                    data = mm[start:start + snap]
-                if snap < wlen:
-                    self.truncated += 1
-                ts = sec * 1_000_000_000 + nsec
-                out.append((ts, seq, _new_frame(Frame, (ts, data, wlen, lt, iface))))
+            for f in self._block_frames(r, base + first, num):
+                out.append((f[0], seq, f))
                 seq += 1
-                self.packets += 1
-                self.bytes += wlen
-                r.last_ts = ts
-                off += nxt
             _BLOCK_STATUS.pack_into(mm, base + 8, TP_STATUS_KERNEL)
             r.next = (r.next + 1) % r.nblocks
             self.blocks += 1

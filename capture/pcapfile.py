@@ -307,13 +307,9 @@ class CaptureFile:
                 off = nxt
             # the rest of the buffer holds less than one record: refill
             tail = end - off
-            need = tail + CHUNK
-            if tail >= hlen:
-                incl = hdr(buf, off)[2]
-                if incl > max_rec:
-                    self._note("pcap.bad_record")
-                    return
-                need = max(need, hlen + incl)
+            need = self._record_need(buf, off, hdr, hlen, max_rec)
+            if need < 0:
+                return
             more = fill(buf[off:], need)
             if len(more) == tail:
                 if tail:
@@ -321,6 +317,20 @@ class CaptureFile:
                 return
             buf = more
             off = 0
+
+    def _record_need(self, buf: bytes | memoryview, off: int, hdr: Callable[..., tuple[int, ...]], hlen: int,
+                     max_rec: int) -> int:
+        """Bytes to hold from ``off`` (less than a record) to read the next record whole; -1
+        when its header announces more than ``max_rec`` (a damaged file: ``pcap.bad_record``)."""
+        tail = len(buf) - off
+        need = tail + CHUNK
+        if tail >= hlen:
+            incl = hdr(buf, off)[2]
+            if incl > max_rec:
+                self._note("pcap.bad_record")
+                return -1
+            need = max(need, hlen + incl)
+        return need
 
     @property
     def record_format(self) -> tuple[bool, bool, int, int] | None:
@@ -356,15 +366,10 @@ class CaptureFile:
         try:
             while True:
                 off = consume(buf, off)
-                end = len(buf)
-                tail = end - off
-                need = tail + CHUNK
-                if tail >= hlen:
-                    incl = hdr(buf, off)[2]
-                    if incl > max_rec:
-                        self._note("pcap.bad_record")
-                        break
-                    need = max(need, hlen + incl)
+                tail = len(buf) - off
+                need = self._record_need(buf, off, hdr, hlen, max_rec)
+                if need < 0:
+                    break
                 if fh is None:
                     more = self._fill(bytes(buf[off:]), need)
                     got = len(more)

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "csum.h" /* capture/csum.h: sum16, csum_fold */
+
 /* key: family (4 or 6), source and destination address (16 bytes each, IPv4 in the first 4),
  * source and destination port, VLAN id (big endian), one byte of padding */
 #define KEYLEN 40
@@ -256,6 +258,19 @@ static int flush_all(FastPath *self)
     return 0;
 }
 
+static inline int fold_ok(uint64_t s) { return csum_fold(s) == 0xFFFF; }
+
+/* after an exception in a callback: forget the runs still held (they point into the buffer) */
+static void drop_runs(FastPath *self)
+{
+    for (Py_ssize_t j = 0; j < self->cap; j++) {
+        Entry *e = &self->tab[j];
+        e->dirty = 0;
+        e->nseg = e->nbytes = e->npkts = 0;
+    }
+    self->ndirty = 0;
+}
+
 static void disarm_entry(Entry *e)
 {
     e->armed = e->data_ok = e->ack_ok = 0;
@@ -325,31 +340,6 @@ static int add_seg(Entry *e, const unsigned char *p, Py_ssize_t n)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-
-static uint64_t sum16(const unsigned char *p, Py_ssize_t n, uint64_t sum)
-{
-    while (n >= 8) {
-        sum += ((uint32_t)p[0] << 8 | p[1]) + ((uint32_t)p[2] << 8 | p[3])
-             + ((uint32_t)p[4] << 8 | p[5]) + ((uint32_t)p[6] << 8 | p[7]);
-        p += 8;
-        n -= 8;
-    }
-    while (n >= 2) {
-        sum += (uint32_t)p[0] << 8 | p[1];
-        p += 2;
-        n -= 2;
-    }
-    if (n)
-        sum += (uint32_t)p[0] << 8;
-    return sum;
-}
-
-static inline int fold_ok(uint64_t s)
-{
-    while (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16);
-    return s == 0xFFFF;
-}
 
 static int emit_frame(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
                       long long wirelen)
@@ -724,6 +714,18 @@ static PyObject *FastPath_arm(FastPath *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* the entry of k with its pending run flushed first (-1: none, -2: the callback raised) */
+static Py_ssize_t flushed(FastPath *self, const unsigned char *k)
+{
+    Py_ssize_t i = find(self, k);
+    if (i >= 0 && self->tab[i].dirty && self->tab[i].npkts) {
+        if (flush_entry(self, i) < 0)
+            return -2;
+        i = find(self, k); /* the callback may have changed the table */
+    }
+    return i;
+}
+
 static PyObject *FastPath_disarm(FastPath *self, PyObject *key)
 {
     unsigned char k[KEYLEN];
@@ -731,14 +733,11 @@ static PyObject *FastPath_disarm(FastPath *self, PyObject *key)
     if (r < 0)
         return NULL;
     if (r) {
-        Py_ssize_t i = find(self, k);
-        if (i >= 0) {
-            if (self->tab[i].dirty && self->tab[i].npkts && flush_entry(self, i) < 0)
-                return NULL;
-            i = find(self, k);
-            if (i >= 0)
-                disarm_entry(&self->tab[i]);
-        }
+        Py_ssize_t i = flushed(self, k);
+        if (i == -2)
+            return NULL;
+        if (i >= 0)
+            disarm_entry(&self->tab[i]);
     }
     Py_RETURN_NONE;
 }
@@ -750,12 +749,9 @@ static PyObject *FastPath_forget(FastPath *self, PyObject *key)
     if (r < 0)
         return NULL;
     if (r) {
-        Py_ssize_t i = find(self, k);
-        if (i >= 0 && self->tab[i].dirty && self->tab[i].npkts) {
-            if (flush_entry(self, i) < 0)
-                return NULL;
-            i = find(self, k);
-        }
+        Py_ssize_t i = flushed(self, k);
+        if (i == -2)
+            return NULL;
         if (i >= 0) {
             Entry *e = &self->tab[i];
             disarm_entry(e);
@@ -832,12 +828,7 @@ static PyObject *FastPath_pcap(FastPath *self, PyObject *args)
     return Py_BuildValue("(ni)", off, status);
 fail:
     /* an exception in a callback: drop the runs still held (they point into the buffer) */
-    for (Py_ssize_t j = 0; j < self->cap; j++) {
-        Entry *e = &self->tab[j];
-        e->dirty = 0;
-        e->nseg = e->nbytes = e->npkts = 0;
-    }
-    self->ndirty = 0;
+    drop_runs(self);
     self->busy = 0;
     PyBuffer_Release(&view);
     return NULL;
@@ -921,12 +912,7 @@ static PyObject *FastPath_tpacket(FastPath *self, PyObject *args)
     PyBuffer_Release(&view);
     return Py_BuildValue("(nnLLL)", off, count, nbytes, nvlan, ntrunc);
 fail:
-    for (Py_ssize_t j = 0; j < self->cap; j++) {
-        Entry *e = &self->tab[j];
-        e->dirty = 0;
-        e->nseg = e->nbytes = e->npkts = 0;
-    }
-    self->ndirty = 0;
+    drop_runs(self);
     self->cur_tag = -1;
     self->linktype = saved_lt;
     self->iface = saved_iface;
@@ -996,12 +982,7 @@ static PyObject *FastPath_frames(FastPath *self, PyObject *args)
     Py_DECREF(list);
     return PyLong_FromSsize_t(i);
 fail:
-    for (Py_ssize_t j = 0; j < self->cap; j++) {
-        Entry *e = &self->tab[j];
-        e->dirty = 0;
-        e->nseg = e->nbytes = e->npkts = 0;
-    }
-    self->ndirty = 0;
+    drop_runs(self);
     self->cur_frame = NULL;
     PyList_SetSlice(self->hold, 0, PY_SSIZE_T_MAX, NULL);
     self->linktype = saved_lt;

@@ -45,7 +45,8 @@ case "$profile" in test|bench) extras="[test]" ;; esac
 stamp=".venv/.tapsift-setup-$profile"
 # re-install when the metadata or a C extension's source changed (pip builds the extensions in place)
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
-   || [ capture/_csum.c -nt "$stamp" ] || [ reassembly/_fastpath.c -nt "$stamp" ]; then
+   || [ capture/_csum.c -nt "$stamp" ] || [ capture/csum.h -nt "$stamp" ] \
+   || [ reassembly/_fastpath.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -E '^WARNING: (Location|The directory)' || true
   .venv/bin/python -c 'import appliance, capture, reassembly'
   touch "$stamp"
