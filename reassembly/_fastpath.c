@@ -37,6 +37,8 @@
 #define K_DP 35
 #define K_VL 37
 #define RUN_CAP (256 * 1024) /* a run is flushed once it holds this many payload bytes */
+#define RUN_SEGS 256         /* ... or this many segments (tiny segments must not grow it) */
+#define SEGS_KEEP 32         /* an idle direction keeps a segment array of at most this size */
 
 enum { E_EMPTY = 0, E_USED = 1, E_TOMB = 2 };
 
@@ -239,6 +241,11 @@ static int flush_entry(FastPath *self, Py_ssize_t i)
     Py_ssize_t npkts = e->npkts;
     long long last = e->last_ts;
     e->nseg = e->nbytes = e->npkts = 0;
+    if (e->capseg > SEGS_KEEP) { /* memory per tracked direction stays small between runs */
+        PyMem_Free(e->segs);
+        e->segs = NULL;
+        e->capseg = 0;
+    }
     self->runs++;
     /* e may move or vanish during the call */
     PyObject *r = PyObject_CallFunction(self->on_run, "NNnL", half, data, npkts, last);
@@ -619,7 +626,7 @@ static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_
     e->last_ts = ts;
     if (!e->dirty && mark_dirty(self, i) < 0)
         return R_ERROR;
-    if (self->tab[i].nbytes >= RUN_CAP && flush_entry(self, i) < 0)
+    if ((self->tab[i].nbytes >= RUN_CAP || self->tab[i].nseg >= RUN_SEGS) && flush_entry(self, i) < 0)
         return R_ERROR;
     return R_CONTINUE;
 }

@@ -1,14 +1,17 @@
 """The in-order TCP fast path: C code that takes the common packets off the Python path.
 
 Nearly all packets of a bulk HTTP transfer are in-order data segments or pure ACKs of an
-established connection. ``reassembly/_fastpath.c`` reads classic pcap records, decodes plain
-Ethernet (with at most one 802.1Q tag) / IPv4 (no options, not fragmented) or IPv6 (no
-extension headers) / TCP, also inside one remote-mirror tunnel (ERSPAN I/II/III or transparent
-Ethernet in GRE, VXLAN), verifies the checksums, and for directions
-that `TcpReassembler` has *armed* appends in-order payload to a run per direction; a run reaches
-Python as one joined chunk (`TcpReassembler.apply_run`). Every other packet is handed back as a
-frame tuple and takes the full path (`capture.decode`, `TcpReassembler.feed_synced`), which
-remains the only place where TCP decisions are made.
+established connection. ``reassembly/_fastpath.c`` takes frames from three kinds of input:
+classic pcap records (``FastPath.pcap``), TPACKET_V3 ring blocks (``FastPath.tpacket``) and
+lists of frame tuples Python already holds (``FastPath.take_frames``: pcapng, libpcap,
+merged rings). It decodes Ethernet (with at most one 802.1Q tag, in the frame or in the ring's
+metadata) / IPv4 (no options, not fragmented) or IPv6 (no extension headers) / TCP, also inside
+one remote-mirror tunnel (ERSPAN I/II/III or transparent Ethernet in GRE, VXLAN), verifies the
+checksums, and for directions that `TcpReassembler` has *armed* appends in-order payload to a
+run per direction; a run reaches Python as one joined chunk (``on_run`` →
+`TcpReassembler.apply_run`). Every other frame is handed back (``on_frame``) at once, in
+capture order, and takes the full path (`capture.decode`, `TcpReassembler.feed_synced`),
+which remains the only place where TCP decisions are made.
 
 The contract between the two halves:
 
@@ -18,20 +21,21 @@ The contract between the two halves:
   disarms them: ``exp`` is the next expected sequence number (-1: data must go to Python),
   ``ack_ok`` is false while the peer has data buffered beyond a hole (an ACK may then turn a
   hole into a gap, which only Python decides).
-* The C side takes a packet only for an armed direction, without SYN/FIN/RST, with a valid
-  checksum, and with data exactly at ``exp``. Anything else for a known flow flushes that
-  flow's runs, disarms it and goes to Python in packet order. A packet for an unknown
-  direction (Python may create a flow, and evict another for it), a SYN, or a frame it cannot
-  attribute (tunnels, IPv6, fragments, other link types) flushes every run and ends the batch,
-  so Python acts on an exact table.
+* The C side takes a packet only for an armed direction, without SYN/FIN/RST, with valid
+  checksums, and with data exactly at ``exp``. Anything else for a known flow flushes that
+  flow's runs, disarms it and goes to Python. A packet for an unknown direction (Python may
+  create a flow, and evict another for it), a SYN, or a frame it cannot attribute to a flow
+  (other tunnels, fragments, other link types) flushes every run first, so Python always acts
+  on an exact table.
 * Per flow, events keep packet order: a direction's run is flushed before the other
   direction's data is added. A run carries the time of its last packet. Runs are flushed at
-  256 KiB, at the end of each call, and before the batch stops at ``stop_ts`` (the next
-  expiry or stats time), so timeouts see the same packet times as the pure-Python path.
+  256 KiB or 256 segments, before Python sees any packet of their flow, and at the end of each
+  call; a call stops after the first frame at or past ``stop_ts`` (the next expiry or stats
+  time), so timeouts see the same packet times as on the pure-Python path.
 
-Frames handed back to Python keep the file's order; the events of different flows may
-interleave differently from the pure-Python path, the objects and their bytes are the same
-(tests/reassembly/test_fastpath.py compares both paths).
+The events of different flows may interleave differently from the pure-Python path; the
+objects and their bytes are the same (tests/reassembly/test_fastpath.py compares both paths on
+golden cases, random impaired traffic and mutated frames).
 """
 
 from __future__ import annotations

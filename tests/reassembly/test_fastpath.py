@@ -417,3 +417,20 @@ def test_mutated_frames_same_on_both_paths(tmp_path: Path, mixed_capture: bytes,
     pcap = tmp_path / "mutated.pcap"
     pcap.write_bytes(mutate(mixed_capture, seed))
     _same(pcap, batched=bool(seed & 1))  # half of them through FastPath.take_frames
+
+
+def test_tiny_segments_keep_runs_short(tmp_path: Path) -> None:
+    """1-byte segments: a run is cut at 256 segments, so an attacker's tiny segments cannot
+    grow the per-direction segment lists (memory stays proportional to what a call reads)."""
+    t = S.Trace(seed=4)
+    s = t.session(("10.4.1.2", 49000), ("192.0.2.41", 80))
+    s.client_send(S.http_request("POST", "/tiny", "tiny.example", body=b"x" * 3000, content_type="text/plain"),
+                  seg_size=1)
+    s.server_send(S.http_response(200, b"ok", content_type="text/plain"))
+    s.close()
+    pcap = tmp_path / "tiny.pcap"
+    t.write(pcap)
+    r = _same(pcap)
+    fp = r["fp"]
+    assert fp["fast_tcp"] > 3000 and fp["runs"] >= fp["fast_bytes"] // 256
+    assert [o[6] for o in r["objects"] if o[8] == "/tiny" and o[1] == 0] == [3000]
