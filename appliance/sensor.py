@@ -226,7 +226,8 @@ class Sensor:
         self._next_expire = 0
         self.cpu_started = time.process_time()
         self.fast_path_counters: dict[str, int] | None = None
-        """What the C fast path did in `run_records` (None: it was not used)."""
+        """What the C fast path did in the last `run_records`/`run_batched`/`run_ring` (None: it
+        was not used)."""
 
     # -- frames -----------------------------------------------------------------------------
     def run(self, frames: Iterable[Frame], progress: Callable[[], None] | None = None,
@@ -289,7 +290,8 @@ class Sensor:
                     on_stats: Callable[[int], None] | None = None, stats_every_ns: int = 0) -> bool:
         """`run` over a classic pcap file's raw records through the C fast path
         (`reassembly.fastpath`). Returns False, having read nothing, when the fast path is not
-        available, disabled, or the file is not classic pcap: use `run(cap.frames())` then.
+        available or disabled (use `run(cap.frames())` then), or the file is not classic pcap
+        (`run_batched(in_batches(cap.frames()))`).
 
         Same objects as `run`, with two differences: the in-order payload of consecutive
         segments of one direction arrives as one joined `StreamData` carrying the time of its
@@ -342,7 +344,7 @@ class Sensor:
     def run_ring(self, reader: RingReader, stop: Callable[[], bool], tick: Callable[[], None] | None = None) -> bool:
         """`run` over a live TPACKET_V3 ring (one interface) through the C fast path; False,
         having read nothing, when it cannot be used (use `run(reader.frames(...))` then)."""
-        if not reader.single_linktype_ring():
+        if len(reader.rings) != 1:  # several rings are merged in Python (`run_batched`)
             return False
         drv = _FastDriver.start(self, reader.rings[0].linktype, None, None, 0)
         if drv is None:

@@ -330,10 +330,6 @@ class RingReader:
         for r, off, num in self._ready_blocks(stop, tick, tick_interval, poll_ms):
             yield from self._block_frames(r, off, num)
 
-    def single_linktype_ring(self) -> bool:
-        """True when `feed_blocks` can be used (one ring: several are merged frame by frame)."""
-        return len(self.rings) == 1
-
     def feed_blocks(
         self,
         consume: Callable[[mmap.mmap, int, int, int, str], tuple[int, int, int]],

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import lzma
 import zlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import brotli
@@ -517,6 +518,18 @@ class BodyDecoder:
         self.total_in += len(data)
         self._push(0, data)
         return self._take()
+
+    def feed_pieces(self, data: bytes, piece: int = 16384) -> Iterator[bytes]:
+        """`feed` for a long input (the C fast path joins segments into runs of up to 256 KiB):
+        the decoded bytes of each ``piece`` bytes of input in turn. The ratio limit applies
+        after every piece, so a bomb's output is consumed and dropped piece by piece, never
+        held whole (one call of `feed` could return max_ratio × the whole input)."""
+        if not self.layers or len(data) <= piece:
+            yield self.feed(data)
+            return
+        raw = memoryview(data)
+        for i in range(0, len(raw), piece):
+            yield self.feed(bytes(raw[i:i + piece]))
 
     def finish(self) -> bytes:
         """End of body: flush every layer; records truncated streams as anomalies."""

@@ -162,13 +162,10 @@ class HttpContentAssembler:
                 data = ev.data
             elif len(ev.data) <= _DECODE_PIECE:
                 data = decoder.feed(ev.data)
-            else:
-                # a long run (the C fast path joins segments): decode it in pieces, so that a
-                # bomb's output is hashed and dropped piece by piece, never held whole
-                raw = memoryview(ev.data)
-                for i in range(0, len(raw) - _DECODE_PIECE, _DECODE_PIECE):
-                    self._data(ev.flow, body, decoder.feed(bytes(raw[i:i + _DECODE_PIECE])))
-                data = decoder.feed(bytes(raw[len(raw) - (len(raw) - 1) % _DECODE_PIECE - 1:]))
+            else:  # a long run: each piece's output is taken before the next is decoded
+                for data in decoder.feed_pieces(ev.data, _DECODE_PIECE):
+                    self._data(ev.flow, body, data)
+                data = b""
             if data:
                 if body.splitter is None and body.range_data is None:
                     body.builder.add(data)  # type: ignore[union-attr]
