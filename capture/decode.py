@@ -54,7 +54,10 @@ def csum_valid_py(buf: bytes, start: int, end: int, pseudo: bytes, extra: int) -
     s = int.from_bytes(buf[start:end], "big")
     if n & 1:
         s <<= 8
-    return (s + int.from_bytes(pseudo, "big") + extra) % 0xFFFF == 0
+    p = int.from_bytes(pseudo, "big")
+    if len(pseudo) & 1:  # an odd last byte is padded with zero, as in the C sum16
+        p <<= 8
+    return (s + p + extra) % 0xFFFF == 0
 
 
 try:
