@@ -7,7 +7,7 @@ Traffic: HTTP/1.1 keep-alive sessions (1-8 exchanges) with HTML/CSS/JS/JSON (som
 chunked), JPEG/PNG images (10 KB-2 MB), PDF and DOCX documents, multipart uploads, 304/404s;
 TLS sessions on 443 and DNS as non-HTTP noise; interleaved connections; network loss (late
 retransmissions), reordering, duplicates and a little tap loss (real gaps). Frames are built with
-`capture.synth` (struct packing, dpkt's pcap writer), so 300 MB take well under a minute or two.
+`tools.synth` (struct packing), so 300 MB take well under a minute or two.
 
 The manifest (``OUT.manifest.json``) lists every body: ``md5`` of the decoded entity (what
 tapsift's fileinfo reports), ``md5_wire`` when the wire body differs (content-encoded),
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from capture import synth as S
+from tools import synth as S
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from capture import synth as S
+from tools import synth as S
 
 
 @dataclass(frozen=True)

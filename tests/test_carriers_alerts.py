@@ -9,7 +9,7 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
-from capture import synth as S
+from tools import synth as S
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

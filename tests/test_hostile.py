@@ -16,7 +16,7 @@ import brotli
 import dpkt
 import pytest
 
-from capture import synth as S
+from tools import synth as S
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]

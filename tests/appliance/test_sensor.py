@@ -8,8 +8,8 @@ from pathlib import Path
 from appliance.model import ContentObject
 from appliance.sensor import Sensor
 from appliance.settings import Settings
-from capture import synth as S
 from capture.pcapfile import open_capture
+from tools import synth as S
 
 
 def _run(pcap: Path) -> tuple[Sensor, list[ContentObject]]:

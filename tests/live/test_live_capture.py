@@ -358,7 +358,7 @@ def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tm
     worker itself; HTML (extraction) goes to the pool. Both alert, with distinct alert ids."""
     import sys
 
-    from capture import synth as S
+    from tools import synth as S
 
     root = Path(__file__).resolve().parents[2]
     policy = tmp_path / "keywords.yaml"

@@ -1,4 +1,4 @@
-"""Golden cases: each generator writes a capture with `capture.synth` and says what must come out.
+"""Golden cases: each generator writes a capture with `tools.synth` and says what must come out.
 
 Expected values (md5, sizes, missing bytes) are computed here from the bytes that were put on the
 wire, never hard-coded. ``python -m tests.pcaps.cases [OUT_DIR] [NAME...]`` writes the captures and
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from capture import synth as S
+from tools import synth as S
 
 CLIENT_IP = "10.20.30.41"
 CLIENT6_IP = "2001:db8:20::41"

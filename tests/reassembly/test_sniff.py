@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from capture import synth
 from reassembly.sniff import mime_from_description, sniff_signature, sniff_text
+from tools import synth
 
 
 def _image(fmt: str) -> bytes:

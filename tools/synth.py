@@ -5,8 +5,8 @@ seeded random ISNs, MSS-sized segments, delayed ACKs from the peer (every second
 immediate duplicate ACKs for out-of-order data), FIN or RST teardown and realistic timing. It
 can lose segments at the tap (a gap the peer still acknowledges), reorder, retransmit (identical
 or with conflicting bytes) and start mid-stream. Links wrap the IP packets: Ethernet, 802.1Q,
-QinQ, ERSPAN II/III over GRE, VXLAN, Linux SLL, raw IP. `Writer` writes pcap or pcapng with
-dpkt's writers. `Trace` collects sessions and UDP noise and writes them in time order.
+QinQ, ERSPAN II/III over GRE, VXLAN, Linux SLL, raw IP. `Writer` writes pcap or pcapng
+(`tools.pcapwriter`). `Trace` collects sessions and UDP noise and writes them in time order.
 
 Everything random goes through a seeded `random.Random`, so the same code writes the same
 bytes on every run. Helpers build HTTP messages, DNS/TLS/SSH noise and sample content (HTML,
@@ -31,7 +31,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
-import dpkt
+from tools.pcapwriter import DLT_EN10MB, DLT_LINUX_SLL, PcapngWriter, PcapWriter
 
 __all__ = [
     "C2S", "DEFAULT_START", "S2C", "Erspan", "Ethernet", "FrameMerger", "Link", "RawIp", "Segment",
@@ -155,7 +155,7 @@ class Ethernet:
     ``vlans`` lists tags outermost first, each a VLAN id (TPID 0x8100) or ``(tpid, vid)``.
     """
 
-    linktype = dpkt.pcap.DLT_EN10MB
+    linktype = DLT_EN10MB
 
     def __init__(self, client_mac: str = "52:54:00:12:34:56", server_mac: str = "00:1b:21:0a:0b:0c",
                  vlans: Sequence[int | tuple[int, int]] = (), pad: bool = True) -> None:
@@ -206,7 +206,7 @@ class Erspan:
     The mirrored frame is ``inner``'s Ethernet frame; the GRE header carries a sequence number.
     """
 
-    linktype = dpkt.pcap.DLT_EN10MB
+    linktype = DLT_EN10MB
 
     def __init__(self, inner: Ethernet | None = None, version: int = 2, session_id: int = 7, *,
                  src: str = "192.0.2.1", dst: str = "192.0.2.10", vlan_id: int = 0, index: int = 0x1234,
@@ -239,7 +239,7 @@ class Erspan:
 class Vxlan:
     """VXLAN (UDP 4789) over IPv4 carrying ``inner``'s Ethernet frames."""
 
-    linktype = dpkt.pcap.DLT_EN10MB
+    linktype = DLT_EN10MB
 
     def __init__(self, inner: Ethernet | None = None, vni: int = 5001, *, src: str = "198.51.100.1",
                  dst: str = "198.51.100.2", src_mac: str = "00:50:56:01:02:03",
@@ -259,7 +259,7 @@ class Vxlan:
 class Sll:
     """Linux "cooked" capture (LINKTYPE_LINUX_SLL), as ``tcpdump -i any`` on the client host writes."""
 
-    linktype = dpkt.pcap.DLT_LINUX_SLL
+    linktype = DLT_LINUX_SLL
 
     def __init__(self, mac: str = "52:54:00:12:34:56") -> None:
         self.addr = _mac(mac) + b"\0\0"
@@ -651,9 +651,9 @@ def _us(ns: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 class Writer:
-    """pcap (µs) or pcapng writer on top of dpkt's; the format comes from ``fmt`` or the suffix."""
+    """pcap (µs) or pcapng writer; the format comes from ``fmt`` or the suffix."""
 
-    def __init__(self, path: str | Path | IO[bytes], linktype: int = dpkt.pcap.DLT_EN10MB, *,
+    def __init__(self, path: str | Path | IO[bytes], linktype: int = DLT_EN10MB, *,
                  fmt: str | None = None, snaplen: int = 262144) -> None:
         if isinstance(path, str | Path):
             self._f: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
@@ -665,9 +665,9 @@ class Writer:
         self.fmt = fmt
         self.linktype = linktype
         if fmt == "pcapng":
-            self._w = dpkt.pcapng.Writer(self._f, snaplen=snaplen, linktype=linktype)
+            self._w: PcapWriter | PcapngWriter = PcapngWriter(self._f, snaplen=snaplen, linktype=linktype)
         elif fmt == "pcap":
-            self._w = dpkt.pcap.Writer(self._f, snaplen=snaplen, linktype=linktype)
+            self._w = PcapWriter(self._f, snaplen=snaplen, linktype=linktype)
         else:
             raise ValueError(f"unknown capture format {fmt!r}")
         self.count = 0
@@ -675,8 +675,7 @@ class Writer:
 
     def write(self, ts_ns: int, frame: bytes) -> None:
         """Write one frame (``ts_ns`` is truncated to microseconds)."""
-        us = ts_ns // 1000
-        self._w.writepkt_time(frame, us / 1e6)  # exact: float error < 0.2 µs and dpkt rounds
+        self._w.write(frame, ts_ns // 1000)
         self.count += 1
         self.bytes += len(frame)
 
