@@ -1,6 +1,6 @@
 """Build hook for the optional C extensions; metadata is in pyproject.toml.
 
-``capture._csum`` (checksums) and ``reassembly._fastpath`` (the in-order TCP fast path). Both are
+``capture._csum`` (checksums) and ``capture._fastpath`` (the in-order TCP fast path). Both are
 optional: without a compiler the pure-Python paths give the same results, more slowly.
 """
 
@@ -8,6 +8,6 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("capture._csum", ["capture/_csum.c"], depends=["capture/csum.h"], optional=True),
-    Extension("reassembly._fastpath", ["reassembly/_fastpath.c"], include_dirs=["capture"],
+    Extension("capture._fastpath", ["capture/_fastpath.c"],
               depends=["capture/csum.h"], optional=True, extra_compile_args=["-O2", "-Wall"]),
 ])

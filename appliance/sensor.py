@@ -289,7 +289,7 @@ class Sensor:
     def run_records(self, cap: CaptureFile, progress: Callable[[], None] | None = None,
                     on_stats: Callable[[int], None] | None = None, stats_every_ns: int = 0) -> bool:
         """`run` over a classic pcap file's raw records through the C fast path
-        (`reassembly.fastpath`). Returns False, having read nothing, when the fast path is not
+        (`capture.fastpath`). Returns False, having read nothing, when the fast path is not
         available or disabled (use `run(cap.frames())` then), or the file is not classic pcap
         (`run_batched(in_batches(cap.frames()))`).
 
@@ -547,7 +547,7 @@ def in_batches(frames: Iterable[Frame], size: int = 512) -> Iterator[list[Frame]
 
 
 class _FastDriver:
-    """Runs a `Sensor` through a ``reassembly._fastpath.FastPath``: the callbacks that take
+    """Runs a `Sensor` through a ``capture._fastpath.FastPath``: the callbacks that take
     what the C side hands back, and the per-batch bookkeeping `Sensor.run` does per packet
     (statistics, idle expiry on packet time, progress)."""
 
@@ -568,7 +568,7 @@ class _FastDriver:
     @classmethod
     def start(cls, sensor: Sensor, linktype: int, progress: Callable[[], None] | None,
               on_stats: Callable[[int], None] | None, stats_every_ns: int) -> _FastDriver | None:
-        from reassembly.fastpath import new_fast_path
+        from capture.fastpath import new_fast_path
 
         if not sensor.settings.reassembly.fast_path:
             return None

@@ -42,7 +42,7 @@ class ReassemblySettings(_Section):
     """How often (in packet time) idle flows are looked for."""
     fast_path: bool = True
     """Carry in-order TCP data of established IPv4 flows through the C fast path
-    (``reassembly/_fastpath.c``) when it is built; same objects, several times fewer CPU
+    (``capture/_fastpath.c``) when it is built; same objects, several times fewer CPU
     seconds. ``false`` forces the pure-Python path (for comparison or debugging)."""
 
 

@@ -2,7 +2,7 @@
  *
  * Summing 16-bit words is the one per-byte loop of the Python packet path that cannot be
  * handed to a C library (hashlib, zlib and hyperscan do the rest); the in-order fast path
- * (reassembly/_fastpath.c) shares the summing through csum.h.
+ * (capture/_fastpath.c) shares the summing through csum.h.
  * In pure Python it costs about 3 us per 1460-byte segment; here about 0.2 us.
  * capture/decode.py falls back to the pure-Python sum when this module is not built.
  */

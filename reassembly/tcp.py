@@ -249,9 +249,9 @@ class TcpReassembler:
         flow.pkts[h.dir] += 1
         return []
 
-    # -- C fast path (reassembly/fastpath.py) ----------------------------------------------
+    # -- C fast path (capture/fastpath.py) ----------------------------------------------
     def attach_fast_path(self, fp: object) -> None:
-        """Let ``fp`` (a ``reassembly._fastpath.FastPath``) carry in-order data of armed directions.
+        """Let ``fp`` (a ``capture._fastpath.FastPath``) carry in-order data of armed directions.
 
         From now on the directions in the table are announced to it (``known``/``forget``),
         and `feed_synced` (not `feed`) must be used for the packets it hands back, so that the

@@ -11,5 +11,5 @@ git archive HEAD | tar -x -C "$scratch"
 cd "$scratch"
 CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1" "$root/.venv/bin/python" setup.py build_ext --inplace >/dev/null
 LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 PYTHONPATH="$scratch" \
-  "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/reassembly/test_fastpath.py \
+  "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/capture/test_fastpath.py \
   tests/capture "$@"

@@ -46,12 +46,12 @@ stamp=".venv/.tapsift-setup-$profile"
 # re-install when the metadata or a C extension's source changed (pip builds the extensions in place)
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
    || [ capture/_csum.c -nt "$stamp" ] || [ capture/csum.h -nt "$stamp" ] \
-   || [ reassembly/_fastpath.c -nt "$stamp" ]; then
+   || [ capture/_fastpath.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -E '^WARNING: (Location|The directory)' || true
   .venv/bin/python -c 'import appliance, capture, reassembly'
   touch "$stamp"
 fi
-if ! .venv/bin/python -c 'import reassembly._fastpath, capture._csum' 2>/dev/null; then
+if ! .venv/bin/python -c 'import capture._fastpath, capture._csum' 2>/dev/null; then
   echo "setup: the C extensions did not build (no compiler?): tapsift runs on the slower pure-Python path" >&2
 fi
 # bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (as on many CI hosts) every start

@@ -1,4 +1,4 @@
-"""The C fast path (reassembly/_fastpath.c) gives the same results as the pure-Python path.
+"""The C fast path (capture/_fastpath.c) gives the same results as the pure-Python path.
 
 Both paths run in-process over the same generated captures: the golden cases, random
 interleavings of impaired HTTP sessions (hypothesis), a flow table small enough to evict, and
@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from appliance.model import ContentObject
 from appliance.sensor import Sensor, in_batches
 from appliance.settings import Settings
-from capture import synth as S
+from capture import fastpath
 from capture.pcapfile import open_capture
-from reassembly import fastpath
 from tests.pcaps import cases as golden
+from tools import synth as S
 
-pytestmark = pytest.mark.skipif(not fastpath.available(), reason="reassembly._fastpath is not built")
+pytestmark = pytest.mark.skipif(not fastpath.available(), reason="capture._fastpath is not built")
 
 
 def _key(o: ContentObject) -> tuple[Any, ...]:

@@ -1,7 +1,7 @@
 """The in-order TCP fast path: C code that takes the common packets off the Python path.
 
 Nearly all packets of a bulk HTTP transfer are in-order data segments or pure ACKs of an
-established connection. ``reassembly/_fastpath.c`` takes frames from three kinds of input:
+established connection. ``capture/_fastpath.c`` takes frames from three kinds of input:
 classic pcap records (``FastPath.pcap``), TPACKET_V3 ring blocks (``FastPath.tpacket``) and
 lists of frame tuples Python already holds (``FastPath.take_frames``: pcapng, libpcap,
 merged rings). It decodes Ethernet (with at most one 802.1Q tag, in the frame or in the ring's
@@ -34,7 +34,7 @@ The contract between the two halves:
   time), so timeouts see the same packet times as on the pure-Python path.
 
 The events of different flows may interleave differently from the pure-Python path; the
-objects and their bytes are the same (tests/reassembly/test_fastpath.py compares both paths on
+objects and their bytes are the same (tests/capture/test_fastpath.py compares both paths on
 golden cases, random impaired traffic and mutated frames).
 """
 
@@ -51,7 +51,7 @@ __all__ = ["available", "new_fast_path"]
 def available() -> bool:
     """True when the C extension is built."""
     try:
-        from reassembly import _fastpath  # noqa: F401
+        from capture import _fastpath  # noqa: F401
     except ImportError:
         return False
     return True
@@ -71,7 +71,7 @@ def new_fast_path(
     tuple, in capture order; ``on_run(half, data, npkts, last_ts)`` gets each run.
     """
     try:
-        from reassembly._fastpath import FastPath
+        from capture._fastpath import FastPath
     except ImportError:
         return None
     return FastPath(on_frame, on_run, verify_checksums=verify_checksums, linktype=linktype, iface=iface)

@@ -7,7 +7,7 @@
  * other protocols, tunnels, IPv6, fragments, bad checksums) is handed back to Python as a frame
  * tuple and takes the normal path in capture.decode and reassembly.tcp, which stays the single
  * source of truth: this module only acts for directions that Python has "armed" (see
- * reassembly/fastpath.py for the contract), and only while nothing but in-order data and ACKs
+ * capture/fastpath.py for the contract), and only while nothing but in-order data and ACKs
  * arrive for them.
  *
  * Ordering. Frames go to Python (on_frame) synchronously, in capture order, so Python's
@@ -1052,7 +1052,7 @@ static PyMethodDef FastPath_methods[] = {
 };
 
 static PyTypeObject FastPathType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "reassembly._fastpath.FastPath",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "capture._fastpath.FastPath",
     .tp_basicsize = sizeof(FastPath),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -1060,11 +1060,11 @@ static PyTypeObject FastPathType = {
     .tp_dealloc = (destructor)FastPath_dealloc,
     .tp_methods = FastPath_methods,
     .tp_getset = FastPath_getset,
-    .tp_doc = "In-order TCP fast path over pcap records (see reassembly/fastpath.py).",
+    .tp_doc = "In-order TCP fast path over pcap records (see capture/fastpath.py).",
 };
 
 static struct PyModuleDef moddef = {
-    PyModuleDef_HEAD_INIT, "reassembly._fastpath", "In-order TCP fast path.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "capture._fastpath", "In-order TCP fast path.", -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastpath(void)
