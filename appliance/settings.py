@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MiB = 1024 * 1024
 
@@ -178,6 +178,98 @@ class LiveSettings(_Section):
     """Rotated EVE files kept (``eve.json.1`` … ``eve.json.N``)."""
 
 
+class BehaviourSettings(_Section):
+    """Behaviour anomalies (docs/behaviour.md): baselines per internal host, zone and user-agent
+    family, and the detectors' modelling parameters. Alert thresholds are in the policy's
+    behaviour profiles."""
+
+    enabled: bool = False
+    state_path: str | None = None
+    """SQLite state file (baselines, anomalies, verdicts); default ``<state_dir>/behaviour.db``."""
+    timezone: str = "UTC"
+    """The site's time zone for hour-of-week baselines: ``UTC``, ``+08:00`` or an IANA name."""
+    holidays: list[str] = []
+    """Public holidays (``YYYY-MM-DD``): treated as Sundays."""
+    window_s: int = Field(3600, ge=300, le=86400)
+    """Window length; must divide a day."""
+    grace_s: float = Field(60.0, ge=0, le=3600)
+    """A window closes this long (packet time) after its end, for objects that finish late."""
+    internal_cidrs: list[str] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+    """Addresses whose behaviour is followed (besides those in the policy's named zones)."""
+    internal_zones: list[str] | None = None
+    """Which policy zones are internal (None: every named zone)."""
+    warmup_days: float = Field(7.0, ge=0)
+    """A host's baselines learn this long before its own detectors may raise."""
+    history_weeks: int = Field(4, ge=1, le=12)
+    """Weeks of hour-of-week history kept per entity."""
+    min_samples: int = Field(6, ge=3)
+    max_hosts: int = Field(10_000, ge=16)
+    """Hosts followed; beyond it the least recently active is evicted (counted)."""
+    max_destinations: int = Field(512, ge=16, le=65536)
+    """Destinations remembered per host (least recently seen forgotten first)."""
+    max_tracks: int = Field(16, ge=1, le=1024)
+    """Destinations per host whose upload times are kept for the periodicity detector."""
+    idle_days: float = Field(35.0, gt=0)
+    """Hosts idle longer are forgotten."""
+    user_agents: bool = True
+    """Also follow user-agent families (site-wide)."""
+    offhours_peer_share: float = Field(0.003, ge=0, le=1)
+    """An hour is "off" for a zone when at most this share of its hosts is usually active then."""
+    cusum_k: float = Field(1.0, ge=0)
+    """Slack of the sustained detector's CUSUM (daily robust z above this accumulates)."""
+    min_days: int = Field(7, ge=3)
+    common_share: float = Field(0.05, gt=0, le=1)
+    """A destination used by this share of a zone's hosts is not new or suspicious for its hosts."""
+    category_risk: dict[str, float] = {}
+    """Upload risk per destination category for the novelty detector (merged over the defaults)."""
+    min_events: int = Field(12, ge=4, le=32)
+    min_period_s: float = Field(10.0, gt=0)
+    max_period_s: float = Field(3600.0, gt=0)
+    retrain_interval_s: float = Field(86400.0, gt=0)
+    forest_capacity: int = Field(8192, ge=256)
+    forest_trees: int = Field(100, ge=10, le=1000)
+    forest_min_samples: int = Field(512, ge=64)
+    persist_interval_s: float = Field(21600.0, gt=0)
+    seed: int = 0
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from inspectors.behaviour.clock import load_tz
+
+        load_tz(v)
+        return v
+
+    @field_validator("holidays")
+    @classmethod
+    def _dates(cls, v: list[str]) -> list[str]:
+        from datetime import date
+
+        for d in v:
+            date.fromisoformat(d)
+        return v
+
+    @field_validator("window_s")
+    @classmethod
+    def _divides_day(cls, v: int) -> int:
+        if 86400 % v:
+            raise ValueError("window_s must divide a day (e.g. 900, 1800, 3600)")
+        return v
+
+    @field_validator("internal_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for c in v:
+            ipaddress.ip_network(c, strict=False)
+        return v
+
+    def state_file(self, state_dir: str) -> str:
+        """The state file: ``state_path``, else ``behaviour.db`` in the state directory."""
+        return self.state_path or str(Path(state_dir) / "behaviour.db")
+
+
 class Settings(_Section):
     """Top-level settings file."""
 
@@ -188,6 +280,7 @@ class Settings(_Section):
     output: OutputSettings = OutputSettings()
     live: LiveSettings = LiveSettings()
     inspection: InspectionSettings = InspectionSettings()
+    behaviour: BehaviourSettings = BehaviourSettings()
     web: dict[str, Any] = Field(default_factory=dict)
     """The console's section (validated by ``tapsift web``; see docs/console.md), so one file
     can configure both services."""

@@ -63,6 +63,8 @@ CATEGORIES: tuple[str, ...] = (
     # data-leak classes
     "data-leak", "data-leak/pii", "data-leak/financial", "data-leak/confidential",
     "data-leak/credentials",
+    # behaviour anomalies (docs/behaviour.md)
+    "anomaly",
 )
 
 SEVERITY_NAMES: Mapping[str, Severity] = {s.name.lower(): s for s in Severity}
@@ -88,6 +90,10 @@ DATA_CLASSES: Mapping[str, tuple[str, str]] = {
     ),
 }
 """Built-in data classes: the regex that finds candidates and the validator that confirms them."""
+
+BEHAVIOUR_DETECTORS: tuple[str, ...] = ("zscore", "offhours", "sustained", "novelty", "periodicity", "iforest")
+"""Detectors a profile's ``behaviour`` section may tune (see inspectors/behaviour/detectors.py)."""
+BEHAVIOUR_SUBJECTS: tuple[str, ...] = ("host", "zone", "user-agent")
 
 VALIDATORS: tuple[str, ...] = ("prc_id", "luhn", "cn_mobile", "email", "ipv4", "none")
 KEYWORD_MODES: tuple[str, ...] = ("substring", "word", "regex")
@@ -121,6 +127,10 @@ class ProfileDef:
     count_threshold: int | None = None
     """Alert when the number of matches reaches this (if neither is set: 1 match)."""
     description: str = ""
+    behaviour: Mapping[str, Any] | None = None
+    """Behaviour anomaly settings (``subjects``, ``suppression_window_s``, ``detectors``: name →
+    ``enabled``/``threshold``/``severity``, None = the detector's default); None: not a behaviour
+    profile. Turned into the behaviour stage's configs by `policies.behaviour`."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -354,12 +364,33 @@ class ThresholdModel(_M):
     count: Annotated[int, Field(gt=0)] | None = None
 
 
+class BehaviourDetectorModel(_M):
+    enabled: bool = True
+    threshold: Annotated[float, Field(gt=0)] | None = None
+    severity: Annotated[int, BeforeValidator(_severity)] | None = None
+
+
+class BehaviourModel(_M):
+    description: str = ""
+    subjects: Annotated[list[Literal[BEHAVIOUR_SUBJECTS]],  # type: ignore[valid-type]
+                        BeforeValidator(_one_or_many), Field(min_length=1)] = ["host", "zone"]
+    suppression_window_s: Annotated[float, Field(ge=0)] = 21600.0
+    detectors: dict[Literal[BEHAVIOUR_DETECTORS], BehaviourDetectorModel] = {}  # type: ignore[valid-type]
+
+
 class ProfileModel(_M):
     description: str = ""
     category: Literal[CATEGORIES]  # type: ignore[valid-type]
     severity: Annotated[int, BeforeValidator(_severity)] = int(Severity.MEDIUM)
-    inspect: Annotated[list[InspectModel], Field(min_length=1)]
+    inspect: list[InspectModel] = []
     threshold: ThresholdModel = ThresholdModel()
+    behaviour: BehaviourModel | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> ProfileModel:
+        if not self.inspect and self.behaviour is None:
+            raise ValueError("a profile needs 'inspect' (at least one inspector) or 'behaviour'")
+        return self
 
 
 class RuleModel(_M):
@@ -754,7 +785,7 @@ def _to_policy(m: PolicyModel, doc: _Doc, version: str, base: Path | None = None
         if weight is None and count is None:
             count = 1
         profiles[name] = ProfileDef(name, p.category, Severity(p.severity), configs, weight, count,
-                                    p.description)
+                                    p.description, _behaviour(p.behaviour))
     rules = []
     for i, r in enumerate(m.policies):
         if not r.enabled:
@@ -774,6 +805,16 @@ def _to_policy(m: PolicyModel, doc: _Doc, version: str, base: Path | None = None
         rules=tuple(rules), suppression=SuppressionDef(m.suppression.window_s, m.suppression.key),
         description=m.description, warnings=tuple(_warnings(m, doc)),
     )
+
+
+def _behaviour(b: BehaviourModel | None) -> Mapping[str, Any] | None:
+    if b is None:
+        return None
+    return {
+        "subjects": tuple(dict.fromkeys(b.subjects)), "suppression_window_s": b.suppression_window_s,
+        "detectors": {n: {"enabled": d.enabled, "threshold": d.threshold, "severity": d.severity}
+                      for n, d in b.detectors.items()},
+    }
 
 
 def _list_spec(name: str, lst: Any, base: Path | None = None) -> ListSpec:
@@ -832,6 +873,10 @@ def _warnings(m: PolicyModel, doc: _Doc) -> list[str]:
     for i, r in enumerate(m.policies):
         if not r.enabled:
             continue
+        if (r.profiles and not r.continue_ and i + 1 < len(m.policies)
+                and all(p in m.profiles and not m.profiles[p].inspect for p in r.profiles)):
+            warn(("policies", i), f"rule {r.name!r} names only behaviour profiles and does not 'continue': "
+                 "content in its traffic is not inspected by the rules after it")
         if catch_all is not None:
             warn(("policies", i), f"rule {r.name!r} is never reached: rule "
                  f"{m.policies[catch_all].name!r} matches all traffic and does not 'continue'")

@@ -43,7 +43,8 @@ class Finding:
 
 @dataclass(slots=True, frozen=True)
 class Alert:
-    """A policy decision: one per (object, policy rule, profile) with all its findings."""
+    """A policy decision: one per (object, policy rule, profile) with all its findings, or one per
+    behaviour anomaly (``subject`` and the window set, ``content_id`` empty)."""
 
     id: str
     ts_ns: int
@@ -57,3 +58,10 @@ class Alert:
     src_zone: str = "any"
     dst_zone: str = "any"
     complete: bool = True
+    subject: str = ""
+    """What a behaviour alert is about when it is not one content object: ``host:10.1.2.3``,
+    ``zone:office`` or ``ua:curl`` (empty for content alerts)."""
+    window_start_ns: int = 0
+    """Start of the time window a behaviour alert covers (0 for content alerts)."""
+    window_end_ns: int = 0
+    """End (exclusive) of the time window a behaviour alert covers."""

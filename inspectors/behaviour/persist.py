@@ -1,0 +1,241 @@
+"""Saving and loading the stage to and from its state file, and applying analysts' verdicts.
+
+The stage calls these; nothing else needs them. What is kept: every entity (baselines, daily
+totals, CUSUM, known destinations, periodic tracks, and its open window, so that a window cut by
+the end of one capture is completed by the next), every zone (peer-forest ring, destination
+prevalence), and the stage's clock (open window, pending observations of the next one, the day
+being summed). A blob that does not decode drops that entity (counted as ``state_corrupt``); a
+file written with another layout (window length, weeks, features) is not loaded (counted as
+``state_layout_changed``) and is overwritten by the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from inspectors.behaviour.decide import Raised
+from inspectors.behaviour.detectors import DAILY_FEATURES, TRACK_EVENTS, Track
+from inspectors.behaviour.entities import Entity, ZoneState
+from inspectors.behaviour.features import FEATURES, SEASONAL, Observation, Window
+from inspectors.behaviour.forest import DIM
+from inspectors.behaviour.state import BehaviourState, StateError, pack, unpack
+
+if TYPE_CHECKING:
+    from inspectors.behaviour.stage import BehaviourStage
+
+log = logging.getLogger(__name__)
+
+
+def open_state(path: str) -> BehaviourState:
+    return BehaviourState(path)
+
+
+def _layout(stage: BehaviourStage) -> dict[str, Any]:
+    return {"window_s": stage.cfg.window_s, "weeks": stage.cfg.history_weeks,
+            "features": [f.name for f in FEATURES], "seasonal": list(SEASONAL),
+            "daily": [n for n, _ in DAILY_FEATURES], "forest_dim": DIM}
+
+
+# --------------------------------------------------------------------------- entities
+
+
+def _window_header(w: Window | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {"v": w.v, "dest_bytes": w.dest_bytes, "minutes": sorted(w.minutes), "up_minutes": sorted(w.up_minutes),
+            "new_up": sorted(w.new_up)}
+
+
+def _window_from(h: dict[str, Any] | None) -> Window | None:
+    if not h:
+        return None
+    w = Window()
+    v = [float(x) for x in h["v"]]
+    if len(v) != len(w.v):
+        raise StateError("window vector length")
+    w.v = v
+    w.dest_bytes = {str(k): float(b) for k, b in dict(h["dest_bytes"]).items()}
+    w.minutes = {int(m) for m in h["minutes"]}
+    w.up_minutes = {int(m) for m in h["up_minutes"]}
+    w.new_up = {str(d) for d in h["new_up"]}
+    return w
+
+
+def entity_blob(e: Entity) -> bytes:
+    header: dict[str, Any] = {
+        "cusum": [e.cusum.s, e.cusum.start_ns, e.cusum.days], "window": _window_header(e.window),
+        "day_dests": e.day_dests,
+    }
+    arrays: dict[str, np.ndarray] = {"ring": e.seasonal.ring, "count": e.seasonal.count}
+    if e.is_host:
+        header["daily_count"] = e.daily.count  # type: ignore[union-attr]
+        header["tracks"] = [[d, t.n, t.first_s, t.bytes, t.known, t.last_eval, list(t.times)]
+                            for d, t in e.tracks.items()]
+        arrays |= {"daily": e.daily.values, "kinds": e.daily.kinds, "totals": e.day_totals,  # type: ignore[union-attr]
+                   "known_k": e.known.keys, "known_d": e.known.days,  # type: ignore[union-attr]
+                   "up_k": e.uploaded.keys, "up_d": e.uploaded.days}  # type: ignore[union-attr]
+    return pack(header, arrays)
+
+
+def entity_from(stage: BehaviourStage, key: str, zone: str, first: int, last: int, windows: int,
+                blob: bytes) -> Entity:
+    header, a = unpack(blob)
+    cfg = stage.cfg
+    e = Entity(key, zone, int(first), weeks=cfg.history_weeks, max_dests=cfg.max_destinations)
+    e.last_ns, e.windows = int(last), int(windows)
+    if a["ring"].shape != e.seasonal.ring.shape or a["count"].shape != e.seasonal.count.shape:
+        raise StateError("baseline shape")
+    e.seasonal.ring, e.seasonal.count = a["ring"], a["count"].astype(np.uint16)
+    s, start, days = header["cusum"]
+    e.cusum.s, e.cusum.start_ns, e.cusum.days = float(s), int(start), int(days)
+    e.window = _window_from(header.get("window"))
+    e.day_dests = {str(k): float(v) for k, v in dict(header.get("day_dests") or {}).items()}
+    if e.is_host:
+        d = e.daily
+        if a["daily"].shape != d.values.shape or a["kinds"].shape != d.kinds.shape:  # type: ignore[union-attr]
+            raise StateError("daily shape")
+        d.values, d.kinds, d.count = a["daily"], a["kinds"], int(header["daily_count"])  # type: ignore[union-attr]
+        e.day_totals = a["totals"].astype(np.float64)
+        for name, ds in (("known", e.known), ("up", e.uploaded)):
+            k, dd = a[f"{name}_k"], a[f"{name}_d"]
+            if k.shape != dd.shape or len(k) > cfg.max_destinations:
+                raise StateError("destination set")
+            ds.keys, ds.days = k, dd  # type: ignore[union-attr]
+        for dest, n, first_s, nbytes, known, last_eval, times in header.get("tracks", [])[-cfg.max_tracks:]:
+            t = Track()
+            if len(times) != TRACK_EVENTS:
+                raise StateError("track length")
+            t.n, t.first_s, t.bytes = int(n), int(first_s), int(nbytes)
+            t.known, t.last_eval = bool(known), int(last_eval)
+            t.times[:] = type(t.times)("q", (int(x) for x in times))
+            e.tracks[str(dest)] = t
+    return e
+
+
+def zone_blob(z: ZoneState) -> bytes:
+    keys = np.fromiter(z.prevalence.keys(), dtype=np.uint64, count=len(z.prevalence))
+    counts = np.fromiter(z.prevalence.values(), dtype=np.uint32, count=len(z.prevalence))
+    f = z.forest
+    return pack({"n": f.n, "trained_ns": f.trained_ns}, {"ring": f.ring, "prev_k": keys, "prev_c": counts})
+
+
+def zone_from(stage: BehaviourStage, hosts: int, trained_ns: int, blob: bytes) -> ZoneState:
+    header, a = unpack(blob)
+    cfg = stage.cfg
+    z = ZoneState(forest_capacity=cfg.forest_capacity, trees=cfg.forest_trees, seed=cfg.seed)
+    z.hosts = int(hosts)
+    if a["ring"].shape == z.forest.ring.shape:
+        z.forest.ring = a["ring"]
+        z.forest.n = int(header["n"])
+    if len(a["prev_k"]) != len(a["prev_c"]):
+        raise StateError("prevalence")
+    z.prevalence = {int(k): int(c) for k, c in zip(a["prev_k"].tolist(), a["prev_c"].tolist(), strict=True)}
+    if trained_ns:
+        z.forest.train(int(trained_ns), 1)  # the same ring and seed give the same forest
+    return z
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def save(stage: BehaviourStage) -> None:
+    """Write everything (one transaction)."""
+    st = stage.state
+    if st is None:
+        return
+    rows = [(e.key, e.key.partition(":")[0], e.zone, e.first_ns, e.last_ns, e.windows, entity_blob(e))
+            for e in (*stage.hosts.values(), *stage.groups.values())]
+    zones = [(name, z.hosts, z.forest.trained_ns, zone_blob(z)) for name, z in stage.zones.items()]
+    meta = {
+        "layout": _layout(stage), "win_start": stage.win_start, "win_end": stage.win_end, "win_obs": stage.win_obs,
+        "day": stage.day.isoformat() if stage.day else None, "day_windows": stage.day_windows,
+        "day_masks": stage.day_masks, "ids": stage.ids, "counters": dict(stage.counters),
+        "pending": [list(o) for o in stage.pending],
+    }
+    with st.tx() as db:
+        st.put_entities(db, rows)
+        st.delete_entities(db, stage.evicted)
+        st.put_zones(db, zones)
+        for r in stage.raised:
+            _store_raised(st, db, r)
+        st.put_meta(db, meta)
+    stage.evicted.clear()
+    stage.raised.clear()
+
+
+def _store_raised(st: BehaviourState, db: Any, r: Raised) -> None:
+    if r.first_id:
+        st.bump_suppressed(db, r.first_id)
+        return
+    a, al = r.anomaly, r.alert
+    st.add_anomaly(db, {
+        "id": al.id, "ts_ns": al.ts_ns, "detector": a.detector, "kind": a.kind, "subject": a.subject,
+        "subject_kind": a.subject_kind, "zone": a.zone, "dst_zone": a.dst_zone, "window_start_ns": a.start_ns,
+        "window_end_ns": a.end_ns, "score": float(a.score), "threshold": float(r.threshold), "policy": al.policy,
+        "profile": al.profile, "severity": int(al.severity), "destination": a.destination,
+        "explanation": a.explain()[:4000],
+        "deviations": json.dumps([[d.feature, d.value, d.usual, d.z] for d in a.deviations]),
+    })
+
+
+def load(stage: BehaviourStage) -> None:
+    """Restore the stage from its state file (a fresh file: nothing to do)."""
+    st = stage.state
+    assert st is not None
+    meta = st.get_meta()
+    if not meta:
+        return
+    if meta.get("layout") != _layout(stage):
+        stage.counters["state_layout_changed"] += 1
+        log.warning("behaviour: %s was written with another layout; starting afresh", st.path)
+        return
+    for key, zone, first, last, windows, blob in st.entities():
+        try:
+            e = entity_from(stage, key, zone, first, last, windows, blob)
+        except (StateError, KeyError, TypeError, ValueError) as exc:
+            stage.counters["state_corrupt"] += 1
+            log.warning("behaviour: dropping %s from the state file: %s", key, exc)
+            continue
+        (stage.hosts if e.is_host else stage.groups)[key] = e
+    for name, hosts, trained, blob in st.zones():
+        try:
+            stage.zones[name] = zone_from(stage, hosts, trained, blob)
+        except (StateError, KeyError, TypeError, ValueError) as exc:
+            stage.counters["state_corrupt"] += 1
+            log.warning("behaviour: dropping zone %s from the state file: %s", name, exc)
+    stage.win_start, stage.win_end = int(meta.get("win_start") or 0), int(meta.get("win_end") or 0)
+    stage.win_obs = int(meta.get("win_obs") or 0)
+    stage.day = date.fromisoformat(meta["day"]) if meta.get("day") else None
+    stage.day_windows = [int(s) for s in meta.get("day_windows", [])]
+    stage.day_masks = {str(k): int(v) for k, v in (meta.get("day_masks") or {}).items()}
+    stage.ids = int(meta.get("ids", 0))
+    stage.counters.update({str(k): int(v) for k, v in (meta.get("counters") or {}).items()})
+    stage.pending = [Observation(*o) for o in meta.get("pending", [])]
+    while len(stage.hosts) > stage.cfg.max_hosts:
+        stage._evict(next(iter(stage.hosts)))
+
+
+def apply_pending(stage: BehaviourStage) -> None:
+    """Apply verdicts and rebaselines written to the state file (by the console or `stage`)."""
+    st = stage.state
+    if st is None:
+        return
+    rows = st.pending()
+    if not rows:
+        return
+    done = []
+    for seq, anomaly_id, subject, action in rows:
+        done.append(seq)
+        stage.counters[f"verdict_{action}"] += 1
+        if action == "rebaseline":
+            stage.apply_rebaseline(subject)
+        elif action == "false_positive" and anomaly_id:
+            row = st.anomaly(anomaly_id)
+            if row is not None:
+                stage.learn_destination(row["subject"], row["destination"], int(row["window_end_ns"]))
+    st.mark_applied(done)
