@@ -28,6 +28,10 @@ _OVERLAY = {
 }
 
 
+SERVER_ADDRESS = "CASE json_extract(json, '$.tapsift.direction') WHEN 'download' THEN src_ip ELSE dest_ip END"
+"""The server's address of an alert: EVE's source for a download, its destination otherwise."""
+
+
 class AlertView:
     """A read-only `AlertStore` with the console's verdicts overlaid; one per request (not thread-safe)."""
 
@@ -102,12 +106,20 @@ class AlertView:
         """Top values of a fixed grouping expression in the range (never user input)."""
         exprs = {
             "zones": "src_zone || ' → ' || dst_zone", "category": "category", "policy": "policy",
-            "host": "COALESCE(http_host, dest_ip)", "src_ip": "src_ip", "triage": "triage",
+            "host": f"COALESCE(http_host, {SERVER_ADDRESS})", "src_ip": "src_ip", "triage": "triage",
             "severity": "severity",
         }
         sql = (f"SELECT {exprs[expr]} AS k, COUNT(*) AS n FROM alerts WHERE ts_ns >= ? AND ts_ns < ? "
                "AND k IS NOT NULL GROUP BY k ORDER BY n DESC, k LIMIT ?")
         return [(str(k), int(n)) for k, n in self.db.execute(sql, (since_ns, until_ns, limit)).fetchall()]
+
+    def servers(self, alert_ids: list[str]) -> dict[str, str]:
+        """Alert id → its server's address (see `SERVER_ADDRESS`)."""
+        if not alert_ids:
+            return {}
+        marks = ",".join("?" * len(alert_ids))
+        sql = f"SELECT id, {SERVER_ADDRESS} FROM main.alerts WHERE id IN ({marks})"
+        return {k: v for k, v in self.db.execute(sql, alert_ids).fetchall() if v}
 
     def rule_quality(self) -> list[dict[str, Any]]:
         """Per policy rule and profile: hits, true/false positives and precision from verdicts."""

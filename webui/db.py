@@ -1,4 +1,5 @@
-"""The console's own SQLite database: users, sessions, API tokens, audit log, verdicts, policy versions.
+"""The console's own SQLite database: users, sessions, API tokens, audit log, verdicts, policy versions,
+login throttling and trusted devices.
 
 Kept apart from the alert store, which has one writer (the sensor's alert writer). Analysts'
 verdicts live here (table ``verdicts``) and are joined onto alerts when displayed (see
@@ -90,6 +91,29 @@ SCHEMA: list[str] = [
         text TEXT NOT NULL,
         comment TEXT NOT NULL DEFAULT ''
     );
+    """,
+    # v2: login throttling replaces the account lock (users.failed/locked_until are no longer used).
+    """
+    CREATE TABLE login_throttle (
+        scope TEXT NOT NULL,
+        user TEXT NOT NULL DEFAULT '',
+        ip TEXT NOT NULL DEFAULT '',
+        failures INTEGER NOT NULL,
+        last_failure REAL NOT NULL,
+        blocked_until REAL NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, user, ip)
+    ) WITHOUT ROWID;
+    CREATE INDEX login_throttle_last ON login_throttle(last_failure);
+    CREATE INDEX login_throttle_user ON login_throttle(user);
+    CREATE TABLE trusted_devices (
+        token_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created REAL NOT NULL,
+        last_used REAL NOT NULL
+    );
+    CREATE INDEX trusted_devices_user ON trusted_devices(user_id, last_used);
+    UPDATE users SET failed = 0, locked_until = 0;
     """,
 ]
 
@@ -185,7 +209,7 @@ class ConsoleDB:
         return self.one("SELECT * FROM users WHERE id = ?", (uid,))
 
     def users(self) -> list[dict[str, Any]]:
-        return self.rows("SELECT id, username, role, disabled, locked_until, failed, created, last_login, "
+        return self.rows("SELECT id, username, role, disabled, created, last_login, "
                          "totp_secret IS NOT NULL AS totp FROM users ORDER BY username")
 
     def admin_count(self) -> int:

@@ -6,11 +6,14 @@ file (written atomically), the sensor's pid file (SIGHUP = reload) and its stats
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+log = logging.getLogger("tapsift.web")
 
 
 class ConsoleSettings(BaseModel):
@@ -40,6 +43,11 @@ class ConsoleSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    tls_cert: Path | None = None
+    """Serve HTTPS with this certificate chain (PEM); ``tls_key`` goes with it."""
+    tls_key: Path | None = None
+    hsts_max_age_s: int = Field(31_536_000, ge=0)
+    """``Strict-Transport-Security`` max-age on responses that arrived over HTTPS (0: no header)."""
     secure_cookies: Literal["auto", "always", "never"] = "auto"
     """``auto``: Secure when the request arrived over HTTPS (``trust_proxy_headers`` for a TLS proxy)."""
     trust_proxy_headers: bool = False
@@ -47,12 +55,18 @@ class ConsoleSettings(BaseModel):
 
     session_idle_s: float = Field(3600.0, gt=0)
     session_max_s: float = Field(12 * 3600.0, gt=0)
-    login_ip_limit: int = Field(20, ge=1)
-    """Failed logins allowed from one address per ``login_ip_window_s``; more get HTTP 429."""
-    login_ip_window_s: float = Field(300.0, gt=0)
-    lockout_threshold: int = Field(5, ge=1)
-    """Consecutive failures that lock an account for ``lockout_s``."""
-    lockout_s: float = Field(900.0, gt=0)
+    login_free_attempts: int = Field(3, ge=1)
+    """Failed logins for one user name from one address before that pair is slowed down."""
+    login_source_free_attempts: int = Field(20, ge=1)
+    """Failed logins from one address (any user names) before the address is slowed down."""
+    login_account_free_attempts: int = Field(50, ge=1)
+    """Failed logins for one user name from everywhere before browsers without that account's
+    device cookie (set at each successful login) are slowed down for it."""
+    login_backoff_base_s: float = Field(1.0, gt=0)
+    """The first wait once the free attempts are spent; each further failure doubles it."""
+    login_backoff_max_s: float = Field(900.0, gt=0)
+    login_backoff_forget_s: float = Field(86400.0, gt=0)
+    """Failures older than this (since the last one) are forgotten."""
 
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
@@ -63,9 +77,22 @@ class ConsoleSettings(BaseModel):
     image_max_pixels: int = Field(40_000_000, ge=1)
     """Evidence images larger than this are not decoded (decompression bombs)."""
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ConsoleSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
 
 class ConsoleSettingsError(ValueError):
     """A console settings file that cannot be used."""
+
+
+RETIRED = {
+    "login_ip_limit": "login_source_free_attempts", "login_ip_window_s": "login_backoff_forget_s",
+    "lockout_threshold": "login_free_attempts", "lockout_s": "login_backoff_max_s",
+}
+"""Keys of earlier versions (a hard account lock) and the settings that replace them."""
 
 
 def load_console_settings(path: str | Path | None = None, **overrides: object) -> ConsoleSettings:
@@ -83,8 +110,15 @@ def load_console_settings(path: str | Path | None = None, **overrides: object) -
             raise ConsoleSettingsError(f"{p}: the top level must be a mapping")
         raw = dict(data.get("web", data)) if isinstance(data.get("web", data), dict) else {}
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    retired = sorted(k for k in raw if k in RETIRED)
+    for k in retired:
+        del raw[k]
+    if retired:
+        log.warning("ignoring retired console settings (login throttling replaced the account lock): %s",
+                    ", ".join(f"{k} (see {RETIRED[k]})" for k in retired))
     try:
         return ConsoleSettings.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConsoleSettingsError(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from exc
+        where = ".".join(str(x) for x in err["loc"])
+        raise ConsoleSettingsError(f"{where}: {err['msg']}" if where else err["msg"]) from exc

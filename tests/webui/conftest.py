@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.webui.factories import copy_policy, fill_store
 from webui import ConsoleSettings, create_app
-from webui.auth import create_user
+from webui.services.users import create_user
 
 PASSWORDS = {"admin": "admin-secret-1", "analyst": "analyst-secret-1", "viewer": "viewer-secret-1"}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')

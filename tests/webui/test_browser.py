@@ -180,3 +180,31 @@ def test_console_story(server, browser) -> None:  # type: ignore[no-untyped-def]
     assert dialogs == [], f"a dialog fired: {dialogs}"
     assert errors == [], errors
     ctx.close()
+
+
+def test_hit_pages_name_client_and_server(server, browser) -> None:  # type: ignore[no-untyped-def]
+    """An upload and a download: the office PC is the client and the web server the server on both."""
+    from playwright.sync_api import expect
+
+    base, _ = server
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=base)
+    page = ctx.new_page()
+    page.goto("/login")
+    page.fill("#username", "viewer")
+    page.fill("#password", PASSWORDS["viewer"])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/")
+
+    page.goto("/hits/A00001")  # minutes uploaded from 10.20.11.11 to 192.0.2.80
+    expect(page.locator("#flow-direction")).to_have_text("upload (client → server)")
+    expect(page.locator("#flow-client")).to_have_text("10.20.11.11:40001 (zone office)")
+    expect(page.locator("#flow-server")).to_have_text("192.0.2.80:80 (zone any)")
+
+    page.goto("/hits?category=fraud")  # a casino page downloaded by 10.20.21.15
+    page.locator("#hits tbody tr a[href='/hits/A00005']").click()
+    expect(page).to_have_url(f"{base}/hits/A00005")
+    expect(page.locator("#flow-direction")).to_have_text("download (server → client)")
+    expect(page.locator("#flow-client")).to_have_text("10.20.21.15:40005 (zone office)")
+    expect(page.locator("#flow-server")).to_have_text("198.51.100.7:80 (zone any)")
+    expect(page.locator("#flow dt")).to_have_text(["Transfer", "Client", "Server", "Protocol", "Interface", "Flow"])
+    ctx.close()

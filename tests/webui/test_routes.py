@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from PIL import Image
 
 from appliance.store import AlertStore
 from tests.webui.conftest import Env, add_users, csrf_of, login
-from webui.auth import Principal, create_api_token
+from webui.services.account import create_api_token
+from webui.services.sessions import Principal
 
 
 def _token(app, role: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -145,6 +147,65 @@ def test_csv_neutralises_formulas(env: Env) -> None:
         login(c, "viewer")
         rows = list(csv.DictReader(io.StringIO(c.get("/hits.csv").text)))
         assert [r["policy"] for r in rows if r["id"] == "A09999"] == ["'=HYPERLINK(\"http://x\")"]
+
+
+def _dd(html: str, dd_id: str) -> str:
+    m = re.search(rf'<dd id="{dd_id}">(.*?)</dd>', html, re.S)
+    assert m, f"no #{dd_id} on the page"
+    return re.sub(r"<[^>]+>", "", m.group(1))
+
+
+def test_hit_page_names_client_and_server_for_each_direction(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
+    """EVE's src/dest follow the transfer; the page shows who is client and who is server either way."""
+    login(client, "viewer")
+    up = client.get("/hits/A00001").text  # an upload from an office PC to a web server
+    assert _dd(up, "flow-direction") == "upload (client → server)"
+    assert _dd(up, "flow-client") == "10.20.11.11:40001 (zone office)"
+    assert _dd(up, "flow-server") == "192.0.2.80:80 (zone any)"
+    down = client.get("/hits/A00005").text  # a download: the record's source is the web server
+    assert _dd(down, "flow-direction") == "download (server → client)"
+    assert _dd(down, "flow-client") == "10.20.21.15:40005 (zone office)"
+    assert _dd(down, "flow-server") == "198.51.100.7:80 (zone any)"
+    h = _token(app, "viewer")
+    flow = client.get("/api/v1/hits/A00005", headers=h).json()["flow"]
+    assert flow == {"direction": "download", "client": {"ip": "10.20.21.15", "port": 40005, "zone": "office"},
+                    "server": {"ip": "198.51.100.7", "port": 80, "zone": "any"}}
+    assert client.get("/api/v1/hits/A00001", headers=h).json()["flow"]["client"]["ip"] == "10.20.11.11"
+
+
+def test_hits_list_and_dashboard_show_the_server_of_downloads(env: Env) -> None:
+    """Without an HTTP host, the list's "Where" and the dashboard's top hosts name the server, not the PC."""
+    from appliance.model import Alert, ContentObject, Direction, Finding
+    from tests.webui.factories import _flow
+
+    flow = _flow(77, "10.20.1.77", "203.0.113.77", "office", "any", Direction.TO_CLIENT)
+    obj = ContentObject(id="F0077", source="ftp", direction=Direction.TO_CLIENT, flow=flow,
+                        ts_ns=1_714_564_900_000_000_000, size=9, md5="0" * 32, sha256="0" * 64,
+                        filename="plans-77.pdf")
+    with AlertStore(env.settings.alert_db) as store:
+        store.add(Alert("A00077", obj.ts_ns, "office-web-content", "confidential-leak", 2, "data-leak/confidential",
+                        "F0077", flow, (Finding("keyword", "F0077", "confidential-projects", 10.0),), "office", "any"),
+                  obj)
+    app = env.app()
+    add_users(app)
+    with TestClient(app) as c:
+        login(c, "viewer")
+        row = c.get("/hits?q=plans-77").text.split('href="/hits/A00077"')[1].split("</tr>")[0]
+        assert '<span class="host">203.0.113.77</span>' in row and "10.20.1.77" not in row
+        t = c.get("/?range=all").text
+        assert "203.0.113.77" in t and "10.20.1.77" not in t
+        assert _dd(c.get("/hits/A00077").text, "flow-server") == "203.0.113.77:80 (zone any)"
+
+
+def test_flow_ends_without_a_direction() -> None:
+    from webui.services.hits import flow_ends
+
+    ends = flow_ends({"src_ip": "2001:db8::1", "src_port": 5, "dest_ip": "192.0.2.1", "dest_port": 80,
+                      "src_zone": "lan", "dst_zone": "wan", "record": {"tapsift": {}}})
+    assert ends.direction is None and ends.transfer == ""
+    assert (ends.client.address, ends.server.address) == ("[2001:db8::1]:5", "192.0.2.1:80")
+    assert flow_ends({"record": {}, "object": {"direction": "download"}, "src_ip": "a", "dest_ip": "b",
+                      "src_port": None, "dest_port": None}).client.address == "b"
 
 
 def test_hit_detail_and_hostile_evidence_is_escaped(client: TestClient) -> None:
@@ -468,9 +529,9 @@ def test_cli_user_add_then_login(env: Env) -> None:
 
 
 def test_first_start_creates_an_admin_once(tmp_path: Path) -> None:
-    from webui.auth import ensure_first_admin
     from webui.db import ConsoleDB
     from webui.security import Passwords
+    from webui.services.users import ensure_first_admin
 
     db, pw = ConsoleDB(tmp_path / "c.db"), Passwords(1, 256, 1)
     password = ensure_first_admin(db, pw)

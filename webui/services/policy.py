@@ -1,4 +1,4 @@
-"""Console operations shared by the pages and the API; each change is audited (who, what, before/after)."""
+"""The sensor's policy file: read (the first read is history #1), validate, save with a version, roll back, reload."""
 
 from __future__ import annotations
 
@@ -8,43 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance.outputs.alertjson import clean
-from appliance.store import NOTE_MAX, TRIAGE_STATES
 from webui import policyedit
-from webui.alerts import AlertView
-from webui.auth import Principal
 from webui.db import ConsoleDB
-
-
-class ServiceError(ValueError):
-    """A request that cannot be done; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def set_verdict(db: ConsoleDB, view: AlertView, who: Principal, alert_id: str, verdict: str, note: str,
-                ip: str = "") -> dict[str, Any]:
-    """Record an analyst's verdict in the console DB (the alert store is the sensor's alone)."""
-    if verdict not in TRIAGE_STATES:
-        raise ServiceError(f"verdict must be one of {', '.join(TRIAGE_STATES)}", 422)
-    hit = view.get(alert_id)
-    if hit is None:
-        raise ServiceError("no such hit", 404)
-    note = clean(str(note))[:NOTE_MAX]
-    before = {"verdict": hit["triage"], "note": hit["triage_note"]}
-    now = time.time()
-    with db.tx() as conn:
-        conn.execute("INSERT INTO verdicts (alert_id, verdict, note, user, ts) VALUES (?,?,?,?,?) "
-                     "ON CONFLICT(alert_id) DO UPDATE SET verdict = excluded.verdict, note = excluded.note, "
-                     "user = excluded.user, ts = excluded.ts", (alert_id, verdict, note, who.username, now))
-        conn.execute("INSERT INTO verdict_log (alert_id, ts, verdict, note, user) VALUES (?,?,?,?,?)",
-                     (alert_id, now, verdict, note, who.username))
-        db.audit(conn, who.username, "hit.triage", alert_id, before, {"verdict": verdict, "note": note}, ip)
-    return {"alert_id": alert_id, "verdict": verdict, "note": note, "user": who.username, "ts": now}
-
-
-# --------------------------------------------------------------------------- policy
+from webui.errors import ServiceError
+from webui.services.sessions import Principal
 
 
 @dataclass(slots=True)
@@ -54,6 +21,18 @@ class SaveResult:
     reloaded: bool
     reload_message: str
     warnings: list[str]
+
+
+@dataclass(slots=True)
+class Proposal:
+    """A text proposed to replace the current file: its diff, validation and versions."""
+
+    text: str
+    base_version: str
+    new_version: str
+    diff: list[tuple[str, str]]
+    validation: policyedit.Validation
+    changed: bool
 
 
 def policy_path(settings: Any) -> Path:
@@ -71,6 +50,29 @@ def current_policy(db: ConsoleDB, settings: Any) -> str:
             conn.execute("INSERT INTO policy_versions (ts, user, version, text, comment) VALUES (?,?,?,?,?)",
                          (time.time(), "system", policyedit.version_of(text), text, "the file as found"))
     return text
+
+
+def validate(settings: Any, text: str) -> policyedit.Validation:
+    """Validate *text* (never read as a path) with the sensor's loader, named like the policy file."""
+    name = Path(settings.policy_path).name if settings.policy_path is not None else "policy.yaml"
+    return policyedit.validate(policyedit.normalise(text), name)
+
+
+def propose(db: ConsoleDB, settings: Any, text: str, new_name: str = "") -> Proposal:
+    """The diff of *text* against the current file, for review before saving."""
+    path = policy_path(settings)
+    text = policyedit.normalise(text)
+    current = current_policy(db, settings)
+    diff = policyedit.diff_lines(current, text, f"{path.name} (current)", new_name or f"{path.name} (proposed)")
+    return Proposal(text, policyedit.version_of(current), policyedit.version_of(text), diff,
+                    policyedit.validate(text, path.name), current != text)
+
+
+def version(db: ConsoleDB, vid: int) -> dict[str, Any]:
+    row = db.policy_version(vid)
+    if row is None:
+        raise ServiceError("no such version", 404)
+    return row
 
 
 def save_policy(db: ConsoleDB, settings: Any, who: Principal, text: str, base_version: str | None,
@@ -103,6 +105,7 @@ def save_policy(db: ConsoleDB, settings: Any, who: Principal, text: str, base_ve
 
 
 def reload_sensor(db: ConsoleDB, settings: Any, who: Principal, ip: str = "") -> tuple[bool, str]:
+    """SIGHUP to the sensor named by the pid file; audited whether or not it could be sent."""
     ok, msg = policyedit.signal_reload(settings.sensor_pid_file)
     db.audit(None, who.username, "policy.reload", str(settings.policy_path or ""), None,
              {"sent": ok, "message": msg}, ip)

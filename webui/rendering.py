@@ -1,0 +1,80 @@
+"""Server-rendered pages: the Jinja2 environment (autoescape on; no ``|safe`` on data), notices, redirects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from appliance.store import TRIAGE_STATES
+from webui import charts
+from webui.deps import is_https, principal
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SEVERITY_NAMES = {1: "critical", 2: "high", 3: "medium", 4: "low", 5: "info"}
+VERDICT_LABELS = {"new": "new", "investigating": "investigating", "confirmed": "true positive",
+                  "false_positive": "false positive", "resolved": "resolved", "ignored": "ignored"}
+
+
+def _fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _fmt_num(n: float | None, digits: int = 0) -> str:
+    if n is None:
+        return "–"
+    return f"{n:,.{digits}f}"
+
+
+def _fmt_epoch(ts: float | None) -> str:
+    return charts.fmt_ts(int(ts * 1e9)) if ts else ""
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    env = templates.env
+    env.autoescape = True
+    env.globals.update(severity_names=SEVERITY_NAMES, verdict_labels=VERDICT_LABELS, triage_states=TRIAGE_STATES)
+    env.filters.update(ts=charts.fmt_ts, epoch=_fmt_epoch, bytes=_fmt_bytes, num=_fmt_num,
+                       sev=lambda s: SEVERITY_NAMES.get(s, str(s)), verdict=lambda v: VERDICT_LABELS.get(v, v))
+    return templates
+
+
+def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    """Render a page with the caller, their CSRF token and a one-shot notice."""
+    p = principal(request)
+    st = request.app.state
+    notice = st.flash.pop(p.session_hash, None) if p is not None else None
+    ctx.setdefault("notice", notice)
+    return st.templates.TemplateResponse(request, name, {"user": p, "csrf": p.csrf if p else "", **ctx},
+                                         status_code=status_code)
+
+
+def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    return render(request, "error.html", status, title=title, message=message)
+
+
+def flash(request: Request, message: str) -> None:
+    """A notice shown once, on the caller's next page."""
+    p = principal(request)
+    if p is not None and p.session_hash:
+        request.app.state.flash[p.session_hash] = message
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def set_cookie(request: Request, resp: Response, name: str, value: str, max_age: int | None = None) -> None:
+    """HttpOnly, SameSite=Strict, Secure over HTTPS."""
+    resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", secure=is_https(request),
+                    path="/")
