@@ -38,3 +38,13 @@ def pid(data: bytes) -> int:
 
 def boom(data: bytes) -> None:
     raise ValueError("parser bug")
+
+
+def busy(data: bytes, *, mib: int) -> None:
+    """Hold ``mib`` MiB and compute for ever (a parser deep in a large file)."""
+    blob = bytearray(mib << 20)
+    for i in range(0, len(blob), 4096):
+        blob[i] = 1
+    n = 0
+    while True:
+        n = (n * 31 + blob[n % len(blob)]) % 1_000_003
