@@ -48,3 +48,14 @@ def busy(data: bytes, *, mib: int) -> None:
     n = 0
     while True:
         n = (n * 31 + blob[n % len(blob)]) % 1_000_003
+
+
+def vmsize(data: bytes) -> dict[str, int]:
+    """The worker's address space and threads (``VmSize`` counts against ``RLIMIT_AS``)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmSize", "Threads"):
+                out[k] = int(v.split()[0])
+    return out

@@ -184,3 +184,30 @@ def test_the_lifeline_alone_ends_a_busy_worker():
         assert w.proc.exitcode == -9
     finally:
         w.kill()
+
+
+def test_the_lifeline_costs_the_parser_almost_no_address_space():
+    """A thread's default stack (8 MiB) and glibc malloc arena (64 MiB) would count against the
+    worker's RLIMIT_AS, leaving the parser 72 MiB less than configured."""
+    import multiprocessing as mp
+
+    from inspectors.extract.sandbox import _worker_main
+
+    ctx = mp.get_context("forkserver")
+    sizes = []
+    for with_lifeline in (False, True):
+        parent, child = ctx.Pipe(duplex=True)
+        life_r, life_w = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_worker_main, args=(child, 1 << 30, life_r if with_lifeline else None), daemon=True)
+        p.start()
+        child.close()
+        life_r.close()
+        parent.send((T + "vmsize", b"", {}, 10, 0))
+        out = parent.recv()
+        parent.send(None)
+        p.join(10)
+        life_w.close()
+        parent.close()
+        assert out.ok and out.value["Threads"] == (2 if with_lifeline else 1)
+        sizes.append(out.value["VmSize"] * 1024)
+    assert sizes[1] - sizes[0] < 4 << 20, sizes
