@@ -684,6 +684,38 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
                 if isinstance(h, str) and not re.fullmatch(rf"[0-9a-fA-F]{{{want}}}", h):
                     doc.at((*base, "hashes", i), f"not a {lst['algorithm']} hash ({want} hex digits): {h!r}")
 
+    _inspect_issues(profiles, lists, doc, inspectors, model_dir)
+
+    names_seen: dict[str, int] = {}
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        rname = rule.get("name")
+        if isinstance(rname, str):
+            if rname in names_seen:
+                first = doc.mark(("policies", names_seen[rname], "name"))
+                doc.at(("policies", i, "name"), f"duplicate rule name {rname!r}"
+                       + (f" (first at line {first.line + 1})" if first else ""))
+            else:
+                names_seen[rname] = i
+        for fld in ("source_zone", "destination_zone"):
+            val = rule.get(fld)
+            vals = val if isinstance(val, list) else [val] if val is not None else []
+            for j, z in enumerate(vals):
+                if isinstance(z, str) and z != "any" and z not in zones:
+                    where = ("policies", i, fld, j) if isinstance(val, list) else ("policies", i, fld)
+                    doc.at(where, f"undefined zone {z!r}" + _suggest(z, zones))
+        val = rule.get("profiles")
+        vals = val if isinstance(val, list) else [val] if val is not None else []
+        for j, pn in enumerate(vals):
+            if isinstance(pn, str) and pn not in profiles:
+                where = ("policies", i, "profiles", *((j,) if isinstance(val, list) else ()))
+                doc.at(where, f"undefined profile {pn!r}" + _suggest(pn, profiles))
+
+
+def _inspect_issues(profiles: dict[str, Any], lists: dict[str, Any], doc: _Doc, inspectors: frozenset[str],
+                    model_dir: str | Path) -> None:
+    """The profiles' inspector entries: known inspectors, their lists, their model names."""
     for pname, prof in profiles.items():
         if not isinstance(prof, dict) or not isinstance(prof.get("inspect"), list):
             continue
@@ -728,32 +760,6 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
                 if algos and ltype == "fingerprints" and lst.get("algorithm") not in algos:
                     doc.at(lpath, f"list {ln!r} holds {lst.get('algorithm')} fingerprints; inspector "
                            f"{insp!r} uses " + " or ".join(sorted(algos)))
-
-    names_seen: dict[str, int] = {}
-    for i, rule in enumerate(rules):
-        if not isinstance(rule, dict):
-            continue
-        rname = rule.get("name")
-        if isinstance(rname, str):
-            if rname in names_seen:
-                first = doc.mark(("policies", names_seen[rname], "name"))
-                doc.at(("policies", i, "name"), f"duplicate rule name {rname!r}"
-                       + (f" (first at line {first.line + 1})" if first else ""))
-            else:
-                names_seen[rname] = i
-        for fld in ("source_zone", "destination_zone"):
-            val = rule.get(fld)
-            vals = val if isinstance(val, list) else [val] if val is not None else []
-            for j, z in enumerate(vals):
-                if isinstance(z, str) and z != "any" and z not in zones:
-                    where = ("policies", i, fld, j) if isinstance(val, list) else ("policies", i, fld)
-                    doc.at(where, f"undefined zone {z!r}" + _suggest(z, zones))
-        val = rule.get("profiles")
-        vals = val if isinstance(val, list) else [val] if val is not None else []
-        for j, pn in enumerate(vals):
-            if isinstance(pn, str) and pn not in profiles:
-                where = ("policies", i, "profiles", *((j,) if isinstance(val, list) else ()))
-                doc.at(where, f"undefined profile {pn!r}" + _suggest(pn, profiles))
 
 
 def _suggest(name: str, known: Iterable[Any]) -> str:
