@@ -122,7 +122,7 @@ class InspectionStage:
             return InspectionResult()
         mime = (obj.sniffed_mime or obj.declared_mime).split(";", 1)[0].strip().lower()
         if (obj.data is None or len(obj.data) != obj.size or obj.size > max_bytes or mime not in CHEAP_MIMES
-                or any(not self._cheap(c) for sel in selections for c in sel.configs)):
+                or any(not self._cheap(c) for c in active.engine.configs(selections))):
             return None
         self.counters["inspected_cheap"] += 1
         return self._run(active, obj, selections, now_ns, None)
@@ -161,7 +161,7 @@ class InspectionStage:
              extractor: Extractor | None) -> InspectionResult:
         result = InspectionResult()
         engine = active.engine
-        configs = [c for sel in selections for c in sel.configs]
+        configs = engine.configs(selections)  # merged across rules: each inspector runs once
         ctx = InspectContext(
             deadline=time.monotonic() + self.time_budget_s, counters=self.counters,
             max_text_bytes=self.max_text_bytes,

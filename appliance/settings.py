@@ -6,6 +6,7 @@ so that ``tapsift read`` works without a file. See docs/configuration.md for the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,6 +107,10 @@ class OutputSettings(_Section):
 class InspectionSettings(_Section):
     policy: str | None = None
     """Zone policy file (YAML); none = extract and report objects only, no alerts."""
+    model_dir: str = Field(default_factory=lambda: os.environ.get("TAPSIFT_MODEL_DIR") or "/var/lib/tapsift/models")
+    """The only folder classifier models are read from: a policy's ``params.model`` names a file
+    or folder inside it (relative names resolve there; ``..``, paths outside it and symlinks
+    leading out are refused). Default: ``$TAPSIFT_MODEL_DIR``, else /var/lib/tapsift/models."""
     time_budget_s: float = Field(30.0, gt=0)
     """Wall-clock budget for inspecting one object and its children."""
     max_text_bytes: int = Field(32 * MiB, ge=1024)

@@ -13,10 +13,13 @@ is logged and skipped.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import Any
 
-from inspectors.base import Inspector
+from appliance.model.inspection import InspectorConfig
+from inspectors.base import Inspector, InspectorConfigError
 from inspectors.darkword import DarkwordInspector
 from inspectors.dataclass import DataClassInspector
 from inspectors.hiddenlink import HiddenLinkInspector
@@ -65,3 +68,103 @@ def create(name: str, *, plugins: bool = True) -> Inspector:
     if not isinstance(inspector, Inspector):
         raise TypeError(f"inspector {name!r} does not implement the Inspector protocol")
     return inspector
+
+
+def build(config: InspectorConfig, *, plugins: bool = True) -> Inspector:
+    """A configured inspector for ``config``, as the sensor builds it. Raises `InspectorConfigError`
+    (also for an unknown name or a plug-in that breaks its protocol) saying why."""
+    try:
+        inspector = create(config.inspector, plugins=plugins)
+    except (KeyError, TypeError) as exc:
+        raise InspectorConfigError(str(exc).strip("'\"")) from None
+    try:
+        inspector.configure(config)
+    except InspectorConfigError:
+        raise
+    except Exception as exc:  # a plug-in (or a library under it) failing its own way
+        raise InspectorConfigError(f"{config.inspector}: {type(exc).__name__}: {exc}") from None
+    return inspector
+
+
+def _fingerprint_problem(spec: Any) -> str | None:
+    """Why a fingerprint list's file cannot be used (missing, unreadable, nothing in it), or None."""
+    from fingerprints import hashing as hx
+    from fingerprints.sets import load_exact, load_perceptual
+
+    opts = dict(spec.options)
+    path = str(opts.get("path") or "")
+    if not path:
+        return None
+    if not os.path.exists(path):
+        return f"fingerprint list {spec.name!r}: {path}: no such file"
+    if os.path.isdir(path) or not os.access(path, os.R_OK):
+        return f"fingerprint list {spec.name!r}: {path}: not a readable file"
+    algo = str(opts.get("algorithm", "md5"))
+    try:
+        fps: Any = load_exact(algo, path) if algo in hx.EXACT else load_perceptual(algo, path)
+    except OSError as exc:
+        return f"fingerprint list {spec.name!r}: cannot read {path}: {exc.strerror or exc}"
+    except Exception as exc:
+        return f"fingerprint list {spec.name!r}: {path} is not a fingerprint set ({exc})"
+    if not len(fps):
+        return f"fingerprint list {spec.name!r}: no {algo} fingerprints in {path}"
+    return None
+
+
+def _model_problem(name: Any) -> str | None:
+    from inspectors.modelstore import ModelPathError, resolve_model
+
+    try:
+        resolve_model(str(name))
+    except ModelPathError as exc:
+        return str(exc)
+    return None
+
+
+def profile_problems(policy: Any, *, plugins: bool = True) -> dict[str, list[str]]:
+    """Profile name → why its inspectors cannot run, as ``FILE:LINE:COLUMN: problem`` lines
+    (none for a profile whose inspectors all build). Checks every file the policy names (model
+    in the model directory, fingerprint sets that exist and parse) and configures every
+    inspector entry as the sensor would. ``policy`` is a `policies.schema.Policy`."""
+    list_problems: dict[str, str] = {}
+    for name, spec in policy.lists.items():
+        if spec.kind == "fingerprints":
+            problem = _fingerprint_problem(spec)
+            if problem:
+                list_problems[name] = f"{policy.where(f'lists.{name}.path')}: {problem}"
+    out: dict[str, list[str]] = {}
+    for pname, profile in policy.profiles.items():
+        found: list[str] = []
+        for i, config in enumerate(profile.configs):
+            entry = f"profiles.{pname}.inspect.{i}"
+            bad_lists = [list_problems[s.name] for s in config.lists if s.name in list_problems]
+            if bad_lists:
+                found += [p for p in bad_lists if p not in found]
+                continue
+            if "model" in config.params:
+                problem = _model_problem(config.params["model"])
+                if problem:
+                    found.append(f"{policy.where(entry + '.params.model')}: {config.inspector}: {problem}")
+                    continue
+            try:
+                build(config, plugins=plugins)
+            except InspectorConfigError as exc:
+                found.append(f"{policy.where(entry)}: inspector {config.inspector!r} cannot run: {exc}")
+        if found:
+            out[pname] = found
+    return out
+
+
+def validate_inspectors(policy: Any, *, plugins: bool = True) -> list[str]:
+    """Every reason the policy's inspectors cannot run, as ``FILE:LINE:COLUMN: problem`` lines
+    (empty: all of them build). For ``tapsift policy check`` and ``tapsift read`` (exit 1 when
+    not empty) and the sensor's start; see `profile_problems`."""
+    seen: dict[str, None] = {}
+    for problems in profile_problems(policy, plugins=plugins).values():
+        for p in problems:
+            seen.setdefault(p)
+    unused = [f"{policy.where(f'lists.{n}.path')}: {p}" for n, s in policy.lists.items()
+              if s.kind == "fingerprints" and (p := _fingerprint_problem(s))]
+    for p in unused:
+        seen.setdefault(p)
+    return list(seen)

@@ -4,7 +4,7 @@ Pure: no I/O, no wall clock (``now_ns`` is passed in). One engine per policy ver
 id counter and the suppressor are separate objects so they survive a reload.
 
     sel = engine.select(src_zone, dst_zone, obj)          # rules that apply → inspector configs
-    configs = inspector_configs(sel)                       # one merged config per inspector
+    configs = engine.configs(sel)                          # one merged config per inspector, all rules
     findings = [... run inspectors ...]
     decision = engine.process(obj, sel, findings, now_ns)  # decide() + suppression
     decision.alerts / decision.suppressed / decision.closed
@@ -88,6 +88,25 @@ def merge_configs(configs: Iterable[InspectorConfig]) -> tuple[InspectorConfig, 
 def inspector_configs(selections: Iterable[Selection]) -> tuple[InspectorConfig, ...]:
     """Everything the selected rules need, each inspector once per distinct params."""
     return merge_configs(c for s in selections for c in s.configs)
+
+
+def finding_key(f: Finding) -> tuple:
+    """What makes two findings the same fact (equal fields); hashable although ``detail`` is a dict."""
+    return (f.inspector, f.content_id, f.rule, f.score, f.evidence,
+            tuple(sorted((str(k), repr(v)) for k, v in f.detail.items())) if f.detail else ())
+
+
+def unique_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """``findings`` without repeats (first occurrence order): an inspector that ran twice on the
+    same object (two rules naming it) reports the same fact twice; it must count once."""
+    seen: set[tuple] = set()
+    out = []
+    for f in findings:
+        k = finding_key(f)
+        if k not in seen:
+            seen.add(k)
+            out.append(f)
+    return tuple(out)
 
 
 def finding_matches(f: Finding) -> int:
@@ -296,6 +315,7 @@ class PolicyEngine:
             for r in policy.rules
         )
         self._cache: dict[tuple[str, str, str, str], tuple[Selection, ...]] = {}
+        self._merged: dict[tuple[int, ...], tuple[InspectorConfig, ...]] = {}
 
     @staticmethod
     def rule_matches(rule: RuleDef, src_zone: str, dst_zone: str, direction: str, protocol: str) -> bool:
@@ -330,6 +350,19 @@ class PolicyEngine:
             self._cache[key] = hit
         return list(hit)
 
+    def configs(self, selections: Sequence[Selection]) -> tuple[InspectorConfig, ...]:
+        """The inspector configs of all ``selections`` merged across rules (`merge_configs`), so
+        each inspector runs once per object even when several matching rules name it. The same
+        rules give the same config objects (callers may cache compiled inspectors by identity)."""
+        key = tuple(id(s.rule) for s in selections)
+        hit = self._merged.get(key)
+        if hit is None:
+            hit = inspector_configs(selections)
+            if len(self._merged) >= _SELECT_CACHE_MAX:
+                self._merged.clear()
+            self._merged[key] = hit
+        return hit
+
     def profile_findings(self, profile: str, findings: Iterable[Finding]) -> tuple[Finding, ...]:
         """The findings that count for ``profile``: same inspector and ``Finding.rule`` naming one
         of the profile's lists for it (or ``list:…``), or any finding of an inspector the profile
@@ -352,26 +385,41 @@ class PolicyEngine:
 
     def decide(self, obj: ContentObject, selections: Iterable[Selection], findings: Sequence[Finding],
                now_ns: int) -> list[Alert]:
-        """One alert per (rule, profile) whose findings reach a threshold, carrying those findings.
+        """One alert per profile whose findings reach a threshold, carrying those findings.
+
+        A profile that several matching rules apply (``continue``) is judged once, on its
+        findings counted once each (repeated findings are dropped, see `unique_findings`); its
+        alert names the first of those rules as ``policy`` and all of them in ``rules``. Alerts
+        come in the order their profiles first appear in ``selections``.
 
         ``findings`` are the ones to attribute to ``obj`` (its own, and its children's if the
         caller wants them reported on the parent). No suppression here: see `process`.
         """
-        alerts = []
-        complete = obj.complete
+        order: dict[str, tuple[Selection, ProfileDef, list[str]]] = {}
         for sel in selections:
+            for prof in sel.profiles:
+                got = order.get(prof.name)
+                if got is None:
+                    order[prof.name] = (sel, prof, [sel.rule.name])
+                elif sel.rule.name not in got[2]:
+                    got[2].append(sel.rule.name)
+        if not order:
+            return []
+        unique = unique_findings(findings)
+        alerts = []
+        for sel, prof, rules in order.values():
+            fs = self.profile_findings(prof.name, unique)
+            if not self.fires(prof, fs):
+                continue
             flow = obj.flow
             if flow is not None and (flow.src_zone, flow.dst_zone) != (sel.src_zone, sel.dst_zone):
                 flow = flow._replace(src_zone=sel.src_zone, dst_zone=sel.dst_zone)
-            for prof in sel.profiles:
-                fs = self.profile_findings(prof.name, findings)
-                if not self.fires(prof, fs):
-                    continue
-                alerts.append(Alert(
-                    id=self.ids.next(), ts_ns=now_ns, policy=sel.rule.name, profile=prof.name,
-                    severity=prof.severity, category=prof.category, content_id=obj.id, flow=flow,
-                    findings=fs, src_zone=sel.src_zone, dst_zone=sel.dst_zone, complete=complete,
-                ))
+            alerts.append(Alert(
+                id=self.ids.next(), ts_ns=now_ns, policy=rules[0], profile=prof.name,
+                severity=prof.severity, category=prof.category, content_id=obj.id, flow=flow,
+                findings=fs, src_zone=sel.src_zone, dst_zone=sel.dst_zone, complete=obj.complete,
+                rules=tuple(rules),
+            ))
         return alerts
 
     def process(self, obj: ContentObject, selections: Iterable[Selection], findings: Sequence[Finding],

@@ -14,12 +14,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import ipaddress
+import os
 import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -50,6 +51,10 @@ INSPECTOR_LIST_KINDS: Mapping[str, frozenset[str]] = {
 }
 """List kinds each built-in inspector consumes; these inspectors need at least one list.
 Inspectors not named here (hiddenlink, ml_*, third-party) take any lists or none."""
+
+DEFAULT_MODEL_DIR = "/var/lib/tapsift/models"
+"""Where classifier models live unless the sensor's ``inspection.model_dir`` says otherwise (the
+same default as `inspectors.modelstore`, which policies may not import)."""
 
 FINGERPRINT_ALGORITHMS: Mapping[str, frozenset[str]] = {
     "md5": frozenset({"md5", "sha256"}),
@@ -164,6 +169,14 @@ class Policy:
     description: str = ""
     warnings: tuple[str, ...] = ()
     """Non-fatal remarks (unused objects, unreachable rules) as ``file:line:column: warning: …``."""
+    marks: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """(line, column) of what later checks report on: ``profiles.P.inspect.I`` (an inspector
+    entry), ``profiles.P.inspect.I.params.model`` and ``lists.L.path`` (files the policy names)."""
+
+    def where(self, key: str) -> str:
+        """``source:line:column`` of ``key`` (see `marks`), or just the source."""
+        at = self.marks.get(key)
+        return f"{self.source}:{at[0]}:{at[1]}" if at else self.source
 
     def summary(self) -> str:
         return (f"{len(self.zones)} zones, {len(self.lists)} lists, {len(self.profiles)} profiles, "
@@ -610,7 +623,28 @@ def _regex_problem(pattern: str) -> str | None:
     return None
 
 
-def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]) -> None:
+def model_name_problem(name: Any, model_dir: str | Path = DEFAULT_MODEL_DIR) -> str | None:
+    """What is wrong with a ``params.model`` value, without touching the file system (so the
+    console, which may not read the sensor's disk, refuses the same names): a name relative to
+    the model directory, without ``..``; an absolute path only inside the directory."""
+    if not isinstance(name, str) or not name.strip():
+        return f"model must be a file or folder name in the model directory {model_dir}"
+    if "\x00" in name or "\\" in name:
+        return f"model {name!r}: invalid characters"
+    pure = PurePosixPath(name)
+    if ".." in pure.parts:
+        return f"model {name!r}: '..' is not allowed: models are read from {model_dir} only"
+    if pure.is_absolute():
+        norm = PurePosixPath(os.path.normpath(name))
+        base = PurePosixPath(os.path.abspath(model_dir))
+        if norm != base and base not in norm.parents:
+            return (f"model {name!r} is outside the model directory {model_dir}: name a model inside it "
+                    "(relative names are resolved there)")
+    return None
+
+
+def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str],
+                     model_dir: str | Path = DEFAULT_MODEL_DIR) -> None:
     """Cross-references and checks pydantic cannot express, done on the raw data (so they are
     reported together with type errors); every access is guarded because the data may be invalid."""
     zones = data.get("zones") if isinstance(data.get("zones"), dict) else {}
@@ -650,6 +684,38 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
                 if isinstance(h, str) and not re.fullmatch(rf"[0-9a-fA-F]{{{want}}}", h):
                     doc.at((*base, "hashes", i), f"not a {lst['algorithm']} hash ({want} hex digits): {h!r}")
 
+    _inspect_issues(profiles, lists, doc, inspectors, model_dir)
+
+    names_seen: dict[str, int] = {}
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        rname = rule.get("name")
+        if isinstance(rname, str):
+            if rname in names_seen:
+                first = doc.mark(("policies", names_seen[rname], "name"))
+                doc.at(("policies", i, "name"), f"duplicate rule name {rname!r}"
+                       + (f" (first at line {first.line + 1})" if first else ""))
+            else:
+                names_seen[rname] = i
+        for fld in ("source_zone", "destination_zone"):
+            val = rule.get(fld)
+            vals = val if isinstance(val, list) else [val] if val is not None else []
+            for j, z in enumerate(vals):
+                if isinstance(z, str) and z != "any" and z not in zones:
+                    where = ("policies", i, fld, j) if isinstance(val, list) else ("policies", i, fld)
+                    doc.at(where, f"undefined zone {z!r}" + _suggest(z, zones))
+        val = rule.get("profiles")
+        vals = val if isinstance(val, list) else [val] if val is not None else []
+        for j, pn in enumerate(vals):
+            if isinstance(pn, str) and pn not in profiles:
+                where = ("policies", i, "profiles", *((j,) if isinstance(val, list) else ()))
+                doc.at(where, f"undefined profile {pn!r}" + _suggest(pn, profiles))
+
+
+def _inspect_issues(profiles: dict[str, Any], lists: dict[str, Any], doc: _Doc, inspectors: frozenset[str],
+                    model_dir: str | Path) -> None:
+    """The profiles' inspector entries: known inspectors, their lists, their model names."""
     for pname, prof in profiles.items():
         if not isinstance(prof, dict) or not isinstance(prof.get("inspect"), list):
             continue
@@ -658,6 +724,11 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
                 continue
             base = ("profiles", pname, "inspect", i)
             insp = use.get("inspector")
+            params = use.get("params")
+            if isinstance(params, dict) and "model" in params:
+                problem = model_name_problem(params["model"], model_dir)
+                if problem:
+                    doc.at((*base, "params", "model"), problem)
             if isinstance(insp, str) and insp not in inspectors:
                 hint = difflib.get_close_matches(insp, sorted(inspectors), n=1)
                 doc.at((*base, "inspector"), f"unknown inspector {insp!r}"
@@ -690,32 +761,6 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
                     doc.at(lpath, f"list {ln!r} holds {lst.get('algorithm')} fingerprints; inspector "
                            f"{insp!r} uses " + " or ".join(sorted(algos)))
 
-    names_seen: dict[str, int] = {}
-    for i, rule in enumerate(rules):
-        if not isinstance(rule, dict):
-            continue
-        rname = rule.get("name")
-        if isinstance(rname, str):
-            if rname in names_seen:
-                first = doc.mark(("policies", names_seen[rname], "name"))
-                doc.at(("policies", i, "name"), f"duplicate rule name {rname!r}"
-                       + (f" (first at line {first.line + 1})" if first else ""))
-            else:
-                names_seen[rname] = i
-        for fld in ("source_zone", "destination_zone"):
-            val = rule.get(fld)
-            vals = val if isinstance(val, list) else [val] if val is not None else []
-            for j, z in enumerate(vals):
-                if isinstance(z, str) and z != "any" and z not in zones:
-                    where = ("policies", i, fld, j) if isinstance(val, list) else ("policies", i, fld)
-                    doc.at(where, f"undefined zone {z!r}" + _suggest(z, zones))
-        val = rule.get("profiles")
-        vals = val if isinstance(val, list) else [val] if val is not None else []
-        for j, pn in enumerate(vals):
-            if isinstance(pn, str) and pn not in profiles:
-                where = ("policies", i, "profiles", *((j,) if isinstance(val, list) else ()))
-                doc.at(where, f"undefined profile {pn!r}" + _suggest(pn, profiles))
-
 
 def _suggest(name: str, known: Iterable[Any]) -> str:
     hint = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=1)
@@ -725,8 +770,6 @@ def _suggest(name: str, known: Iterable[Any]) -> str:
 # --------------------------------------------------------------------------- model → runtime
 
 
-_PATH_PARAMS = ("model",)
-"""Inspector parameters that name files: relative ones are relative to the policy file."""
 
 
 def _resolve(value: Any, base: Path | None) -> Any:
@@ -747,7 +790,7 @@ def _to_policy(m: PolicyModel, doc: _Doc, version: str, base: Path | None = None
     for name, p in m.profiles.items():
         configs = tuple(
             InspectorConfig(u.inspector, tuple(lists[n] for n in u.lists),
-                            {k: _resolve(v, base) if k in _PATH_PARAMS else v for k, v in u.params.items()})
+                            dict(u.params))  # params.model names a model in the model directory
             for u in p.inspect
         )
         weight, count = p.threshold.weight, p.threshold.count
@@ -772,8 +815,28 @@ def _to_policy(m: PolicyModel, doc: _Doc, version: str, base: Path | None = None
     return Policy(
         source=doc.source, version=version, zones=zones, lists=lists, profiles=profiles,
         rules=tuple(rules), suppression=SuppressionDef(m.suppression.window_s, m.suppression.key),
-        description=m.description, warnings=tuple(_warnings(m, doc)),
+        description=m.description, warnings=tuple(_warnings(m, doc)), marks=_marks(m, doc),
     )
+
+
+def _marks(m: PolicyModel, doc: _Doc) -> dict[str, tuple[int, int]]:
+    """Where the inspector entries and the files they name are (see `Policy.marks`)."""
+    out: dict[str, tuple[int, int]] = {}
+
+    def put(key: str, path: Path_) -> None:
+        mk = doc.mark(path)
+        if mk is not None:
+            out[key] = (mk.line + 1, mk.column + 1)
+
+    for pname, p in m.profiles.items():
+        for i, u in enumerate(p.inspect):
+            put(f"profiles.{pname}.inspect.{i}", ("profiles", pname, "inspect", i))
+            if "model" in u.params:
+                put(f"profiles.{pname}.inspect.{i}.params.model", ("profiles", pname, "inspect", i, "params", "model"))
+    for lname, lst in m.lists.items():
+        if isinstance(lst, FingerprintList) and lst.path:
+            put(f"lists.{lname}.path", ("lists", lname, "path"))
+    return out
 
 
 def _list_spec(name: str, lst: Any, base: Path | None = None) -> ListSpec:
@@ -846,12 +909,14 @@ def _warnings(m: PolicyModel, doc: _Doc) -> list[str]:
 
 
 def load_policy(src: str | Path | bytes, *, inspectors: Iterable[str] = DEFAULT_INSPECTORS,
-                source: str | None = None) -> Policy:
+                source: str | None = None, model_dir: str | Path = DEFAULT_MODEL_DIR) -> Policy:
     """Load and validate a policy.
 
     ``src`` is a `Path`, a ``str`` path (a ``str`` containing a newline is taken as YAML text), or
-    the file's ``bytes``. ``inspectors`` are the names profiles may use. Raises `PolicyError`
-    with every problem found; an unreadable file is a `PolicyError` too.
+    the file's ``bytes``. ``inspectors`` are the names profiles may use; ``model_dir`` is the
+    sensor's model directory (``params.model`` must name something inside it, see
+    `model_name_problem`). Raises `PolicyError` with every problem found; an unreadable file is a
+    `PolicyError` too.
     """
     if isinstance(src, bytes):
         raw, name = src, source or "<policy>"
@@ -864,10 +929,10 @@ def load_policy(src: str | Path | bytes, *, inspectors: Iterable[str] = DEFAULT_
             raw = p.read_bytes()
         except OSError as exc:
             raise PolicyError([PolicyIssue(0, 0, f"cannot read: {exc.strerror or exc}", name)]) from None
-    return _load(raw, name, frozenset(inspectors))
+    return _load(raw, name, frozenset(inspectors), model_dir)
 
 
-def _load(raw: bytes, name: str, inspectors: frozenset[str]) -> Policy:
+def _load(raw: bytes, name: str, inspectors: frozenset[str], model_dir: str | Path = DEFAULT_MODEL_DIR) -> Policy:
     doc = _Doc(name)
     version = hashlib.sha256(raw).hexdigest()[:12]
     try:
@@ -889,7 +954,7 @@ def _load(raw: bytes, name: str, inspectors: frozenset[str]) -> Policy:
         model = PolicyModel.model_validate(data)
     except ValidationError as exc:
         _pydantic_issues(exc, doc)
-    _semantic_issues(data, doc, inspectors)
+    _semantic_issues(data, doc, inspectors, model_dir)
     if doc.issues or model is None:
         raise PolicyError(_dedupe(doc.issues))
     base = Path(name).parent if Path(name).is_file() else None

@@ -12,12 +12,14 @@ fi
 rm -f demo/out/eve.json demo/out/alerts.db* demo/out/console.db*
 # the console edits the policy it is given: give it a copy, not the repository's sample
 cp policies/sample.yaml demo/out/policy.yaml
-.venv/bin/tapsift policy check demo/out/policy.yaml
-# the policy's text classifier: trained on a generated labelled set (models/ next to the policy)
-if [ ! -d demo/out/models ]; then
+# the policy's text classifier ('models' in the model directory, here demo/out): trained on a
+# generated labelled set
+export TAPSIFT_MODEL_DIR="$PWD/demo/out"
+if [ ! -d demo/out/models ] || ! ls demo/out/models/text-v*.json >/dev/null 2>&1; then
   .venv/bin/python bench/darkword_bench.py --make-ml-set demo/out/mlset --per-label 300 >/dev/null
   .venv/bin/tapsift ml train demo/out/mlset --model-dir demo/out/models
 fi
+.venv/bin/tapsift policy check demo/out/policy.yaml
 .venv/bin/tapsift read demo/out/demo.pcap --policy demo/out/policy.yaml --store demo/out/alerts.db \
   --eve demo/out/eve.json
 .venv/bin/python scripts/demo_report.py demo/out/eve.json

@@ -43,7 +43,11 @@ class Finding:
 
 @dataclass(slots=True, frozen=True)
 class Alert:
-    """A policy decision: one per (object, policy rule, profile) with all its findings."""
+    """A policy decision: one per (object, profile) with all its findings, each counted once.
+
+    ``policy`` is the first rule (in file order) that applied the profile; ``rules`` lists every
+    rule that matched the object and applied it (``policy`` first). Empty ``rules`` (alerts made
+    before the field existed) means ``(policy,)``."""
 
     id: str
     ts_ns: int
@@ -57,3 +61,9 @@ class Alert:
     src_zone: str = "any"
     dst_zone: str = "any"
     complete: bool = True
+    rules: tuple[str, ...] = ()
+
+    @property
+    def matched_rules(self) -> tuple[str, ...]:
+        """Every rule that matched and applied the profile (at least ``policy``)."""
+        return self.rules or (self.policy,)

@@ -4,7 +4,13 @@ Each worker is started from a ``forkserver`` (so it inherits nothing of the sens
 and sets its own ``RLIMIT_AS`` (address space) before it runs anything; ``RLIMIT_CPU`` is set
 per task (the CPU already used plus the task's allowance, so a spinning parser gets SIGXCPU).
 The parent waits for each task with a wall-clock timeout, after which the worker is killed
-and replaced. A worker that dies (signal, ``MemoryError``, C-level abort) gives a
+and replaced. A worker dies with its parent, at once, even in the middle of a task: it asks for
+``SIGKILL`` when the process that forked it exits (``PR_SET_PDEATHSIG``; with a forkserver that
+is the forkserver, which exits with the sensor), and a thread of the worker watches a *lifeline*
+pipe whose write end only the sensor holds: end of file means the sensor is gone (killed, or it
+dropped the worker) and the worker kills itself (``PR_SET_PDEATHSIG`` alone fires on the exit of
+the parent *thread*, and not at all when the forkserver outlives the process that asked for the
+worker). A worker that dies (signal, ``MemoryError``, C-level abort) gives a
 `SandboxFailure`; the sensor process never runs the parser and never holds more than the task's
 input and the (bounded) result.
 
@@ -65,8 +71,48 @@ def _resolve(name: str) -> Any:
     return getattr(importlib.import_module(mod), func)
 
 
-def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in the child
-    """Worker loop: set limits, then run tasks until the pipe closes."""
+_PR_SET_PDEATHSIG = 1
+
+
+_M_ARENA_MAX = -8
+_LIFELINE_STACK = 64 * 1024
+
+
+def _die_with_parent(life: Connection | None) -> None:  # pragma: no cover - runs in the child
+    """SIGKILL when the forking parent exits, and a thread that kills this process when the
+    lifeline reaches end of file (see the module doc). The thread costs the parser almost no
+    address space (``RLIMIT_AS``): a 64 KiB stack, and one malloc arena for the process instead
+    of glibc's 64 MiB reservation per thread."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        libc.mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # not Linux/glibc: the lifeline still works
+        pass
+    if life is None:
+        return
+    old = threading.stack_size(_LIFELINE_STACK)
+    try:
+        threading.Thread(target=_watch_lifeline, args=(life.fileno(),), name="tapsift-lifeline", daemon=True).start()
+    finally:
+        threading.stack_size(old)
+
+
+def _watch_lifeline(fd: int) -> None:  # pragma: no cover - runs in the child
+    try:
+        while os.read(fd, 1):  # the sensor never writes: this returns only at end of file
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _worker_main(conn: Connection, memory_bytes: int,
+                 life: Connection | None = None) -> None:  # pragma: no cover - runs in the child
+    """Worker loop: die with the parent, set limits, then run tasks until the pipe closes."""
+    _die_with_parent(life)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -113,15 +159,19 @@ def _worker_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cov
 
 
 class _Worker:
-    __slots__ = ("conn", "proc", "tasks")
+    __slots__ = ("conn", "life", "proc", "tasks")
 
     def __init__(self, ctx: Any, memory_bytes: int) -> None:
         parent, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, memory_bytes), daemon=True,
+        life_r, life_w = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_worker_main, args=(child, memory_bytes, life_r), daemon=True,
                                 name="tapsift-extract")
         self.proc.start()
         child.close()
+        life_r.close()
         self.conn: Connection = parent
+        self.life: Connection = life_w
+        """The lifeline's write end: held, never written; closing it (or dying) ends the worker."""
         self.tasks = 0
 
     def kill(self) -> None:
@@ -131,10 +181,11 @@ class _Worker:
             self.proc.join(2)
         except Exception:  # already gone
             pass
-        try:
-            self.conn.close()
-        except OSError:
-            pass
+        for c in (self.conn, self.life):
+            try:
+                c.close()
+            except OSError:
+                pass
         try:
             self.proc.close()
         except Exception:  # still running (join timed out)

@@ -38,3 +38,24 @@ def pid(data: bytes) -> int:
 
 def boom(data: bytes) -> None:
     raise ValueError("parser bug")
+
+
+def busy(data: bytes, *, mib: int) -> None:
+    """Hold ``mib`` MiB and compute for ever (a parser deep in a large file)."""
+    blob = bytearray(mib << 20)
+    for i in range(0, len(blob), 4096):
+        blob[i] = 1
+    n = 0
+    while True:
+        n = (n * 31 + blob[n % len(blob)]) % 1_000_003
+
+
+def vmsize(data: bytes) -> dict[str, int]:
+    """The worker's address space and threads (``VmSize`` counts against ``RLIMIT_AS``)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmSize", "Threads"):
+                out[k] = int(v.split()[0])
+    return out
