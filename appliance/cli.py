@@ -190,8 +190,16 @@ def cmd_read(args: argparse.Namespace) -> int:
         print("tapsift: interrupted; results so far were written", file=sys.stderr)
     finally:
         bar.done()
-    cpu = time.process_time() - cpu0
-    wall = time.monotonic() - wall0
+    _close_read(args, pipeline, cap, eve, writer, time.process_time() - cpu0, time.monotonic() - wall0)
+    return 0
+
+
+def _close_read(args: argparse.Namespace, pipeline: Any, cap: Any, eve: Any, writer: Any, cpu: float,
+                wall: float) -> None:
+    """The end of `tapsift read`: decode anomalies and the final ``stats`` event, the summary line."""
+    from appliance.eve import eve_timestamp
+
+    st = pipeline.sensor.stats
     st.anomalies.update(getattr(cap, "anomalies", {}) or {})
     cap.close()
     for code, count in sorted(st.anomalies.items()):
@@ -215,7 +223,6 @@ def cmd_read(args: argparse.Namespace) -> int:
             f"{cpu:.2f} s CPU, {rate}",
             file=sys.stderr,
         )
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the inspection side is imported only when a policy is in us
     from appliance.inspection import InspectionResult, InspectionStage
     from policies.engine import Suppressed
     from policies.reload import PolicyHolder
+    from reassembly.applayer import AppProtocol
     from reassembly.objects import ObjectFactory
 
 log = logging.getLogger("tapsift.pipeline")
@@ -87,7 +88,7 @@ class Pipeline:
     """A built pipeline: drive it over a source, then `finish`; `reload` on SIGHUP."""
 
     def __init__(self, settings: Settings, outputs: Outputs, holder: PolicyHolder | None, *, id_prefix: str,
-                 seed: int, warm: bool, cheap_bytes: int) -> None:
+                 seed: int, warm: bool, cheap_bytes: int, protocols: Iterable[AppProtocol] | None) -> None:
         self.outputs = outputs
         self.holder = holder
         self.counters: Counter[str] = Counter()
@@ -100,7 +101,7 @@ class Pipeline:
             zone_of = lambda flow: holder.current.zones.zones_for(flow)  # noqa: E731
         self.sensor = Sensor(settings, self._inline if outputs.offload is None else self._offload,
                              self._flow_end, on_event=self._app_event, zone_of=zone_of, id_prefix=id_prefix,
-                             seed=seed)
+                             seed=seed, protocols=protocols)
         if holder is not None and (outputs.offload is None or cheap_bytes > 0):
             extract = self.sensor.factory if outputs.offload is None else None  # offload: no extraction here
             self.inspection = make_inspection(settings, holder, extract)
@@ -176,13 +177,14 @@ class Pipeline:
 
 
 def build_pipeline(settings: Settings, outputs: Outputs, *, slot: int = 0, slots: int = 1,
-                   workers: int = 1, warm: bool = False) -> Pipeline:
+                   workers: int = 1, warm: bool = False, protocols: Iterable[AppProtocol] | None = None) -> Pipeline:
     """The pipeline of capture process ``slot`` of ``workers`` (alert ids numbered among
-    ``slots`` processes: the workers, plus the pool's when there is one).
+    ``slots`` processes: the workers, plus the pool's when there is one). ``warm`` compiles the
+    policy's inspectors now; ``protocols`` replaces the protocol table (tests, experiments).
 
     Raises `PolicyError` / `OSError` when the zone policy cannot be loaded.
     """
     holder = policy_holder(settings, slot, slots)
     return Pipeline(settings, outputs, holder, id_prefix="F" if workers == 1 else f"F{slot}w", seed=slot,
-                    warm=warm, cheap_bytes=settings.live.worker_inspect_bytes)
+                    warm=warm, cheap_bytes=settings.live.worker_inspect_bytes, protocols=protocols)
 

@@ -62,7 +62,7 @@ class Sensor:
         zone_of: Callable[[Flow], tuple[str, str]] | None = None,
         id_prefix: str = "F",
         seed: int = 0,
-        protocols: Iterable[AppProtocol] = PROTOCOLS,
+        protocols: Iterable[AppProtocol] | None = None,
     ) -> None:
         self.settings = settings
         self.on_object = on_object
@@ -85,7 +85,8 @@ class Sensor:
         # several capture workers: a prefix per worker keeps content ids unique across them
         self.factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes,
                                      prefix=id_prefix)
-        self.applayer = AppLayer(protocols, self.factory, emit=self._emit, limits=settings.applayer.limits(),
+        table = PROTOCOLS if protocols is None else protocols
+        self.applayer = AppLayer(table, self.factory, emit=self._emit, limits=settings.applayer.limits(),
                                  on_flow_end=on_flow_end, on_event=on_event, zone_of=zone_of,
                                  udp_seed=1024 + seed)
         self.stats = Stats(app_protos=self.applayer.app_protos)
