@@ -13,9 +13,8 @@ blocks, ``batches`` — lists of frames Python holds), and the pure-Python loop 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from appliance.model import AppEvent, ContentObject, Flow, Frame
@@ -200,14 +199,6 @@ class Sensor:
         for obj in objs:
             st.objects += 1
             on_object(obj)
-
-
-def in_batches(frames: Iterable[Frame], size: int = 512) -> Iterator[list[Frame]]:
-    """``frames`` as lists of up to ``size`` (for a source whose frames come one by one; one
-    that can block waiting for traffic must hand over its own batches instead)."""
-    it = iter(frames)
-    while chunk := list(islice(it, size)):
-        yield chunk
 
 
 class _FastDriver:

@@ -19,6 +19,8 @@ from reassembly.objects import ObjectFactory
 
 _NONE: list[ContentObject] = []
 """Shared empty result (never appended to)."""
+_MAX_TARGET = 1024
+"""Longest CONNECT target carried into the tunnel's objects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +99,9 @@ class HttpParser:
         t, self.tunnel = self.tunnel, None
         assert t is not None
         if t.protocol is None:  # CONNECT: whatever the tunnel carries is detected afresh
-            return self.ctx.handoff(t.at, ts_ns, replay=t.replay, meta={"connect_host": t.target},
-                                    host=host_without_port(t.target))
+            target = t.target[:_MAX_TARGET]
+            return self.ctx.handoff(t.at, ts_ns, replay=t.replay, meta={"connect_host": target},
+                                    host=host_without_port(target))
         return self.ctx.handoff(t.at, ts_ns, protocol=t.protocol, replay=t.replay)
 
 

@@ -8,6 +8,7 @@ docstring. Objects go to ``emit(list)``, metadata records to ``on_event``, a fin
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -28,6 +29,8 @@ from reassembly.applayer.base import IGNORE, AppProtocol, ParserContext, Tagged,
 from reassembly.applayer.expect import Expectations
 from reassembly.flows import FlowTable
 from reassembly.objects import ObjectFactory
+
+log = logging.getLogger("tapsift.applayer")
 
 _NONE: list[ContentObject] = []
 """Shared empty result (never appended to)."""
@@ -100,7 +103,10 @@ class _Detect:
         cli, srv = self.seen
         all_no = bool(cli or srv)
         for entry in self.order:
-            v = entry.probe(cli, srv, flow)  # type: ignore[misc]
+            try:
+                v = entry.probe(cli, srv, flow)  # type: ignore[misc]
+            except Exception:  # a broken probe says no
+                v = False
             if v:
                 return entry
             if v is None:
@@ -175,6 +181,8 @@ class AppLayer:
         self._udp_flows = FlowTable(max_udp_flows, seed=udp_seed, on_evict=self._udp_evicted)
         self.app_protos: Counter[str] = Counter()
         """Finished flows per ``app_proto`` (``unknown``: none recognised)."""
+        self._failures: set[str] = set()
+        """Protocols whose parser raised (logged with a traceback once each)."""
 
     # -- configuration ----------------------------------------------------------------------
     def set_limits(self, limits: Mapping[str, Any]) -> None:
@@ -202,7 +210,10 @@ class AppLayer:
         app = self._apps.get(flow.uid)
         if app is None:
             app = self._open(flow)
-        objs = app.feed(ev)
+        try:
+            objs = app.feed(ev)
+        except Exception:  # a parser bug costs its flow, never the stage
+            objs = self._failed(flow, app)
         if objs:
             self.emit(objs)
         if type(ev) is StreamClosed:
@@ -217,11 +228,28 @@ class AppLayer:
             app = apps.get(flow.uid)
             if app is None:
                 app = self._open(flow)
-            objs = app.feed(ev)
+            try:
+                objs = app.feed(ev)
+            except Exception:  # a parser bug costs its flow, never the stage
+                objs = self._failed(flow, app)
             if objs:
                 emit(objs)
             if type(ev) is StreamClosed:
                 self._closed(flow, ev)
+
+    def _failed(self, flow: Flow, app: Any) -> list[ContentObject]:
+        """A parser raised: the rest of its flow is ignored, and the flow says so (its anomaly
+        ``applayer.parser_error`` is reported when the flow ends)."""
+        if "applayer.parser_error" not in flow.anomalies:
+            flow.anomalies.append("applayer.parser_error")
+        name = flow.app_proto or type(app).__name__
+        if name not in self._failures:
+            self._failures.add(name)
+            log.exception("application-layer parser %s failed on flow %s (further failures are counted)",
+                          name, flow.uid)
+        if flow.uid in self._apps:
+            self._apps[flow.uid] = IGNORE
+        return _NONE
 
     def _open(self, flow: Flow) -> Any:
         """A new flow: its zones, an expected connection, else detection."""
@@ -279,7 +307,10 @@ class AppLayer:
         out: list[ContentObject] = []
         for parser in (*self._retired.pop(uid, ()), self._apps.pop(uid, None)):
             if parser is not None:
-                objs = parser.close(flow, ts_ns)
+                try:
+                    objs = parser.close(flow, ts_ns)
+                except Exception:
+                    objs = self._failed(flow, parser)
                 if objs:
                     out.extend(objs)
         if out:
@@ -327,7 +358,10 @@ class AppLayer:
             flow.last_ts_ns = ts
         flow.pkts[d] += 1
         flow.bytes[d] += len(pkt.payload)
-        objs = parser.feed_datagram(pkt, d)
+        try:
+            objs = parser.feed_datagram(pkt, d)
+        except Exception:
+            objs = self._failed(flow, parser)
         if objs:
             self.emit(objs)
 
@@ -343,7 +377,7 @@ class AppLayer:
         fk = FlowKey.of(pkt.src, pkt.sport, pkt.dst, pkt.dport, 17, pkt.vlan)
         flow = flows.create(fk, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts_ns, pkt.iface)
         order = self._dgram_orders.get(pkt.dport) or self._dgram_orders.get(pkt.sport) or self._dgram
-        entry = next((e for e in order if e.probe(payload, b"", flow)), None)  # type: ignore[misc]
+        entry = next((e for e in order if _probe_datagram(e, payload, flow)), None)
         if entry is None:
             flows.remove(flow)
             self._udp[key] = self._udp[rkey] = _NO_ROUTE
@@ -362,7 +396,10 @@ class AppLayer:
         self._udp.pop((flow.server_ip, flow.server_port, flow.client_ip, flow.client_port, flow.vlan), None)
         if route is None or route[0] is None:
             return
-        objs = route[0].close(flow, ts_ns)
+        try:
+            objs = route[0].close(flow, ts_ns)
+        except Exception:
+            objs = self._failed(flow, route[0])
         if objs:
             self.emit(objs)
         self.app_protos[flow.app_proto or "unknown"] += 1
@@ -387,6 +424,13 @@ class AppLayer:
         self._apps.clear()
         self._closes.clear()
         self._retired.clear()
+
+
+def _probe_datagram(entry: AppProtocol, payload: bytes, flow: Flow) -> bool:
+    try:
+        return bool(entry.probe(payload, b"", flow))  # type: ignore[misc]
+    except Exception:  # a broken probe says no
+        return False
 
 
 def _port_orders(entries: tuple[AppProtocol, ...]) -> dict[int, tuple[AppProtocol, ...]]:

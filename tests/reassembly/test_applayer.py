@@ -275,3 +275,23 @@ def test_new_limits_apply_to_new_flows() -> None:
     run.feed(b.data(C, b"R" + b"y" * 20) + a.close(C) + a.close(S) + b.close(C) + b.close(S))
     assert [(o.size, o.truncated) for o in run.objects] == [(5, ("body_limit",)), (21, ())]
 
+
+
+def test_a_parser_that_raises_costs_its_flow_not_the_stage() -> None:
+    class Broken(Recorder):
+        def feed(self, ev: StreamEvent) -> list[ContentObject]:
+            if type(ev) is StreamData and b"boom" in ev.data:
+                raise ValueError("parser bug")
+            return super().feed(ev)
+
+    def bad_probe(client: bytes, server: bytes, flow: Flow) -> bool:
+        raise RuntimeError("probe bug")
+
+    run = Run((AppProtocol("flaky", lambda c, s, f: None, probe=bad_probe),
+               AppProtocol("broken", Broken, probe=_starts(b"B")), *PROTOCOLS))
+    a, b = Stream(make_flow("Ca")), Stream(make_flow("Cb"))
+    run.feed(a.data(C, b"B boom") + a.data(C, b"more") + b.data(C, PDF) + a.close(C) + a.close(S)
+             + b.close(C) + b.close(S))
+    assert a.flow.anomalies == ["applayer.parser_error"] and a.flow.app_proto == "broken"
+    assert [o.source for o in run.objects] == ["tcp-stream"]  # the other flow is untouched
+    assert [k for k, _ in run.out].count("end") == 2
