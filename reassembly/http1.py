@@ -34,7 +34,7 @@ Parsing is lenient where browsers are, and every oddity becomes an anomaly code 
   status line; CONNECT 2xx and 101 switch to tunnel mode (``http.tunnel``), parsing stops;
 - after a CONNECT request the client's bytes are held (up to ``max_header_bytes``) until its
   answer: a 2xx makes them the tunnel's first bytes, anything else HTTP again (libhtp's
-  CONNECT wait). Entering a tunnel calls ``on_tunnel(Tunnel)`` with the stream offsets where it
+  CONNECT wait). Entering a tunnel sets ``handoff`` to a `Tunnel`: the stream offsets where it
   starts and the bytes already received past them (the application layer hands the rest of the
   stream to detection, or to the protocol the Upgrade header names).
 
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable
 from typing import NamedTuple
 
 from appliance.model.flows import Flow
@@ -186,9 +185,8 @@ class Http1Parser:
     """HTTP/1.x parser for both directions of one flow (sans-IO, never raises on wire data)."""
 
     def __init__(self, flow: Flow, *, max_header_bytes: int = 64 * 1024, body_limit: int | None = None,
-                 max_pending: int = 256, on_tunnel: Callable[[Tunnel], None] | None = None) -> None:
+                 max_pending: int = 256) -> None:
         self.flow = flow
-        self.on_tunnel = on_tunnel
         self.max_header_bytes = max_header_bytes
         self.body_limit = body_limit
         self.max_pending = max_pending
@@ -197,6 +195,8 @@ class Http1Parser:
         self.next_tx_id = 0
         self.anomalies: list[str] = []  # flow-level anomalies (no tx to attach them to)
         self.tunnel = False
+        self.handoff: Tunnel | None = None
+        """Where the tunnel starts, once one was entered (the consumer takes it and sets None)."""
         self._ev: list[HttpEvent] = []
         self._event: StreamEvent = StreamClosed(flow, Direction.TO_SERVER, 0, 0, "none")
         """The event being fed (its time stamps the HTTP events; its offset places a tunnel)."""
@@ -1020,11 +1020,10 @@ class Http1Parser:
     def _enter_tunnel(self, tx: HttpTransaction, protocol: str | None) -> None:
         self.tunnel = True
         up, down = self.dirs
-        if self.on_tunnel is not None:
-            held = bytes(up.buf) if up.state == _WAIT and self._wait_at >= 0 else b""
-            tail = down.tail
-            at = (self._wait_at if held else 0, self._data_end() - len(tail) if tail else 0)
-            self.on_tunnel(Tunnel(at, (held, tail), protocol, tx.uri.decode("latin-1")))
+        held = bytes(up.buf) if up.state == _WAIT and self._wait_at >= 0 else b""
+        tail = down.tail
+        at = (self._wait_at if held else 0, self._data_end() - len(tail) if tail else 0)
+        self.handoff = Tunnel(at, (held, tail), protocol, tx.uri.decode("latin-1"))
         self._wait_tx = None
         for x in self.dirs:
             if x.tx is not None and x.state not in (_DEAD, _TUNNEL):

@@ -63,15 +63,13 @@ def assembler(factory: ObjectFactory, limits: HttpLimits) -> HttpContentAssemble
 class HttpParser:
     """One flow's HTTP: parser events through the shared assembler into objects."""
 
-    __slots__ = ("assembler", "ctx", "parser", "tunnel")
+    __slots__ = ("assembler", "ctx", "parser")
 
     def __init__(self, flow: Flow, ctx: ParserContext) -> None:
         lim = ctx.limits
-        self.parser = Http1Parser(flow, max_header_bytes=lim.max_header_bytes, body_limit=lim.body_limit or None,
-                                  on_tunnel=self._on_tunnel)
+        self.parser = Http1Parser(flow, max_header_bytes=lim.max_header_bytes, body_limit=lim.body_limit or None)
         self.assembler: HttpContentAssembler = ctx.shared  # type: ignore[assignment]
         self.ctx = ctx
-        self.tunnel: Tunnel | None = None
 
     def feed(self, ev: StreamEvent) -> list[ContentObject]:
         hevs = self.parser.feed(ev)
@@ -85,19 +83,16 @@ class HttpParser:
             objs = feed(hev)
             if objs:
                 out.extend(objs)
-        if self.tunnel is not None:
+        if self.parser.handoff is not None:  # handed off once this event's objects are assembled
             out.extend(self._handoff(ev.ts_ns))
         return out
 
     def close(self, flow: Flow, ts_ns: int) -> list[ContentObject]:
         return self.assembler.close_flow(flow, ts_ns)
 
-    def _on_tunnel(self, t: Tunnel) -> None:
-        self.tunnel = t  # handed off once this event's objects are assembled
-
     def _handoff(self, ts_ns: int) -> list[ContentObject]:
-        t, self.tunnel = self.tunnel, None
-        assert t is not None
+        t: Tunnel = self.parser.handoff  # type: ignore[assignment]
+        self.parser.handoff = None
         if t.protocol is None:  # CONNECT: whatever the tunnel carries is detected afresh
             target = t.target[:_MAX_TARGET]
             return self.ctx.handoff(t.at, ts_ns, replay=t.replay, meta={"connect_host": target},

@@ -228,10 +228,9 @@ INNER = b"GET /in HTTP/1.1\r\nHost: inner.example\r\n\r\n"
 
 
 def _tunnel(events: list) -> tuple[Collected, list]:
-    s_flow = events[0].flow
-    seen: list = []
-    p = Http1Parser(s_flow, on_tunnel=seen.append)
-    return Collected(feed_all(p, events)), seen
+    p = Http1Parser(events[0].flow)
+    c = Collected(feed_all(p, events))
+    return c, [p.handoff] if p.handoff is not None else []
 
 
 def test_connect_holds_client_bytes_until_the_answer_and_reports_the_tunnel():
