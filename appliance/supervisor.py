@@ -866,11 +866,9 @@ class Supervisor:
                 # Only the application-layer limits are taken (the workers do the same, so a
                 # re-forked worker agrees with the others); everything else is bound to what
                 # was opened or sized at start (sockets, rings, flow tables, outputs).
-                old = self.settings
-                self.settings = old.model_copy(update={"applayer": new.applayer})
-                rest = [k for k in type(old).model_fields if k != "applayer" and getattr(old, k) != getattr(new, k)]
-                log.info("reload: application-layer limits re-read from %s%s", self.config_path,
-                         f"; changes to {', '.join(rest)} need a restart" if rest else "")
+                self.settings = self.settings.model_copy(update={"applayer": new.applayer})
+                log.info("reload: application-layer limits re-read from %s (other settings need a restart)",
+                         self.config_path)
         for c in self.children:
             if c.proc is not None and c.proc.is_alive():
                 os.kill(c.proc.pid, signal.SIGHUP)
