@@ -6,13 +6,15 @@ so that ``tapsift read`` works without a file. See docs/configuration.md for the
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MiB = 1024 * 1024
+log = logging.getLogger("tapsift.settings")
 
 
 class _Section(BaseModel):
@@ -47,9 +49,14 @@ class ReassemblySettings(_Section):
     seconds. ``false`` forces the pure-Python path (for comparison or debugging)."""
 
 
-class HttpSettings(_Section):
+class BodyLimitSettings(_Section):
+    """Limits of a protocol whose only limit is the object size."""
+
     body_limit: int = Field(100 * MiB, ge=0)
-    """Bytes of a decoded body to hash and keep; beyond it the object is TRUNCATED (0 = no limit)."""
+    """Bytes of an object to hash and keep; beyond it the object is TRUNCATED (0 = no limit)."""
+
+
+class HttpLimitSettings(BodyLimitSettings):
     max_header_bytes: int = Field(64 * 1024, ge=1024)
     max_decoded_bytes: int = Field(256 * MiB, ge=MiB)
     """Hard cap on the output of content decoding of one body."""
@@ -58,6 +65,50 @@ class HttpSettings(_Section):
     max_encoding_layers: int = Field(3, ge=1, le=8)
     range_reassembly_bytes: int = Field(256 * MiB, ge=0)
     """Memory for stitching 206 pieces back into whole files (0 = off)."""
+
+
+class SmtpLimitSettings(BodyLimitSettings):
+    max_line: int = Field(8192, ge=64)
+    """Longest command/reply line kept; a longer DATA line is fed on in pieces."""
+
+
+class ApplayerSettings(_Section):
+    """Per-protocol limits of the application layer (``applayer.<protocol>``); the names are
+    those of the protocol table (`reassembly.applayer.table`), whose defaults these repeat."""
+
+    http: HttpLimitSettings = HttpLimitSettings()
+    smtp: SmtpLimitSettings = SmtpLimitSettings()
+    ftp: BodyLimitSettings = BodyLimitSettings()
+    """FTP data transfers."""
+    smb: BodyLimitSettings = BodyLimitSettings()
+    irc: BodyLimitSettings = BodyLimitSettings()
+    """IRC DCC transfers."""
+    raw: BodyLimitSettings = BodyLimitSettings()
+    """Unrecognised streams kept because a file signature starts them."""
+
+    def limits(self) -> dict[str, BodyLimitSettings]:
+        """Protocol name → its limits object (what `AppLayer` takes)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def set_body_limit(self, limit: int) -> None:
+        """One body limit for every protocol (``tapsift read --body-limit``)."""
+        for section in self.limits().values():
+            section.body_limit = limit
+
+
+class DeprecatedHttpSettings(_Section):
+    """The old ``http:`` section, read into ``applayer`` (a warning is logged once)."""
+
+    body_limit: int | None = Field(None, ge=0)
+    """Was the byte limit of every protocol: still sets each ``applayer.*.body_limit`` not given."""
+    max_header_bytes: int | None = Field(None, ge=1024)
+    max_decoded_bytes: int | None = Field(None, ge=MiB)
+    max_decompression_ratio: int | None = Field(None, ge=10)
+    max_encoding_layers: int | None = Field(None, ge=1, le=8)
+    range_reassembly_bytes: int | None = Field(None, ge=0)
+
+
+_warned = {"http": False}
 
 
 class ContentSettings(_Section):
@@ -188,7 +239,9 @@ class Settings(_Section):
 
     capture: CaptureSettings = CaptureSettings()
     reassembly: ReassemblySettings = ReassemblySettings()
-    http: HttpSettings = HttpSettings()
+    applayer: ApplayerSettings = ApplayerSettings()
+    http: DeprecatedHttpSettings | None = None
+    """Deprecated: use ``applayer.http`` (``http.body_limit`` sets every protocol's body limit)."""
     content: ContentSettings = ContentSettings()
     output: OutputSettings = OutputSettings()
     live: LiveSettings = LiveSettings()
@@ -196,6 +249,27 @@ class Settings(_Section):
     web: dict[str, Any] = Field(default_factory=dict)
     """The console's section (validated by ``tapsift web``; see docs/console.md), so one file
     can configure both services."""
+
+    @model_validator(mode="after")
+    def _http_alias(self) -> Settings:
+        """Read the deprecated ``http:`` section into ``applayer`` (explicit ``applayer`` keys win)."""
+        old = self.http
+        if old is None:
+            return self
+        if not _warned["http"]:
+            _warned["http"] = True
+            log.warning("settings: the 'http:' section is deprecated; use 'applayer:' (see docs/configuration.md)")
+        given = self.applayer.model_fields_set
+        for key in old.model_fields_set:
+            value = getattr(old, key)
+            if value is None:
+                continue
+            targets = self.applayer.limits() if key == "body_limit" else {"http": self.applayer.http}
+            for name, section in targets.items():
+                if name not in given or key not in section.model_fields_set:
+                    setattr(section, key, value)
+        self.http = None
+        return self
 
 
 class SettingsError(ValueError):

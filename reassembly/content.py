@@ -191,10 +191,6 @@ class HttpContentAssembler:
             out.extend(self._finish(flow, body, ts_ns, False, "flow_closed"))
         return out
 
-    @property
-    def open_bodies(self) -> int:
-        return len(self._bodies)
-
     # -- internals ----------------------------------------------------------------------------
     def _body(self, flow: Flow, tx: HttpTransaction, direction: Direction) -> _Body:
         key = (tx, direction)

@@ -31,7 +31,12 @@ Parsing is lenient where browsers are, and every oddity becomes an anomaly code 
   ignored (as extensions), missing final chunk → ``complete=False``;
 - 1xx are interim (skipped; a 101 only switches protocols if the request asked to upgrade);
   204/304/HEAD have no body unless a 204/304 announces framing and the next bytes are not a
-  status line; CONNECT 2xx and 101 switch to tunnel mode (``http.tunnel``), parsing stops.
+  status line; CONNECT 2xx and 101 switch to tunnel mode (``http.tunnel``), parsing stops;
+- after a CONNECT request the client's bytes are held (up to ``max_header_bytes``) until its
+  answer: a 2xx makes them the tunnel's first bytes, anything else HTTP again (libhtp's
+  CONNECT wait). Entering a tunnel sets ``handoff`` to a `Tunnel`: the stream offsets where it
+  starts and the bytes already received past them (the application layer hands the rest of the
+  stream to detection, or to the protocol the Upgrade header names).
 
 Memory: header sections are capped at ``max_header_bytes`` (then that direction is given up,
 ``http.header_too_long``); body bytes are passed through as slices of the incoming data,
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from typing import NamedTuple
 
 from appliance.model.flows import Flow
 from appliance.model.http import (
@@ -69,6 +75,7 @@ _PEEK = 7  # 204/304 with framing headers: body or next status line?
 _RESYNC = 8  # after a gap: looking for the next message start
 _DEAD = 9  # given up on this direction
 _TUNNEL = 10
+_WAIT = 11  # request side after a CONNECT: holding bytes until the answer
 
 _SNIFF_MAX = 64
 _CHUNK_LINE_MAX = 4096
@@ -88,6 +95,14 @@ _RESYNC_REQ_RE = re.compile(
 _RESYNC_RESP_RE = re.compile(rb"(?:^|\n)[ \t]*HTTP/\d", re.I)
 
 
+def _upgrade_token(value: bytes | None) -> str | None:
+    """The protocol an Upgrade header asks for first (``websocket``, ``h2c``…), lower case."""
+    if not value:
+        return None
+    tok = value.split(b",", 1)[0].strip().split(b"/", 1)[0].strip().lower()
+    return tok.decode("latin-1") or None
+
+
 def parse_content_length(value: bytes) -> int | None:
     """Browser-lenient Content-Length: digits only, else the largest number in the value."""
     v = value.strip(b" \t")
@@ -97,6 +112,19 @@ def parse_content_length(value: bytes) -> int | None:
     if not nums:
         return None
     return max(int(n) for n in nums)
+
+
+class Tunnel(NamedTuple):
+    """Where a tunnel (CONNECT 2xx, 101 Switching Protocols) starts; see `Http1Parser`."""
+
+    at: tuple[int, int]
+    """Stream offset of the tunnel's first byte per direction (meaningful where ``replay`` is not empty)."""
+    replay: tuple[bytes, bytes]
+    """Bytes from ``at`` the parser already received, per direction."""
+    protocol: str | None
+    """The Upgrade token of a 101 (``websocket``, ``h2c``…), None for CONNECT (detect afresh)."""
+    target: str
+    """The request target (for CONNECT, the ``host:port`` authority)."""
 
 
 class _Dir:
@@ -120,6 +148,7 @@ class _Dir:
         "scan",
         "start",
         "state",
+        "tail",
         "tx",
     )
 
@@ -142,6 +171,7 @@ class _Dir:
         self.limit_hit = False
         self.closed = False
         self.peek_chunked: bool | None = None
+        self.tail = b""  # the bytes after the header section being parsed (for a tunnel's start)
 
     def reset_header(self) -> None:
         self.buf = bytearray()
@@ -165,14 +195,22 @@ class Http1Parser:
         self.next_tx_id = 0
         self.anomalies: list[str] = []  # flow-level anomalies (no tx to attach them to)
         self.tunnel = False
+        self.handoff: Tunnel | None = None
+        """Where the tunnel starts, once one was entered (the consumer takes it and sets None)."""
         self._ev: list[HttpEvent] = []
-        self._ts = 0
+        self._event: StreamEvent = StreamClosed(flow, Direction.TO_SERVER, 0, 0, "none")
+        """The event being fed (its time stamps the HTTP events; its offset places a tunnel)."""
+        self._wait_tx: HttpTransaction | None = None
+        """The CONNECT whose answer the request side waits for (`_WAIT`)."""
+        self._wait_at = -1
+        """Stream offset of the first byte held in `_WAIT` (-1: none yet)."""
+        self._end_override = -1
 
     # -- entry point ------------------------------------------------------------------------
     def feed(self, event: StreamEvent) -> list[HttpEvent]:
         """Process one stream event; returns the HTTP events it completes."""
         self._ev = []
-        self._ts = event.ts_ns
+        self._event = event
         d = self.dirs[event.direction]
         try:
             if d.closed:
@@ -201,7 +239,7 @@ class Http1Parser:
             target.append(code)
 
     def _new_tx(self) -> HttpTransaction:
-        tx = HttpTransaction(self.flow.uid, self.next_tx_id, self._ts)
+        tx = HttpTransaction(self.flow.uid, self.next_tx_id, self._event.ts_ns)
         self.next_tx_id += 1
         return tx
 
@@ -229,7 +267,7 @@ class Http1Parser:
                 data = data[:room]
                 d.limit_hit = True
         d.emitted += len(data)
-        self._ev.append(HttpBodyData(self.flow, tx, d.direction, data, self._ts))
+        self._ev.append(HttpBodyData(self.flow, tx, d.direction, data, self._event.ts_ns))
 
     def _body_gap(self, d: _Dir, n: int) -> None:
         if n <= 0 or d.tx is None:
@@ -240,7 +278,7 @@ class Http1Parser:
         else:
             d.tx.response_body_len += n
         self._anomaly(d.tx, "http.body_gap")
-        self._ev.append(HttpBodyGap(self.flow, d.tx, d.direction, n, self._ts))
+        self._ev.append(HttpBodyGap(self.flow, d.tx, d.direction, n, self._event.ts_ns))
 
     def _end_body(self, d: _Dir, complete: bool, reason: str = "") -> None:
         """End the current message body (if any) and go back to waiting for a message."""
@@ -251,7 +289,7 @@ class Http1Parser:
                     self._anomaly(tx, "http.cl_te_body_capped")
                 else:
                     complete, reason = False, "body_limit"
-            self._ev.append(HttpBodyEnd(self.flow, tx, d.direction, self._ts, complete, reason))
+            self._ev.append(HttpBodyEnd(self.flow, tx, d.direction, self._event.ts_ns, complete, reason))
         d.tx = None
         d.cap = None
         d.cl = None
@@ -325,6 +363,15 @@ class Http1Parser:
                 rest = self._resync(d)
                 if rest is not None:
                     data, i, n = rest, 0, len(rest)
+            elif st == _WAIT:
+                if self._wait_at < 0:
+                    self._wait_at = self._data_end() - (n - i)
+                d.buf += data[i:] if i else data
+                i = n
+                if len(d.buf) > self.max_header_bytes:  # no answer to the CONNECT: HTTP again
+                    self._anomaly(self._wait_tx, "http.tunnel_reply_missing")
+                    data = self._unwait(d)
+                    i, n = 0, len(data)
             else:  # _DEAD, _TUNNEL
                 return
 
@@ -351,7 +398,9 @@ class Http1Parser:
                     block = bytes(buf[d.start:k + 2])
                     rest = bytes(buf[k + 4:])
                     d.reset_header()
+                    d.tail = rest
                     self._message(d, block)
+                    d.tail = b""
                     return rest
             j = buf.find(b"\n", pos)
             if j < 0:
@@ -390,7 +439,9 @@ class Http1Parser:
                 block = bytes(buf[d.start:pos])
                 rest = bytes(buf[j + 1:])
                 d.reset_header()
+                d.tail = rest
                 self._message(d, block)
+                d.tail = b""
                 return rest
             d.prev_bare_lf = bare_lf
             pos = j + 1
@@ -475,7 +526,7 @@ class Http1Parser:
         self._anomaly(tx, "http.response_http09")
         tx.response_version = b"HTTP/0.9"
         tx.status = 200
-        self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._ts))
+        self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._event.ts_ns))
         rest = bytes(d.buf)
         d.reset_header()
         d.tx = tx
@@ -612,7 +663,7 @@ class Http1Parser:
             self.pending.append(tx)
         else:
             self._anomaly(tx, "http.too_many_pending")
-        self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._ts))
+        self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._event.ts_ns))
         d.tx = tx
         chunked, cl, _ = self._framing(tx, tx.request_headers)
         if chunked is not None:
@@ -622,10 +673,14 @@ class Http1Parser:
             d.remaining = cl
         else:
             self._end_body(d, True, "no_body")
+            if d.state == _START and tx.method.upper() == b"CONNECT" and self._wait_tx is None:
+                d.state = _WAIT
+                self._wait_tx = tx
+                self._wait_at = -1
 
     # -- responses --------------------------------------------------------------------------
     def _response(self, d: _Dir, block: bytes) -> None:
-        scratch = HttpTransaction(self.flow.uid, -1, self._ts)
+        scratch = HttpTransaction(self.flow.uid, -1, self._event.ts_ns)
         lines = self._split_lines(block, scratch)
         first = lines[0] if lines else b""
         version, status, reason = self._status_line(first, scratch)
@@ -639,10 +694,10 @@ class Http1Parser:
                     tx = self._response_tx()
                     self._fill_response(tx, version, status, reason, headers, scratch)
                     self._anomaly(tx, "http.tunnel")
-                    self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._ts))
+                    self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._event.ts_ns))
                     d.tx = tx
                     self._end_body(d, True, "no_body")
-                    self._enter_tunnel()
+                    self._enter_tunnel(tx, _upgrade_token(tx.request_header(b"upgrade")))
                     return
                 if peek_tx is not None:
                     self._anomaly(peek_tx, "http.interim_response")
@@ -650,14 +705,16 @@ class Http1Parser:
             scratch.anomalies.append("http.101_without_upgrade")
         tx = self._response_tx()
         self._fill_response(tx, version, status, reason, headers, scratch)
-        self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._ts))
+        self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._event.ts_ns))
         d.tx = tx
         method = tx.method.upper()
         if method == b"CONNECT" and 200 <= status < 300:
             self._anomaly(tx, "http.tunnel")
             self._end_body(d, True, "no_body")
-            self._enter_tunnel()
+            self._enter_tunnel(tx, None)
             return
+        if tx is self._wait_tx:  # the CONNECT was refused: what the client sent meanwhile is HTTP
+            self._resume()
         chunked, cl, framed = self._framing(tx, headers)
         if method == b"HEAD":
             self._end_body(d, True, "no_body")
@@ -868,6 +925,9 @@ class Http1Parser:
         st = d.state
         if st in (_DEAD, _TUNNEL):
             return
+        if st == _WAIT:  # the held bytes cannot start a tunnel any more: resync as HTTP
+            self._wait_tx = None
+            self._wait_at = -1
         if st == _CLOSE:
             self._body_gap(d, length)
             return
@@ -899,6 +959,8 @@ class Http1Parser:
             # the response headers of the oldest request were (partly) lost
             lost = self.pending.popleft()
             self._anomaly(lost, "http.response_lost_in_gap")
+            if lost is self._wait_tx:
+                self._resume()
         elif st == _START and d.direction is Direction.TO_SERVER and d.buf.strip(_WS):
             self._anomaly(None, "http.request_lost_in_gap")
         self._anomaly(None, "http.gap_resync")
@@ -922,8 +984,47 @@ class Http1Parser:
         d.state = _START
         return rest
 
-    def _enter_tunnel(self) -> None:
+    def _data_end(self) -> int:
+        """Stream offset just past the data being parsed (the event's, or the held bytes')."""
+        if self._end_override >= 0:
+            return self._end_override
+        ev = self._event
+        if type(ev) is StreamData:
+            return ev.offset + len(ev.data)
+        return ev.offset + ev.length if type(ev) is StreamGap else ev.offset
+
+    def _unwait(self, d: _Dir) -> bytes:
+        """Leave `_WAIT`: the held bytes, to be parsed as HTTP."""
+        held = bytes(d.buf)
+        d.reset_header()
+        d.state = _START
+        self._wait_tx = None
+        self._wait_at = -1
+        return held
+
+    def _resume(self) -> None:
+        """The CONNECT got no tunnel: parse the request bytes held meanwhile."""
+        up = self.dirs[Direction.TO_SERVER]
+        if up.state != _WAIT:
+            self._wait_tx = None
+            return
+        start = self._wait_at
+        held = self._unwait(up)
+        if held:
+            self._end_override = start + len(held)
+            try:
+                self._data(up, held)
+            finally:
+                self._end_override = -1
+
+    def _enter_tunnel(self, tx: HttpTransaction, protocol: str | None) -> None:
         self.tunnel = True
+        up, down = self.dirs
+        held = bytes(up.buf) if up.state == _WAIT and self._wait_at >= 0 else b""
+        tail = down.tail
+        at = (self._wait_at if held else 0, self._data_end() - len(tail) if tail else 0)
+        self.handoff = Tunnel(at, (held, tail), protocol, tx.uri.decode("latin-1"))
+        self._wait_tx = None
         for x in self.dirs:
             if x.tx is not None and x.state not in (_DEAD, _TUNNEL):
                 self._end_body(x, False, "tunnel")
@@ -932,6 +1033,10 @@ class Http1Parser:
 
     def _close(self, d: _Dir) -> None:
         st = d.state
+        if st == _WAIT:  # no answer before the end: the held bytes are HTTP
+            self._resume()
+            self._close(d)
+            return
         if st == _START:
             if d.buf.strip(_WS):
                 if d.direction is Direction.TO_CLIENT:
@@ -944,6 +1049,7 @@ class Http1Parser:
                         # headers cut short: use what there is
                         block = bytes(d.buf[d.start:])
                         d.reset_header()
+                        d.tail = b""
                         scratch_before = len(self._ev)
                         self._response(d, block)
                         if len(self._ev) > scratch_before and d.tx is not None:

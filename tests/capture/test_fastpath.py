@@ -4,7 +4,7 @@ Both paths run in-process over the same generated captures: the golden cases, ra
 interleavings of impaired HTTP sessions (hypothesis), a flow table small enough to evict, and
 idle timeouts. Objects are compared by everything but their ids and times (ids follow creation
 order across flows, and a joined run carries the time of its last segment: documented in
-`Sensor.run_records`); the packet, byte, flow and anomaly counters must be equal.
+`Sensor.drive`); the packet, byte, flow and anomaly counters must be equal.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.model import ContentObject
-from appliance.sensor import Sensor, in_batches
+from appliance.sensor import Sensor
 from appliance.settings import Settings
 from capture import fastpath
 from capture.pcapfile import open_capture
@@ -36,6 +36,21 @@ def _key(o: ContentObject) -> tuple[Any, ...]:
             o.depth)
 
 
+class _Batches:
+    """A capture read as lists of frames (as the libpcap backend and merged rings deliver them)."""
+
+    fast_input = "batches"
+
+    def __init__(self, cap: Any, size: int) -> None:
+        self.cap, self.size = cap, size
+
+    def batches(self) -> Any:
+        return self.cap.batches(self.size)
+
+    def frames(self) -> Any:
+        return self.cap.frames()
+
+
 def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None, batched: bool = False) -> dict[str, Any]:
     cfg: dict[str, Any] = {"reassembly": {"fast_path": fast}}
     for section, values in (overrides or {}).items():
@@ -46,13 +61,9 @@ def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None, batche
                     on_flow_end=lambda f: flows.append((f.uid, tuple(f.pkts), tuple(f.bytes), f.app_proto or "",
                                                         tuple(sorted(f.anomalies)))))
     cap = open_capture(pcap)
-    if not fast:
-        assert not sensor.run_records(cap) and not sensor.run_batched(in_batches(cap.frames()))
-        sensor.run(cap.frames())
-    elif batched or cap.record_format is None:  # frames Python already holds (pcapng)
-        assert sensor.run_batched(in_batches(cap.frames(), 97))
-    else:
-        assert sensor.run_records(cap)
+    # the source declares what it offers: classic pcap records, or batches (pcapng, libpcap…)
+    sensor.drive(_Batches(cap, 97) if batched else cap)
+    assert (sensor.fast_path_counters is not None) == fast
     sensor.finish()
     st_ = sensor.stats
     counters = dict(sensor.tcp.counters)
@@ -86,7 +97,8 @@ def test_golden_cases_same_on_both_paths(name: str, golden_dir: Path) -> None:
     case = golden.generate(name, golden_dir)
     overrides: dict[str, Any] = {}
     if "--body-limit" in case.args:
-        overrides["http"] = {"body_limit": int(case.args[case.args.index("--body-limit") + 1])}
+        limit = int(case.args[case.args.index("--body-limit") + 1])
+        overrides["applayer"] = {name: {"body_limit": limit} for name in Settings().applayer.limits()}
     r = _same(case.pcap, overrides)
     assert r["objects"], "the case produced objects"
 

@@ -221,3 +221,59 @@ def test_never_raises_on_arbitrary_bytes(chunks, gaps):
     for tx in {id(e.tx): e.tx for e in out}.values():
         assert "http.parser_error" not in tx.anomalies
     Collected(out)  # at most one end per (tx, direction)
+
+
+CONNECT = b"CONNECT inner.example:80 HTTP/1.1\r\nHost: inner.example:80\r\n\r\n"
+INNER = b"GET /in HTTP/1.1\r\nHost: inner.example\r\n\r\n"
+
+
+def _tunnel(events: list) -> tuple[Collected, list]:
+    p = Http1Parser(events[0].flow)
+    c = Collected(feed_all(p, events))
+    return c, [p.handoff] if p.handoff is not None else []
+
+
+def test_connect_holds_client_bytes_until_the_answer_and_reports_the_tunnel():
+    """The client's bytes after CONNECT are not parsed as HTTP; the 2xx reports where the
+    tunnel starts in each direction and the bytes already received past it."""
+    s = Stream()
+    evs = s.data(C, CONNECT + INNER[:10]) + s.data(C, INNER[10:])
+    evs += s.data(S, b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK\r\n", pieces=[20])
+    c, seen = _tunnel(evs)
+    assert [t.uri for t in c.txs] == [b"inner.example:80"] and "http.tunnel" in c.txs[0].anomalies
+    (t,) = seen
+    assert t.protocol is None and t.target == "inner.example:80"
+    assert t.at == (len(CONNECT), len(b"HTTP/1.1 200 Connection established\r\n\r\n"))
+    assert t.replay == (INNER, b"HTTP/1.1 200 OK\r\n")
+
+
+def test_refused_connect_parses_the_held_bytes_as_http():
+    s = Stream()
+    evs = s.data(C, CONNECT + REQ) + s.data(S, resp(b"Content-Length: 0\r\n", status=b"407 Auth")
+                                               + resp(b"Content-Length: 2\r\n", b"ok"))
+    c, seen = _tunnel(evs + s.close(C) + s.close(S))
+    assert not seen and [t.uri for t in c.txs] == [b"inner.example:80", b"/a"] and c.resp(1) == b"ok"
+
+
+def test_connect_without_answer_gives_the_held_bytes_back_to_http():
+    s = Stream()
+    p = Http1Parser(s.flow, max_header_bytes=1024)
+    body = b"x" * 2000
+    post = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n" + body
+    c = Collected(feed_all(p, s.data(C, CONNECT) + s.data(C, post) + s.close(C)))
+    assert [t.uri for t in c.txs] == [b"inner.example:80", b"/up"] and c.req(1) == body
+    assert "http.tunnel_reply_missing" in c.txs[0].anomalies
+    s2 = Stream()  # the client closes first: what it held is HTTP too
+    c2 = Collected(feed_all(Http1Parser(s2.flow), s2.data(C, CONNECT + REQ) + s2.close(C)))
+    assert [t.uri for t in c2.txs] == [b"inner.example:80", b"/a"]
+
+
+def test_gap_while_waiting_and_upgrade_names_the_protocol():
+    s = Stream()
+    evs = s.data(C, CONNECT + b"abc") + s.gap(C, 10) + s.data(S, b"HTTP/1.1 200 OK\r\n\r\n")
+    _, seen = _tunnel(evs)
+    assert seen[0].replay == (b"", b"")  # the held bytes cannot start a tunnel past a hole
+    s2 = Stream()
+    up = b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n"
+    _, seen2 = _tunnel(s2.data(C, up) + s2.data(S, b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello"))
+    assert seen2[0].protocol == "websocket" and seen2[0].replay == (b"", b"\x81\x05hello")

@@ -1,0 +1,29 @@
+"""The protocol table: one entry per protocol, in probing order (port hints go first).
+
+Adding a protocol: a module with its `AppProtocol` and one line here.
+"""
+
+from __future__ import annotations
+
+from reassembly.applayer.base import AppProtocol
+from reassembly.applayer.ftp import FTP, FTP_DATA
+from reassembly.applayer.http import HTTP
+from reassembly.applayer.irc import IRC, IRC_DCC
+from reassembly.applayer.raw import RAW
+from reassembly.applayer.smb import SMB
+from reassembly.applayer.smtp import SMTP
+from reassembly.applayer.ssh import SSH
+from reassembly.applayer.tls import TLS
+
+PROTOCOLS: tuple[AppProtocol, ...] = (
+    HTTP,
+    SMTP,
+    FTP,
+    IRC,
+    SMB,
+    TLS,
+    SSH,
+    FTP_DATA,
+    IRC_DCC,
+    RAW,
+)
