@@ -126,6 +126,12 @@ class _Body:
 
 _DECODE_PIECE = 16384
 """Encoded bytes handed to a content decoder at once (its output is bounded by the ratio limit)."""
+ALTERNATE = "http.alternate_framing"
+"""Anomaly of a transaction that is a second reading of a body (`reassembly.http1`)."""
+_HAS_ALTERNATE = frozenset({"http.ambiguous_content_length", "http.cl_te_conflict"})
+"""Anomalies of a transaction whose body may have a second reading."""
+_MAX_REMEMBERED = 256
+"""Main readings remembered until their alternate reading ends (oldest forgotten first)."""
 
 
 class HttpContentAssembler:
@@ -149,6 +155,8 @@ class HttpContentAssembler:
         self.ranges = RangeStitcher(budget=range_budget, max_total=max(body_limit, 1) if body_limit else 1 << 40)
         self._bodies: dict[tuple[HttpTransaction, Direction], _Body] = {}
         """Open bodies by (transaction, direction): transactions hash by identity."""
+        self._main: dict[tuple[str, int, Direction], str] = {}
+        """md5 of the main reading of a body that has an alternate one still open."""
 
     # -- event entry point --------------------------------------------------------------------
     def feed(self, ev: HttpEvent) -> list[ContentObject]:
@@ -206,13 +214,14 @@ class HttpContentAssembler:
         headers = tx.request_headers if direction is Direction.TO_SERVER else tx.response_headers
         ctype = HttpTransaction._get(headers, b"content-type")
         boundary = mime_boundary(ctype)
-        if boundary is not None and (
+        alternate = ALTERNATE in tx.anomalies  # a second reading is one object: not split, not stitched
+        if boundary is not None and not alternate and (
             direction is Direction.TO_SERVER or ctype.lower().lstrip().startswith(b"multipart/byteranges")
         ):
             body.splitter = multipart.MultipartSplitter(boundary)
         else:
             body.builder = self.factory.builder(limit=self.body_limit)
-            if direction is Direction.TO_CLIENT and tx.status == 206:
+            if direction is Direction.TO_CLIENT and tx.status == 206 and not alternate:
                 body.range = parse_content_range(tx.response_header(b"content-range"))
                 if body.range is not None:
                     body.range_data = []
@@ -310,6 +319,18 @@ class HttpContentAssembler:
             ts_ns=body.tx.ts_ns, kind="range", filename=self._filename(body.tx, body.direction), **fields,
         )
 
+    def _keep_reading(self, tx: HttpTransaction, direction: Direction, md5: str) -> bool:
+        """Whether to report this reading of a body: an alternate reading (`ALTERNATE`) that
+        came out the same as the main one is not (the main reading always ends first)."""
+        key = (tx.flow_uid, tx.tx_id, direction)
+        if ALTERNATE in tx.anomalies:
+            return self._main.pop(key, None) != md5
+        if not _HAS_ALTERNATE.isdisjoint(tx.anomalies):
+            if len(self._main) >= _MAX_REMEMBERED:
+                del self._main[next(iter(self._main))]
+            self._main[key] = md5
+        return True
+
     def _filename(self, tx: HttpTransaction, direction: Direction) -> str:
         if direction is Direction.TO_CLIENT:
             name = filename_from_disposition(tx.response_header(b"content-disposition"))
@@ -348,6 +369,8 @@ class HttpContentAssembler:
         if body.range is not None:
             extra.append("range")
             kind = "range-piece"
+        if not self._keep_reading(body.tx, body.direction, b.digests()[0]):
+            return out
         obj = self.factory.finish(
             b, source="http", direction=body.direction, flow=flow_ref(flow, body.direction), ts_ns=ts_ns,
             extra_truncated=extra, anomalies=anomalies, kind=kind,

@@ -66,8 +66,15 @@ def feed_all(parser, events: Iterable[StreamEvent]) -> list[HttpEvent]:
     return out
 
 
+ALT = "http.alternate_framing"
+
+
 class Collected:
-    """HTTP events grouped per (tx, direction): starts, body bytes, gaps, ends."""
+    """HTTP events grouped per (tx, direction): starts, body bytes, gaps, ends.
+
+    Alternate readings of a body (transactions flagged ``http.alternate_framing``) are kept
+    apart, in ``alt`` (tx id, direction) → body bytes, and ``alt_ends``.
+    """
 
     def __init__(self, events: Iterable[HttpEvent]) -> None:
         self.events = list(events)
@@ -76,8 +83,18 @@ class Collected:
         self.gaps: dict[tuple[int, int], int] = {}
         self.ends: dict[tuple[int, int], HttpBodyEnd] = {}
         self.starts: list[tuple[int, int]] = []
+        self.alt: dict[tuple[int, int], bytes] = {}
+        self.alt_ends: dict[tuple[int, int], HttpBodyEnd] = {}
         for ev in self.events:
             key = (ev.tx.tx_id, int(ev.direction))
+            if ALT in ev.tx.anomalies:
+                if isinstance(ev, HttpBodyData):
+                    self.alt[key] = self.alt.get(key, b"") + ev.data
+                elif isinstance(ev, HttpBodyEnd):
+                    assert key not in self.alt_ends, f"two alternate ends for {key}"
+                    self.alt_ends[key] = ev
+                    self.alt.setdefault(key, b"")
+                continue
             if isinstance(ev, HttpTxStart):
                 self.starts.append(key)
                 if ev.tx not in self.txs:

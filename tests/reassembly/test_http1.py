@@ -101,10 +101,16 @@ def test_bare_lf_and_obs_fold_and_odd_headers():
         assert code in tx.anomalies
 
 
-def test_te_chunked_beats_content_length_and_caps_at_it():
+def test_te_chunked_beats_content_length_and_its_prefix_is_an_alternate_reading():
+    """RFC 9112 §6.3 and both browsers: chunked wins whatever the Content-Length says; the
+    declared length is reported as a second, flagged reading (a padded file's real size)."""
     body = b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"
-    c = run(REQ, resp(b"Transfer-Encoding: chunked\r\nContent-Length: 7\r\n", body))
-    assert c.resp(0) == b"hellowo" and "http.cl_te_conflict" in c.txs[0].anomalies
+    for order in (b"Transfer-Encoding: chunked\r\nContent-Length: 7\r\n",
+                  b"Content-Length: 7\r\nTransfer-Encoding: chunked\r\n"):
+        c = run(REQ, resp(order, body))
+        assert c.resp(0) == b"helloworld" and c.ends[(0, 1)].complete
+        assert "http.cl_te_conflict" in c.txs[0].anomalies
+        assert c.alt[(0, 1)] == b"hellowo" and c.alt_ends[(0, 1)].complete
 
 
 def test_te_that_is_not_really_chunked_falls_back():
