@@ -109,7 +109,7 @@ class _Body:
     """State of one message body being assembled."""
 
     __slots__ = ("tx", "direction", "decoder", "builder", "splitter", "part", "parts_done", "gap_seen",
-                 "range", "range_data")
+                 "range", "range_data", "whole")
 
     def __init__(self, tx: HttpTransaction, direction: Direction) -> None:
         self.tx = tx
@@ -122,6 +122,8 @@ class _Body:
         self.gap_seen = False
         self.range: tuple[int, int, int | None] | None = None
         self.range_data: list[bytes] | None = None
+        self.whole: ObjectBuilder | None = None
+        """A multipart body, whole, until its first part starts (reported if none does)."""
 
 
 _DECODE_PIECE = 16384
@@ -219,6 +221,7 @@ class HttpContentAssembler:
             direction is Direction.TO_SERVER or ctype.lower().lstrip().startswith(b"multipart/byteranges")
         ):
             body.splitter = multipart.MultipartSplitter(boundary)
+            body.whole = self.factory.builder(limit=self.body_limit)
         else:
             body.builder = self.factory.builder(limit=self.body_limit)
             if direction is Direction.TO_CLIENT and tx.status == 206 and not alternate:
@@ -236,11 +239,14 @@ class HttpContentAssembler:
             if body.range_data is not None:
                 body.range_data.append(data)
             return
+        if body.whole is not None:
+            body.whole.add(data)
         for pev in body.splitter.feed(data):
             self._part_event(flow, body, pev)
 
     def _part_event(self, flow: Flow, body: _Body, pev: multipart.PartEvent) -> None:
         if isinstance(pev, multipart.PartStart):
+            body.whole = None  # parts were found: they are the objects
             if body.part is not None:  # a start without an end: close the previous part
                 body.parts_done.append(self._finish_part(flow, body, body.part, complete=False))
             filename = pev.filename or ""
@@ -265,6 +271,8 @@ class HttpContentAssembler:
             body.range_data = None
         elif body.part is not None:
             body.part.builder.add_gap(length)
+        if body.whole is not None:
+            body.whole.add_gap(length)
 
     def _drain(self, body: _Body) -> list[ContentObject]:
         if body.parts_done:
@@ -293,6 +301,8 @@ class HttpContentAssembler:
         fields["meta"] = {"content_type": part.declared} if part.declared else {}
         extra = [] if complete else ["part_incomplete"]
         anomalies = list(body.tx.anomalies)
+        if body.splitter is not None:
+            anomalies.extend(body.splitter.anomalies)
         obj = self.factory.finish(
             part.builder, source="http", direction=body.direction,
             flow=flow_ref(flow, body.direction), ts_ns=body.tx.ts_ns, extra_truncated=extra,
@@ -317,6 +327,16 @@ class HttpContentAssembler:
         return self.factory.finish(
             b, source="http", direction=body.direction, flow=flow_ref(flow, body.direction),
             ts_ns=body.tx.ts_ns, kind="range", filename=self._filename(body.tx, body.direction), **fields,
+        )
+
+    def _whole(self, flow: Flow, body: _Body, b: ObjectBuilder, ts_ns: int, extra: list[str],
+               anomalies: list[str]) -> ContentObject:
+        """A multipart body in which no part was found, as one object (``multipart.no_part_found``)."""
+        fields = self._http_fields(flow, body.tx, body.direction)
+        return self.factory.finish(
+            b, source="http", direction=body.direction, flow=flow_ref(flow, body.direction), ts_ns=ts_ns,
+            extra_truncated=extra, anomalies=[*anomalies, "multipart.no_part_found"], kind="body",
+            filename=self._filename(body.tx, body.direction), **fields,
         )
 
     def _keep_reading(self, tx: HttpTransaction, direction: Direction, md5: str) -> bool:
@@ -359,6 +379,10 @@ class HttpContentAssembler:
                 body.part = None
             out.extend(body.parts_done)
             body.parts_done = []
+            if body.whole is not None and body.splitter.parts == 0 and (body.whole.size or body.whole.missing):
+                # no delimiter matched the declared boundary (not even a variant): the whole body
+                anomalies.extend(body.splitter.anomalies)
+                out.append(self._whole(flow, body, body.whole, ts_ns, extra, anomalies))
             return out
         b = body.builder
         assert b is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from appliance.model.content import ContentObject
 from appliance.model.flows import Flow, FlowKey
 from appliance.model.http import (
     HttpBodyData,
@@ -112,3 +113,22 @@ class Collected:
 
     def resp(self, tx_id: int) -> bytes:
         return self.body.get((tx_id, 1), b"")
+
+
+def http_objects(request: bytes, response: bytes, *, cuts: Sequence[int] = (), keep: int = 1 << 20,
+                 flow: Flow | None = None) -> list[ContentObject]:
+    """Content objects of one HTTP conversation (parser + content assembler), bytes kept."""
+    from reassembly.content import HttpContentAssembler
+    from reassembly.http1 import Http1Parser
+    from reassembly.objects import ObjectFactory
+
+    s = Stream(flow)
+    parser = Http1Parser(s.flow)
+    asm = HttpContentAssembler(ObjectFactory(keep_bytes=keep))
+    events = s.data(C, request, pieces=cuts) + s.data(S, response, pieces=cuts) + s.close(C) + s.close(S)
+    out: list[ContentObject] = []
+    for ev in events:
+        for hev in parser.feed(ev):
+            out += asm.feed(hev)
+    out += asm.close_flow(s.flow, s.ts)
+    return out

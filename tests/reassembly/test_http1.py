@@ -283,3 +283,46 @@ def test_gap_while_waiting_and_upgrade_names_the_protocol():
     up = b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n"
     _, seen2 = _tunnel(s2.data(C, up) + s2.data(S, b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello"))
     assert seen2[0].protocol == "websocket" and seen2[0].replay == (b"", b"\x81\x05hello")
+
+
+def _lost_head(cut: int, tail: bytes = b"", pieces: list[int] | None = None) -> tuple[Collected, bytes]:
+    """A response whose first ``cut`` bytes (its head and the start of its body) a hole took."""
+    body = bytes(range(256)) * 40
+    r = resp(b"Content-Length: %d\r\nContent-Type: image/jpeg\r\n" % len(body), body)
+    s = Stream()
+    p = Http1Parser(s.flow)
+    evs = s.data(C, REQ + REQ) + s.gap(S, cut) + s.data(S, r[cut:] + tail, pieces=pieces) + s.close(C) + s.close(S)
+    return Collected(feed_all(p, evs)), r
+
+
+def test_response_head_lost_in_a_gap_keeps_the_rest_of_the_body():
+    """The hole took the status line and headers: the rest is the oldest request's body,
+    flagged, with the hole as missing bytes; the next response is parsed as usual."""
+    nxt = resp(b"Content-Length: 2\r\n", b"ok")
+    for pieces in (None, [5, 13, 14, 300, 2000]):
+        c, r = _lost_head(200, nxt, pieces)
+        assert c.resp(0) == r[200:] and c.gaps[(0, 1)] == 200
+        assert not c.ends[(0, 1)].complete and c.ends[(0, 1)].reason == "head_lost"
+        assert "http.response_head_lost" in c.txs[0].anomalies and c.txs[0].uri == b"/a"
+        assert c.resp(1) == b"ok" and c.ends[(1, 1)].complete
+
+
+def test_hole_that_took_a_whole_response_makes_no_object():
+    s = Stream()
+    p = Http1Parser(s.flow)
+    evs = s.data(C, REQ + REQ) + s.gap(S, 500) + s.data(S, resp(b"Content-Length: 2\r\n", b"ok")) + s.close(S)
+    c = Collected(feed_all(p, evs))
+    assert (0, 1) not in c.body and "http.response_lost_in_gap" in c.txs[0].anomalies
+    assert c.resp(1) == b"ok" and c.txs[1].status == 200
+
+
+def test_hole_from_a_body_into_the_next_response_head():
+    s = Stream()
+    p = Http1Parser(s.flow)
+    second = bytes(range(200, 256)) * 30
+    r2 = resp(b"Content-Length: %d\r\n" % len(second), second)
+    evs = s.data(C, REQ + REQ) + s.data(S, resp(b"Content-Length: 100\r\n", b"a" * 40))
+    evs += s.gap(S, 60 + 50) + s.data(S, r2[50:]) + s.close(S)
+    c = Collected(feed_all(p, evs))
+    assert c.resp(0) == b"a" * 40 and c.gaps[(0, 1)] == 60
+    assert c.resp(1) == r2[50:] and c.gaps[(1, 1)] == 50 and c.ends[(1, 1)].reason == "head_lost"

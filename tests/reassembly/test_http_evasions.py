@@ -30,10 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.model import ContentObject
-from reassembly.content import ALTERNATE, HttpContentAssembler
-from reassembly.http1 import Http1Parser
-from reassembly.objects import ObjectFactory
-from tests.reassembly.factories import C, S, Stream
+from reassembly.content import ALTERNATE
+from tests.reassembly.factories import http_objects
 
 REQ = b"GET /file.bin HTTP/1.1\r\nHost: evader.example\r\n\r\n"
 
@@ -274,16 +272,7 @@ def evasive_response(draw: st.DrawFn) -> bytes:
 
 
 def _objects(raw: bytes, cuts: list[int]) -> list[ContentObject]:
-    s = Stream()
-    parser = Http1Parser(s.flow)
-    asm = HttpContentAssembler(ObjectFactory(keep_bytes=1 << 20))
-    events = s.data(C, REQ) + s.data(S, raw, pieces=cuts) + s.close(C) + s.close(S)
-    out: list[ContentObject] = []
-    for ev in events:
-        for hev in parser.feed(ev):
-            out += asm.feed(hev)
-    out += asm.close_flow(s.flow, s.ts)
-    return out
+    return http_objects(REQ, raw, cuts=cuts)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
