@@ -12,6 +12,7 @@ from reassembly.applayer.irc import IRC, IRC_DCC
 from reassembly.applayer.raw import RAW
 from reassembly.applayer.smb import SMB
 from reassembly.applayer.smtp import SMTP
+from reassembly.applayer.socks import SOCKS
 from reassembly.applayer.ssh import SSH
 from reassembly.applayer.tls import TLS
 
@@ -21,6 +22,7 @@ PROTOCOLS: tuple[AppProtocol, ...] = (
     FTP,
     IRC,
     SMB,
+    SOCKS,
     TLS,
     SSH,
     FTP_DATA,
