@@ -26,7 +26,7 @@ import random
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from email.utils import formatdate
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
@@ -34,11 +34,13 @@ from typing import IO, NamedTuple, Protocol
 from tools.pcapwriter import DLT_EN10MB, DLT_LINUX_SLL, PcapngWriter, PcapWriter
 
 __all__ = [
-    "C2S", "DEFAULT_START", "S2C", "Erspan", "Ethernet", "FrameMerger", "Link", "RawIp", "Segment",
-    "Sent", "Session", "Sll", "Trace", "Vxlan", "Writer", "chunked", "dns_query", "dns_response",
+    "C2S", "DEFAULT_START", "S2C", "Erspan", "Ethernet", "FrameMerger", "Link", "RawIp", "SctpAssociation",
+    "Segment", "Sent", "Session", "Sll", "Trace", "Vxlan", "Writer", "chunked", "crc32c", "dns_query",
+    "dns_response",
     "docx_document", "fake_jpeg", "fake_png", "gzip_bytes", "html_page", "http_request", "http_response",
     "jpeg_image", "md5", "multipart_body", "pdf_document", "png_image", "qinq", "range_response",
-    "ssh_banner", "text", "tls_client_hello", "tls_records", "tls_server_hello", "udp_packet", "vlan",
+    "socks4_handshake", "socks5_handshake", "ssh_banner", "text", "tls_client_hello", "tls_records",
+    "tls_server_hello", "udp_packet", "vlan",
 ]
 
 C2S = 0
@@ -641,6 +643,174 @@ class Session:
         return [(ts, f) for ts, _, f in out if ts >= cut]
 
 
+# --------------------------------------------------------------------------------------------
+# SCTP associations
+# --------------------------------------------------------------------------------------------
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), the SCTP checksum (RFC 9260 appendix B)."""
+    c = 0xFFFFFFFF
+    t = _CRC32C
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def _sctp_chunk(ctype: int, flags: int, value: bytes) -> bytes:
+    body = struct.pack("!BBH", ctype, flags, 4 + len(value)) + value
+    return body + bytes(-len(body) % 4)
+
+
+class SctpAssociation:
+    """One SCTP association as a tap sees it (RFC 9260): the four-way handshake, DATA (or I-DATA,
+    RFC 8260) chunks fragmenting each message to the path MTU, delayed SACKs, and SHUTDOWN or
+    ABORT. `send` takes the stream, unordered delivery and tap impairments per chunk index.
+    """
+
+    def __init__(self, client: tuple[str, int], server: tuple[str, int], *, rng: random.Random | int = 0,
+                 start: float = DEFAULT_START, link: Link | None = None, mtu: int = 1500, idata: bool = False,
+                 rtt: float = 0.02, handshake: bool = True) -> None:
+        self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
+        self.ip = (_ip_bytes(client[0]), _ip_bytes(server[0]))
+        self.v6 = len(self.ip[0]) == 16
+        self.port = (client[1], server[1])
+        self.link: Link = link or Ethernet()
+        self.idata = idata
+        self.max_data = mtu - (40 if self.v6 else 20) - 12 - (20 if idata else 16)
+        self.rtt = rtt
+        self.tag = [self.rng.getrandbits(32) | 1, self.rng.getrandbits(32) | 1]
+        self.tsn = [self.rng.getrandbits(32), self.rng.getrandbits(32)]
+        self.ssn: list[dict[int, int]] = [{}, {}]
+        self.ident = [self.rng.getrandbits(16), self.rng.getrandbits(16)]
+        self.now = _us(int(start * 1e9))
+        self._packets: list[tuple[int, int, bytes]] = []
+        self._n = 0
+        self.closed = False
+        if handshake:
+            self._handshake()
+
+    def _emit(self, side: int, ts: int, chunks: bytes, vtag: int | None = None) -> None:
+        peer = 1 - side
+        tag = self.tag[peer] if vtag is None else vtag
+        hdr = struct.pack("!HHII", self.port[side], self.port[peer], tag, 0)
+        pkt = hdr + chunks
+        pkt = pkt[:8] + crc32c(pkt).to_bytes(4, "little") + pkt[12:]
+        self.ident[side] = (self.ident[side] + 1) & 0xFFFF
+        if self.v6:
+            ip = _ipv6(self.ip[side], self.ip[peer], 132, pkt, 0, 64)
+        else:
+            ip = _ipv4(self.ip[side], self.ip[peer], 132, pkt, self.ident[side], 64)
+        self._n += 1
+        et = ETH_IPV6 if self.v6 else ETH_IPV4
+        self._packets.append((ts, self._n, self.link.wrap(ip, et, side == C2S, ts)))
+
+    def _init(self, ctype: int, side: int, extra: bytes = b"") -> bytes:
+        return _sctp_chunk(ctype, 0, struct.pack("!IIHHI", self.tag[side], 65536, 10, 10, self.tsn[side]) + extra)
+
+    def _handshake(self) -> None:
+        t = self.now
+        half = int(self.rtt * 5e8)
+        cookie = self.rng.randbytes(32)
+        self._emit(C2S, t, self._init(1, C2S), vtag=0)
+        self._emit(S2C, t + 2 * half, self._init(2, S2C, struct.pack("!HH", 7, 4 + len(cookie)) + cookie))
+        self._emit(C2S, t + 2 * half + 50_000, _sctp_chunk(10, 0, cookie))
+        self._emit(S2C, t + 4 * half, _sctp_chunk(11, 0, b""))
+        self.now = _us(t + 4 * half + 100_000)
+
+    def _data_chunk(self, side: int, tsn: int, stream: int, seq: int, fsn: int, flags: int, ppid: int,
+                    data: bytes) -> bytes:
+        if self.idata:
+            last = ppid if flags & 0x02 else fsn
+            return _sctp_chunk(64, flags, struct.pack("!IHHII", tsn, stream, 0, seq, last) + data)
+        return _sctp_chunk(0, flags, struct.pack("!IHHI", tsn, stream, seq, ppid) + data)
+
+    def send(self, side: int, data: bytes, *, stream: int = 0, unordered: bool = False, ppid: int = 0,
+             drop: Iterable[int] = (), swap: Iterable[int] = (), dup: Iterable[int] = ()) -> list[int]:
+        """One user message from ``side`` on ``stream``; returns the TSNs its chunks took.
+
+        ``drop``: chunk indices the tap loses (the peer's SACK still covers them); ``swap``:
+        chunk i is captured after chunk i+1; ``dup``: chunk i is captured twice.
+        """
+        if self.closed:
+            raise RuntimeError("send after close")
+        pieces = [data[i:i + self.max_data] for i in range(0, len(data), self.max_data)] or [b""]
+        seq = self.ssn[side].get(stream, 0)
+        self.ssn[side][stream] = (seq + 1) & (0xFFFFFFFF if self.idata else 0xFFFF)
+        drop, swap, dup = set(drop), set(swap), set(dup)
+        t = self.now + 20_000
+        tsns, order = [], []
+        for k, piece in enumerate(pieces):
+            flags = (0x04 if unordered else 0) | (0x02 if k == 0 else 0) | (0x01 if k == len(pieces) - 1 else 0)
+            tsn = self.tsn[side]
+            self.tsn[side] = (tsn + 1) & 0xFFFFFFFF
+            tsns.append(tsn)
+            order.append((k + 1.5 if k in swap else float(k), k,
+                          self._data_chunk(side, tsn, stream, seq, k, flags, ppid, piece)))
+        order.sort(key=lambda e: e[0])
+        step = max(1000, int(len(data) * 8 / 100e6 * 1e9 / max(1, len(pieces))))
+        got: set[int] = set()
+        upto = -1  # the peer has every chunk up to this index
+        for n, (_, k, chunk) in enumerate(order):
+            t += step
+            if k not in drop:  # a dropped chunk reached the peer all the same
+                self._emit(side, t, chunk)
+            if k in dup:
+                self._emit(side, t + 500, chunk)
+            got.add(k)
+            while upto + 1 in got:
+                upto += 1
+            if upto >= 0 and (n % 2 == 1 or n == len(order) - 1):  # a delayed SACK every second chunk
+                sack = struct.pack("!IIHH", tsns[upto], 65536, 0, 0)
+                self._emit(1 - side, t + int(self.rtt * 1e9), _sctp_chunk(3, 0, sack))
+        self.now = _us(t + int(self.rtt * 1e9) + 1000)
+        return tsns
+
+    def client_send(self, data: bytes, **kw: object) -> list[int]:
+        return self.send(C2S, data, **kw)  # type: ignore[arg-type]
+
+    def server_send(self, data: bytes, **kw: object) -> list[int]:
+        return self.send(S2C, data, **kw)  # type: ignore[arg-type]
+
+    def http(self, request: bytes, response: bytes, *, stream: int = 0, **server_kw: object) -> None:
+        """One HTTP exchange on ``stream``: the request, then the response, each one message."""
+        self.send(C2S, request, stream=stream)
+        self.send(S2C, response, stream=stream, **server_kw)  # type: ignore[arg-type]
+
+    def close(self, *, abort: bool = False, by: int = C2S) -> None:
+        """SHUTDOWN, SHUTDOWN-ACK, SHUTDOWN-COMPLETE (or one ABORT) from ``by``."""
+        if self.closed:
+            return
+        t = self.now + 100_000
+        half = int(self.rtt * 5e8)
+        if abort:
+            self._emit(by, t, _sctp_chunk(6, 0, b""))
+        else:
+            cum = (self.tsn[1 - by] - 1) & 0xFFFFFFFF
+            self._emit(by, t, _sctp_chunk(7, 0, struct.pack("!I", cum)))
+            self._emit(1 - by, t + 2 * half, _sctp_chunk(8, 0, b""))
+            self._emit(by, t + 4 * half, _sctp_chunk(14, 0, b""))
+        self.now = _us(t + 4 * half)
+        self.closed = True
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        """All captured frames (``(ts_ns, frame)``) in time order."""
+        self._packets.sort()
+        return [(_us(ts), f) for ts, _, f in self._packets]
+
+
 def _us(ns: int) -> int:
     """Round down to whole microseconds (what a µs pcap stores), so sort order survives writing."""
     return ns - ns % 1000
@@ -731,6 +901,7 @@ class Trace:
         self.start = start
         self.link: Link = link or Ethernet()
         self.sessions: list[Session] = []
+        self.associations: list[SctpAssociation] = []
         self._udp: list[tuple[int, bytes]] = []
         self._ident = self.rng.getrandbits(16)
 
@@ -742,6 +913,15 @@ class Trace:
                     start=self.start + at, **kw)  # type: ignore[arg-type]
         self.sessions.append(s)
         return s
+
+    def sctp(self, client: tuple[str, int], server: tuple[str, int], *, at: float = 0.0,
+             **kw: object) -> SctpAssociation:
+        """A new `SctpAssociation` starting ``at`` seconds after the trace start."""
+        kw.setdefault("link", self.link)
+        a = SctpAssociation(client, server, rng=random.Random(self.rng.getrandbits(64)),
+                            start=self.start + at, **kw)  # type: ignore[arg-type]
+        self.associations.append(a)
+        return a
 
     def udp(self, src: tuple[str, int], dst: tuple[str, int], payload: bytes, *, at: float,
             link: Link | None = None, to_server: bool = True) -> None:
@@ -763,7 +943,8 @@ class Trace:
     def frames(self) -> Iterator[tuple[int, bytes]]:
         """All frames in time order."""
         self._udp.sort()
-        return heapq.merge(self._udp, *(s.frames() for s in self.sessions))
+        return heapq.merge(self._udp, *(s.frames() for s in self.sessions),
+                           *(a.frames() for a in self.associations))
 
     def write(self, path: str | Path, *, fmt: str | None = None, linktype: int | None = None) -> int:
         """Write the capture; returns the number of frames."""
@@ -838,17 +1019,23 @@ def http_response(status: int = 200, body: bytes = b"", *,
 
 
 def chunked(data: bytes, chunk: int | Sequence[int] = 4096, *,
-            trailers: Sequence[tuple[str, str]] = ()) -> bytes:
-    """Chunked transfer coding of ``data`` (chunk sizes cycle through ``chunk``)."""
+            trailers: Sequence[tuple[str, str]] = (),
+            size_line: Callable[[int], bytes] | None = None) -> bytes:
+    """Chunked transfer coding of ``data`` (chunk sizes cycle through ``chunk``).
+
+    ``size_line(n)`` writes the chunk-size line of an ``n``-byte chunk (without its CRLF), e.g.
+    ``lambda n: b"%xx" % n`` for the junk after the hex digits that evasion tools add.
+    """
+    line = size_line or (lambda n: b"%x" % n)
     sizes = [chunk] if isinstance(chunk, int) else list(chunk)
     out, pos, k = [], 0, 0
     while pos < len(data):
         n = sizes[k % len(sizes)]
         piece = data[pos:pos + n]
-        out.append(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        out.append(line(len(piece)) + b"\r\n" + piece + b"\r\n")
         pos += n
         k += 1
-    out.append(b"0\r\n" + _hdrs(trailers) + b"\r\n")
+    out.append(line(0) + b"\r\n" + _hdrs(trailers) + b"\r\n")
     return b"".join(out)
 
 
@@ -884,6 +1071,40 @@ def range_response(data: bytes, start: int, end: int | None = None, *,
     if etag:
         h.append(("ETag", f'"{etag}"'))
     return http_response(206, data[start:end + 1], content_type=content_type, headers=h + list(headers))
+
+
+# --------------------------------------------------------------------------------------------
+# Proxies
+# --------------------------------------------------------------------------------------------
+
+def socks5_handshake(host: str, port: int, *, auth: tuple[str, str] | None = None,
+                     bound: tuple[str, int] = ("192.0.2.99", 40001)) -> tuple[list[bytes], list[bytes]]:
+    """A SOCKS5 CONNECT (RFC 1928; username/password per RFC 1929 with ``auth``): the client's
+    messages and the proxy's answers, in order. ``host``: an IPv4/IPv6 literal or a name."""
+    try:
+        ip = ipaddress.ip_address(host)
+        addr = (b"\x01" if ip.version == 4 else b"\x04") + ip.packed
+    except ValueError:
+        addr = b"\x03" + bytes([len(host)]) + host.encode()
+    b_ip = ipaddress.ip_address(bound[0])
+    reply = b"\x05\x00\x00" + (b"\x01" if b_ip.version == 4 else b"\x04") + b_ip.packed + struct.pack("!H", bound[1])
+    request = b"\x05\x01\x00" + addr + struct.pack("!H", port)
+    if auth is None:
+        return [b"\x05\x01\x00", request], [b"\x05\x00", reply]
+    user, pw = auth[0].encode(), auth[1].encode()
+    creds = b"\x01" + bytes([len(user)]) + user + bytes([len(pw)]) + pw
+    return [b"\x05\x02\x00\x02", creds, request], [b"\x05\x02", b"\x01\x00", reply]
+
+
+def socks4_handshake(host: str, port: int, *, user: str = "") -> tuple[list[bytes], list[bytes]]:
+    """A SOCKS4 CONNECT to an IPv4 ``host``, or SOCKS4a (the name after the user id) to a name:
+    the client's request and the proxy's grant."""
+    try:
+        dst, name = ipaddress.IPv4Address(host).packed, b""
+    except ValueError:
+        dst, name = b"\0\0\0\x01", host.encode() + b"\0"
+    return ([b"\x04\x01" + struct.pack("!H", port) + dst + user.encode() + b"\0" + name],
+            [b"\x00\x5a" + struct.pack("!H", port) + dst])
 
 
 # --------------------------------------------------------------------------------------------

@@ -193,6 +193,7 @@ def impaired_sessions(draw: st.DrawFn) -> tuple[int, list[dict[str, Any]]]:
             "pipeline": draw(st.integers(1, 3)),
             "at": draw(st.floats(0, 0.01)),
             "ipv6": draw(st.booleans()),
+            "via": draw(st.sampled_from(["tcp", "tcp", "socks5", "socks4a", "sctp"])),
         })
     return seed, sessions
 
@@ -219,14 +220,34 @@ def _impairments(spec: dict[str, Any], length: int) -> dict[str, Any]:
     return imp
 
 
+def _sctp(t: S.Trace, i: int, spec: dict[str, Any], client: str, server: str, body: bytes) -> None:
+    """The session's exchanges over SCTP instead (one stream each; swaps and duplicates)."""
+    a = t.sctp((client, 42000 + i), (server, 80), at=spec["at"])
+    for k in range(spec["pipeline"]):
+        resp = S.http_response(200, body, content_type="application/octet-stream",
+                               encoding="gzip" if spec["gzip"] else None)
+        a.http(S.http_request("GET", f"/s{i}-{k}", "fp.example"), resp, stream=k,
+               swap=spec["swap"][:1], dup=spec["retransmit"])
+    a.close(abort=spec["close"] == "rst")
+
+
 def _build(seed: int, sessions: list[dict[str, Any]], path: Path) -> None:
     t = S.Trace(seed=seed)
     rng = random.Random(seed)
     for i, spec in enumerate(sessions):
         client, server = ((f"2001:db8:3::{i + 2:x}", "2001:db8:113::5") if spec["ipv6"]
                           else (f"10.3.0.{i + 2}", "203.0.113.5"))
-        s = t.session((client, 42000 + i), (server, 80), at=spec["at"])
         body = rng.randbytes(spec["size"] // 2) + b"text " * (spec["size"] // 10)
+        if spec.get("via") == "sctp":
+            _sctp(t, i, spec, client, server, body)
+            continue
+        s = t.session((client, 42000 + i), (server, 80), at=spec["at"])
+        if spec.get("via", "tcp").startswith("socks"):  # the exchanges go through a proxy
+            asks, answers = (S.socks5_handshake("inner.example", 80, auth=("u", "p")) if spec["via"] == "socks5"
+                             else S.socks4_handshake("inner.example", 80, user="u"))
+            for ask, answer in zip(asks, answers, strict=True):
+                s.client_send(ask)
+                s.server_send(answer)
         for k in range(spec["pipeline"]):
             upload = rng.randbytes(spec["upload"])
             req = (S.http_request("POST", f"/u{i}-{k}", "fp.example", body=upload,
