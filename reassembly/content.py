@@ -4,7 +4,10 @@ For every request or response body: content decoding (stacked encodings, bomb li
 multipart splitting (each part its own object, with its filename), streaming hashes and
 libmagic (`ObjectBuilder`), and 206 pieces stitched back into whole files (`RangeStitcher`).
 Empty bodies make no object. Incompleteness (gaps, limits, corrupt encodings) is recorded
-on the object, never raised.
+on the object, never raised. A multipart body in which no part is found (its delimiters match
+no variant of the declared boundary) is reported whole (``multipart.no_part_found``). A second
+reading of a body (`ALTERNATE`, see `reassembly.http1`) is reported unless it comes out the
+same as the main one.
 """
 
 from __future__ import annotations

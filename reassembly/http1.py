@@ -10,25 +10,32 @@
 - `HttpBodyEnd(complete, reason)`: exactly one per `HttpTxStart`, also for messages without a
   body (``reason="no_body"``); ``complete=False`` when the framing was cut short.
 
-Parsing is lenient where browsers are, and every oddity becomes an anomaly code on
-``tx.anomalies`` (``http.*``). The rules, in short:
+Parsing follows the browsers (Chromium, and Firefox where Chromium gives up; docs/carriers.md,
+"HTTP framing: whose reading"), and every oddity becomes an anomaly code on ``tx.anomalies``
+(``http.*``). The rules, in short:
 
 - lines end at LF; a CR before it is dropped; a bare CR inside the header section also ends a
-  line (as Chromium tokenises it); a line of CRs right after a bare-LF line, or a single
-  SP/HT line (LF only, not followed by LF, as libhtp), also ends the header section;
+  line (as Chromium tokenises it); the section ends at an empty line; a line of CRs right after
+  a bare-LF line ends it too unless an empty line follows (``\\n\\r\\r\\n\\r\\n`` ends at the
+  empty line, as in both browsers), and so does a single SP/HT line (LF only, not followed by
+  LF, as libhtp);
 - leading blank/junk lines before a status line are skipped (``HTTP/`` searched in any case,
   also after a few junk bytes); no status line in the first KiB → HTTP/0.9 body until close;
-- obs-fold continuation lines are joined, unless the continuation itself looks like
-  ``Name: value`` (then it is also a header of its own); junk bytes in header names are
-  ignored when matching (``Content\\0-Encoding``); whitespace before the colon is accepted;
-- Transfer-Encoding mentioning ``chunked`` (even with junk) wins over Content-Length, but
-  the body start is sniffed: chunked framing is used only if it starts like a chunk-size
-  line; otherwise Content-Length or close-delimited framing (``http.chunked_not_chunked``);
-- chunked and Content-Length together: de-chunked output is capped at Content-Length;
-- Content-Length with junk: the largest number in the value; several differing
-  Content-Length headers: the first;
-- chunk sizes: leading whitespace and blank lines skipped, junk after the hex digits
-  ignored (as extensions), missing final chunk → ``complete=False``;
+- obs-fold continuation lines (starting with SP, HT, or NUL as libhtp folds) are joined, unless
+  the continuation itself looks like ``Name: value`` (then it is also a header of its own);
+  junk bytes in header names are ignored when matching (``Content\\0-Encoding``); whitespace
+  before the colon is accepted;
+- a Transfer-Encoding element ``chunked`` (any case, any position, several headers) wins over
+  Content-Length, whose first bytes are reported as an alternate reading (`_start_alt`); a
+  definite ``chunked`` body needs only a hex digit to start; ``chunked`` with junk around it
+  (``x chunked``) is used only if the body starts like a chunk-size line, otherwise
+  Content-Length or close-delimited framing (``http.chunked_not_chunked``);
+- a response's Content-Length is Firefox's leading number; when Chromium rejects the value
+  (``68;``, ``68 34``), its reading (to the close) is an alternate reading; a request's is the
+  largest number in the value; several differing Content-Length headers: the first;
+- chunk sizes as Firefox reads them (`chunk_size`): leading whitespace, ``+``, ``0x`` and
+  blank lines skipped, junk after the hex digits ignored, missing final chunk →
+  ``complete=False``;
 - 1xx are interim (skipped; a 101 only switches protocols if the request asked to upgrade);
   204/304/HEAD have no body unless a 204/304 announces framing and the next bytes are not a
   status line; CONNECT 2xx and 101 switch to tunnel mode (``http.tunnel``), parsing stops;
@@ -36,7 +43,9 @@ Parsing is lenient where browsers are, and every oddity becomes an anomaly code 
   answer: a 2xx makes them the tunnel's first bytes, anything else HTTP again (libhtp's
   CONNECT wait). Entering a tunnel sets ``handoff`` to a `Tunnel`: the stream offsets where it
   starts and the bytes already received past them (the application layer hands the rest of the
-  stream to detection, or to the protocol the Upgrade header names).
+  stream to detection, or to the protocol the Upgrade header names);
+- a gap that takes a response head pairs the response with the oldest waiting request; unless
+  a status line follows the hole, the bytes after it are the rest of that body (`_head_lost`).
 
 Memory: header sections are capped at ``max_header_bytes`` (then that direction is given up,
 ``http.header_too_long``); body bytes are passed through as slices of the incoming data,
