@@ -1,7 +1,8 @@
 """The application layer: protocol detection by content and dispatch, as one sans-IO stage.
 
 ``AppLayer`` (`reassembly.applayer.stage`) takes the `StreamEvent`s of TCP reassembly and of
-SCTP reassembly (`reassembly.sctp`: one flow per association and stream id; and UDP packets) and hands each flow to the parser of its protocol, found in ONE protocol table
+SCTP reassembly (`reassembly.sctp`: one flow per association and stream id), and UDP packets,
+and hands each flow to the parser of its protocol, found in ONE protocol table
 (`reassembly.applayer.table.PROTOCOLS`), as Suricata's app-layer registration does. Parsers
 return `ContentObject`s; the stage gives them to its ``emit`` callback, metadata records
 (`AppEvent`) to ``on_event``, and finished flows to ``on_flow_end``.
