@@ -18,11 +18,12 @@ A hole (a TSN never seen) is given up — as a `StreamGap` of the stream it most
 to (the message in progress, else the stream of the chunk after it) with its length estimated
 as missing TSNs × the largest chunk seen (``sctp.gap_estimated``) — when the peer's SACK (or
 SHUTDOWN) acknowledges past it (the tap lost it), when FORWARD-TSN abandons it, when the held
-chunks pass `MAX_HELD_CHUNKS` / ``memcap``, and when the association ends. The INIT sender is the
-client (INIT-ACK's receiver); an association picked up mid-way guesses by port and starts at
-the first TSN seen (``midstream``). SHUTDOWN-ACK and SHUTDOWN-COMPLETE end an association (``fin``),
-ABORT (``rst``), idle time (``timeout``), the table cap (``evicted``) and the end of input (``eof``);
-every stream flow of it then gets its two `StreamClosed`. Checksums (CRC32c) are not checked.
+chunks pass `MAX_HELD_CHUNKS`, ``memcap`` or ``global_memcap``, and when the association ends.
+The INIT sender is the client (INIT-ACK's receiver); an association picked up mid-way guesses
+by port and starts at the first TSN seen (``midstream``). SHUTDOWN-ACK and SHUTDOWN-COMPLETE end
+an association (``fin``), ABORT (``rst``), idle time (``timeout``), the table cap (``evicted``)
+and the end of input (``eof``); every stream flow of it then gets its two `StreamClosed`.
+Checksums (CRC32c) are not checked.
 """
 
 from __future__ import annotations
@@ -95,11 +96,14 @@ class SctpReassembler:
     """SCTP associations → per-stream `StreamEvent`s (see the module docstring)."""
 
     def __init__(self, *, max_associations: int = 4096, timeout_ns: int = 300 * 10**9, memcap: int = 4 << 20,
-                 seed: int = 0) -> None:
+                 global_memcap: int = 64 << 20, seed: int = 0) -> None:
         self.max_associations = max(1, max_associations)
         self.timeout_ns = timeout_ns
         self.memcap = memcap
         """Bytes of out-of-order chunks held per direction."""
+        self.global_memcap = global_memcap
+        """Bytes of out-of-order chunks held by all associations together."""
+        self.held_total = 0
         self.seed = seed & 0x7FF
         self._assocs: dict[FlowKey, _Assoc] = {}
         self._n = 0
@@ -203,7 +207,9 @@ class SctpReassembler:
         if tsn != half.next_tsn:
             half.held[tsn] = chunk
             half.held_bytes += len(data)
-            if len(half.held) > MAX_HELD_CHUNKS or half.held_bytes > self.memcap:
+            self.held_total += len(data)
+            if (len(half.held) > MAX_HELD_CHUNKS or half.held_bytes > self.memcap
+                    or self.held_total > self.global_memcap):
                 self._skip(a, d, self._first_held(half), "memcap", ts, out)
             return
         self._deliver(a, d, chunk, ts, out)
@@ -230,6 +236,7 @@ class SctpReassembler:
         while held and half.next_tsn in held:
             c = held.pop(half.next_tsn)  # type: ignore[arg-type]
             half.held_bytes -= len(c.data)
+            self.held_total -= len(c.data)
             self._deliver(a, d, c, ts, out)
 
     @staticmethod

@@ -112,3 +112,23 @@ def test_midstream_association_and_garbage_never_raise() -> None:
         if pkt.proto == 132:
             r.feed(pkt)
     r.flush()
+
+
+def test_held_chunks_are_bounded_and_the_hole_becomes_a_gap() -> None:
+    """A hole nothing acknowledges (one-sided capture): the chunks behind it are held up to
+    the memcap, then the hole is given up; the total held stays under the global cap."""
+    t = S.Trace(seed=4)
+    a = t.sctp(("10.0.0.1", 5000), ("10.0.0.2", 80))
+    big = random.Random(4).randbytes(60_000)
+    a.send(S.S2C, big, stream=0, drop=[0])
+    frames = [(ts, f) for ts, f in t.frames()]
+    r = SctpReassembler(memcap=10_000, global_memcap=20_000)
+    evs: list[StreamEvent] = []
+    for ts, frame in frames:
+        pkt = decode(Frame(ts, frame, len(frame), t.link.linktype))
+        if b"\x03\x00\x00\x10" in pkt.payload[12:16]:  # the peer's SACKs are not captured
+            continue
+        evs += r.feed(pkt)
+        assert r.held_total <= 20_000 + a.max_data
+    got = streams(evs)[(0, 1)]
+    assert got[a.max_data:] == big[a.max_data:len(got)] and any(isinstance(e, StreamGap) for e in evs)
