@@ -29,6 +29,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ _LEET_TABLE = str.maketrans(LEET)
 
 @cache
 def t2s_table() -> dict[str, str]:
-    """Traditional → simplified, character level, from OpenCC's ``t2s`` (empty if missing)."""
+    """Traditional → simplified, character level, from OpenCC's ``t2s`` (empty if missing).
+    The tables use `LazyT2s`, which gives the same entries one character at a time."""
     try:
         import opencc
     except ImportError:  # pragma: no cover - opencc is a declared dependency
@@ -105,6 +107,41 @@ def t2s_table() -> dict[str, str]:
     # a BMP character mapped to a rare astral one would make every text 4 bytes/char wide
     return {c: o for c, o in zip(chars, out)
             if o != c and len(o) == 1 and (ord(o) < 0x10000 or ord(c) >= 0x10000)}
+
+
+class LazyT2s:
+    """Traditional → simplified per character, asking OpenCC only for the characters looked up
+    (`t2s_table` converts all 100k CJK code points at once, ~0.1 s); same entries."""
+
+    def __init__(self) -> None:
+        self._conv: object | None = None
+        self._memo: dict[str, str] = {}
+
+    def __bool__(self) -> bool:
+        return True
+
+    def get(self, c: str, default: str | None = None) -> str | None:
+        """The simplified form of ``c`` (``default`` when it has none)."""
+        got = self._memo.get(c)
+        if got is None:
+            got = self._memo[c] = self._one(c)
+        return default if got == c else got
+
+    def _one(self, c: str) -> str:
+        cp = ord(c)
+        if not _in(cp, _CJK_T2S_RANGES):
+            return c
+        if self._conv is None:
+            try:
+                import opencc
+            except ImportError:  # pragma: no cover - opencc is a declared dependency
+                self._conv = False
+                return c
+            self._conv = opencc.OpenCC("t2s")
+        if self._conv is False:
+            return c
+        o = self._conv.convert(c)  # type: ignore[attr-defined]
+        return o if o != c and len(o) == 1 and (ord(o) < 0x10000 or cp >= 0x10000) else c
 
 
 def _in(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
@@ -181,52 +218,98 @@ def _char_class(cps: list[int]) -> str:
     return "[" + "".join(parts) + "]"
 
 
-@dataclass(slots=True, frozen=True)
+_SURROGATES = (0xD800, 0xDFFF)
+
+
+def _entry(cp: int, opts: NormOptions, t2s: dict[str, str]) -> tuple[str, frozenset[str]]:
+    """The N1 image of code point ``cp`` and its labels, as the tables hold them: characters
+    outside ``_SCAN_RANGES`` are left alone, lone surrogates deleted."""
+    if _SURROGATES[0] <= cp <= _SURROGATES[1]:
+        return "", frozenset({"invisible"})
+    ch = chr(cp)
+    if not _in(cp, _SCAN_RANGES) or (cp < 0x80 and ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == " ")):
+        return ch, frozenset()
+    return _map_char(ch, opts, t2s)
+
+
+class _LazyTranslate(dict):  # type: ignore[type-arg]
+    """``str.translate`` table (code point → N1 character) filled on first sight of a character.
+
+    A character whose image is not exactly one character maps to itself here and is recorded
+    in ``expand`` (the edit regex replaces it). Equal to mapping every character up front
+    (what the tables did before, ~1 s per process): the entry is the same function's value.
+    """
+
+    def __init__(self, owner: _Tables) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def __missing__(self, cp: int) -> str:
+        return self.owner.learn(cp)
+
+
+class _LazyLabels(dict):  # type: ignore[type-arg]
+    """character → the N1 steps that change it (empty set: none), filled on first use."""
+
+    def __init__(self, owner: _Tables) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def __missing__(self, ch: str) -> frozenset[str]:
+        self.owner.learn(ord(ch))
+        return dict.__getitem__(self, ch)  # type: ignore[no-any-return]
+
+
 class _Tables:
-    translate: dict[int, str]
-    expand: dict[str, str]
-    edit_re: re.Pattern[str]
-    ascii: bytes
-    ascii_edit_re: re.Pattern[str]
-    labels: dict[str, frozenset[str]]
+    """The per-character N1 tables for one `NormOptions`, built lazily: a character is mapped
+    (``_map_char``, a few µs) the first time a text or keyword contains it, never all of
+    Unicode at start-up. ASCII is mapped at construction (128 characters)."""
+
+    def __init__(self, opts: NormOptions) -> None:
+        self.opts = opts
+        self._t2s: LazyT2s | dict[str, str] = LazyT2s() if opts.t2s else {}
+        self.translate = _LazyTranslate(self)
+        self.labels = _LazyLabels(self)
+        self.expand: dict[str, str] = {chr(cp): "" for cp in range(_SURROGATES[0], _SURROGATES[1] + 1)}
+        self._rx: tuple[int, re.Pattern[str]] | None = None
+        for cp in range(128):
+            self.learn(cp)
+        ascii_exp = sorted(ord(c) for c in self.expand if ord(c) < 128)
+        self.ascii = bytes(ord(self.translate[i]) if i < 128 and ord(self.translate[i]) < 128 else i
+                           for i in range(256))
+        self.ascii_edit_re = re.compile(f"{_char_class(ascii_exp)}| {{2,}}" if ascii_exp else " {2,}")
+
+    def learn(self, cp: int) -> str:
+        """Map ``cp`` and record it; return what ``translate`` holds for it."""
+        ch = chr(cp)
+        out, lab = _entry(cp, self.opts, self._t2s)  # type: ignore[arg-type]
+        dict.__setitem__(self.labels, ch, lab)
+        if len(out) == 1:
+            dict.__setitem__(self.translate, cp, out)
+            return out
+        self.expand[ch] = out
+        dict.__setitem__(self.translate, cp, ch)
+        return ch
+
+    @property
+    def edit_re(self) -> re.Pattern[str]:
+        """Every character known to expand (or vanish), and runs of spaces."""
+        got = self._rx
+        if got is None or got[0] != len(self.expand):
+            n = len(self.expand)
+            cls = _char_class(sorted(ord(c) for c in self.expand))
+            got = self._rx = (n, re.compile(f"{cls}| {{2,}}"))
+        return got[1]
 
 
 def tables(opts: NormOptions = DEFAULT) -> _Tables:
-    """The per-character tables for ``opts`` (built once per process, ~1 s)."""
+    """The per-character tables for ``opts`` (one per process and options, filled lazily)."""
     return _build_tables(opts)
 
 
 @cache
 def _build_tables(opts: NormOptions) -> _Tables:
-    t2s = t2s_table() if opts.t2s else {}
-    translate: dict[int, str] = {}
-    expand: dict[str, str] = {}
-    labels: dict[str, frozenset[str]] = {}
-    for lo, hi in _SCAN_RANGES:
-        for cp in range(lo, hi + 1):
-            ch = chr(cp)
-            if cp < 0x80 and ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == " "):
-                continue
-            out, lab = _map_char(ch, opts, t2s)
-            if lab:
-                labels[ch] = lab
-            if out == ch:
-                continue
-            if len(out) == 1:
-                translate[cp] = out
-            else:
-                expand[ch] = out
-    # lone surrogates cannot be encoded: delete them (they only appear in broken input)
-    for cp in range(0xD800, 0xE000):
-        expand[chr(cp)] = ""
-        labels[chr(cp)] = frozenset({"invisible"})
-    cls = _char_class(sorted(ord(c) for c in expand))
-    edit_re = re.compile(f"{cls}| {{2,}}")
-    ascii_table = bytes(ord(translate.get(i, chr(i))) if len(translate.get(i, chr(i))) == 1
-                        and ord(translate.get(i, chr(i))) < 128 else i for i in range(256))
-    ascii_cls = _char_class(sorted(ord(c) for c in expand if ord(c) < 128))
-    ascii_edit_re = re.compile(f"{ascii_cls}| {{2,}}")
-    return _Tables(translate, expand, edit_re, ascii_table, ascii_edit_re, labels)
+    return _Tables(opts)
 
 
 # --------------------------------------------------------------------------- offset maps
@@ -328,7 +411,7 @@ def normalize(text: str, opts: NormOptions = DEFAULT) -> Normalized:
         mapped = text.encode("ascii").translate(t.ascii).decode("ascii")
         rx = t.ascii_edit_re
     else:
-        mapped = text.translate(t.translate)
+        mapped = text.translate(t.translate)  # learns the characters it has not seen yet
         rx = t.edit_re
     expand = t.expand
 
@@ -379,11 +462,113 @@ def _leet(m: re.Match[str]) -> str:
 LEET_CHARS = frozenset(LEET)
 
 
+# Character classes of `loosen_spans`' candidate search (bits of one byte per character).
+_C_W, _C_D, _C_S, _C_A, _C_K, _C_E = 1, 2, 4, 8, 16, 32
+r"""letter or digit ([^\W_]), decimal digit (\d), space (\s), ``@``/``$``, CJK (``_CJK``), leetspeak digit"""
+_CLASS_RES = ((_C_W, re.compile(r"[^\W_]")), (_C_D, re.compile(r"\d")), (_C_S, re.compile(r"\s")),
+              (_C_A, re.compile(r"[@$]")), (_C_K, CJK_RE), (_C_E, re.compile(r"[013457]")))
+_WINDOW_GAP = 12
+"""A `_LOOSEN_RE` match and its look-ahead end within 10 characters of where it starts."""
+
+
+def _char_class_bits(ch: str) -> int:
+    return sum(bit for bit, rx in _CLASS_RES if rx.match(ch))
+
+
+@cache
+def _bmp_classes() -> object:
+    """Class bits of every BMP character (numpy uint8[65536]), from the very regexes above."""
+    import numpy as np
+
+    table = np.zeros(0x10000, dtype=np.uint8)
+    chars = "".join(map(chr, range(0x10000)))
+    for bit, rx in _CLASS_RES:
+        hits = [m.start() for m in rx.finditer(chars)]
+        table[np.array(hits, dtype=np.int64)] |= bit
+    return table
+
+
+def loosen_spans(n1: str) -> list[tuple[int, int]]:
+    """``[m.span() for m in _LOOSEN_RE.finditer(n1)]``, without running the regex over all of
+    ``n1``: every match starts at a separator whose neighbourhood has a shape numpy finds in one
+    vectorised pass over per-character class bits (next to or up to 9 before a CJK character;
+    a letter, punctuation and a letter or leetspeak digit; a single-character token followed by
+    a separator). The regex then runs only on windows around those candidates (with ``pos`` and
+    ``endpos``, so its look-behinds see the real text); everything else is not looked at."""
+    import numpy as np
+
+    n = len(n1)
+    if n < 2:
+        return [m.span() for m in _LOOSEN_RE.finditer(n1)]
+    table: Any = _bmp_classes()
+    if n1.isascii():
+        cls = table[np.frombuffer(n1.encode("ascii"), dtype=np.uint8)]
+    else:
+        cps = np.frombuffer(n1.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        cls = table[np.minimum(cps, 0xFFFF)]
+        for i in np.flatnonzero(cps > 0xFFFF).tolist():
+            cls[i] = _char_class_bits(n1[i])
+    w = (cls & _C_W) != 0
+    sep = ~w
+    letter = w & ((cls & _C_D) == 0)
+    at = (cls & _C_A) != 0
+    tok = w | at
+    ts = sep & ~at
+    punct = ts & ((cls & _C_S) == 0)
+    cjk = (cls & _C_K) != 0
+    lx = letter | ((cls & _C_E) != 0)
+    nb = sep | cjk  # a boundary for spaced-out tokens
+
+    def ahead(x: Any) -> Any:  # ahead(x)[q] = x[q + 1] (False past the end)
+        out = np.zeros(n, dtype=bool)
+        out[:-1] = x[1:]
+        return out
+
+    # punctuation inside a word: (?<=L P) P{0,2} (?=L | leet)
+    r = lx
+    for _ in range(2):
+        r = lx | (punct & ahead(r))
+    cand = np.zeros(n, dtype=bool)
+    cand[1:] = letter[:-1] & punct[1:] & ahead(r)[1:]
+    # spaced-out tokens: (?<=(^ | boundary) T TS) TS{0,4} (?=T (boundary | end))
+    tok_end = tok & ahead(nb)
+    tok_end[-1] = tok[-1]
+    r = tok_end
+    for _ in range(4):
+        r = tok_end | (ts & ahead(r))
+    before = np.zeros(n, dtype=bool)
+    before[1] = tok[0]
+    before[2:] = tok[1:-1] & nb[:-2]
+    cand |= before & ts & ahead(r)
+    if cjk.any():  # next to CJK: mark every separator within reach
+        for i in np.flatnonzero(cjk).tolist():
+            cand[max(0, i - 9):i + 2] = True
+    cand &= sep
+    pos = np.flatnonzero(cand)
+    if not len(pos):
+        return []
+    cuts = np.flatnonzero(np.diff(pos) > _WINDOW_GAP)
+    starts = pos[np.concatenate(([0], cuts + 1))].tolist()
+    ends = pos[np.concatenate((cuts, [len(pos) - 1]))].tolist()
+    spans: list[tuple[int, int]] = []
+    finditer = _LOOSEN_RE.finditer
+    last = 0
+    for a, b in zip(starts, ends):
+        # the window's end cuts the look-aheads of positions past its last candidate short
+        # (a cut look-ahead can succeed): only matches starting at a candidate are real
+        for m in finditer(n1, max(a, last), min(n, b + _WINDOW_GAP)):
+            if m.start() > b:
+                break
+            spans.append(m.span())
+            last = m.end()
+    return spans
+
+
 def loosen(n1: str) -> Normalized:
     """N2 from N1 text: obfuscating separators removed, leetspeak folded (map is to N1)."""
     if any(c in n1 for c in LEET_CHARS):  # before (t-0r → t-or) and after (b.0.m.b → b0mb)
         n1 = _LEET_RE.sub(_leet, n1)
-    spans = [m.span() for m in _LOOSEN_RE.finditer(n1)]
+    spans = loosen_spans(n1)
     if spans:
         pieces: list[str] = []
         edits: list[tuple[int, int, int, int]] = []
@@ -428,7 +613,7 @@ def char_labels(span: str, opts: NormOptions = DEFAULT) -> set[str]:
     lab = tables(opts).labels
     out: set[str] = set()
     for c in span:
-        got = lab.get(c)
+        got = lab[c]
         if got:
             out |= got
     return out

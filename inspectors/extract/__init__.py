@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -26,7 +27,12 @@ from appliance.model import ContentObject
 from inspectors.extract.base import Budget, Extraction, Usage
 from inspectors.extract.parts import Child, Limits, Partial
 
-__all__ = ["Budget", "Extraction", "Usage", "apply", "classify", "extract", "extract_tree", "set_sandbox"]
+__all__ = ["COUNTERS", "Budget", "Extraction", "Usage", "apply", "classify", "extract", "extract_tree",
+           "media_needed", "set_sandbox"]
+
+COUNTERS: Counter[str] = Counter()
+"""Media objects handed to the media extractor (``media.<kind>``) and skipped because no selected
+inspector needs them (``media_skipped.<kind>``), in this process since start-up."""
 
 IN_PROCESS_MAX = 16 * 1024 * 1024
 """Bytes of a text-format object read in-process (more is truncated with ``input_limit``)."""
@@ -281,22 +287,53 @@ def _to_extraction(part: Partial) -> Extraction:
 
 
 def extract(obj: ContentObject, budget: Budget, factory: _Factory, *, sandbox: Any = None,
-            usage: Usage | None = None, keywords: list[str] | None = None) -> Extraction:
+            usage: Usage | None = None, keywords: list[str] | None = None,
+            needs: Collection[str] | None = None) -> Extraction:
     """Extract ``obj`` within ``budget`` (shared with its tree through ``usage``); never raises.
 
     ``keywords`` are the active policy's keywords, spotted in speech by the audio extractor.
+    ``needs`` (`inspectors.base.NEEDS`; None: everything) says what the inspectors will look
+    at: images, audio and video are decoded only when some need asks for it (`media_needed`).
     """
     usage = usage or Usage()
     usage.objects += 1
     try:
-        return _extract(obj, budget, factory, sandbox, usage, keywords)
+        return _extract(obj, budget, factory, sandbox, usage, keywords, needs)
     except Exception as exc:  # an extractor bug must not take the sensor down
         ex = Extraction(anomalies=["extract_error"], meta={"error": f"{type(exc).__name__}: {exc}"[:200]})
         return ex
 
 
+def media_needed(kind: str | None, needs: Collection[str] | None) -> bool:
+    """Whether a media object of ``kind`` (``image``/``audio``/``video``) must be decoded for
+    ``needs`` (None: always). Images only for their text (OCR: the image inspectors decode what
+    they look at themselves), audio for speech, video for frames (pixels or OCR) or speech."""
+    if needs is None or kind is None:
+        return True
+    if kind == "image":
+        return "image_text" in needs
+    if kind == "audio":
+        return "speech" in needs
+    return bool({"image_text", "image_pixels", "speech"}.intersection(needs))
+
+
+def _media(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, keywords: list[str] | None,
+           needs: Collection[str] | None) -> Extraction:
+    try:
+        from inspectors.extract.media import extract_media, media_kind
+    except ImportError:
+        return Extraction(meta={"extractor": "none", "media": "no media extractor"})
+    kind = media_kind(obj, factory)
+    if not media_needed(kind, needs):
+        COUNTERS[f"media_skipped.{kind}"] += 1
+        return Extraction(meta={"extractor": "media", "media": str(kind), "media_decode": "not needed"})
+    COUNTERS[f"media.{kind}"] += 1
+    return extract_media(obj, budget, factory, keywords=keywords,  # type: ignore[no-any-return]
+                         sandbox=sandbox or _get_sandbox(budget))
+
+
 def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, usage: Usage,
-             keywords: list[str] | None = None) -> Extraction:
+             keywords: list[str] | None = None, needs: Collection[str] | None = None) -> Extraction:
     head, _ = _read(obj, 4096)
     if not head:
         return Extraction()
@@ -304,12 +341,7 @@ def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any
     if not family:
         return Extraction(meta={"extractor": "none"})
     if family == "media":
-        try:
-            from inspectors.extract.media import extract_media
-        except ImportError:
-            return Extraction(meta={"extractor": "none", "media": "no media extractor"})
-        return extract_media(obj, budget, factory, keywords=keywords,  # type: ignore[no-any-return]
-                             sandbox=sandbox or _get_sandbox(budget))
+        return _media(obj, budget, factory, sandbox, keywords, needs)
     if usage.seconds_left(budget) <= 0:
         ex = Extraction(truncated=["time"], anomalies=["extract_time_limit"], meta={"extractor": family})
         return ex
@@ -346,14 +378,16 @@ def apply(obj: ContentObject, ex: Extraction) -> ContentObject:
 
 
 def extract_tree(obj: ContentObject, budget: Budget, factory: _Factory, *, sandbox: Any = None,
-                 keywords: list[str] | None = None) -> list[tuple[ContentObject, Extraction]]:
-    """Extract ``obj`` and, breadth first, every child within ``budget``: [(object, extraction)]."""
+                 keywords: list[str] | None = None,
+                 needs: Collection[str] | None = None) -> list[tuple[ContentObject, Extraction]]:
+    """Extract ``obj`` and, breadth first, every child within ``budget``: [(object, extraction)]
+    (``needs``: see `extract`)."""
     usage = Usage()
     out: list[tuple[ContentObject, Extraction]] = []
     queue: deque[ContentObject] = deque([obj])
     while queue:
         cur = queue.popleft()
-        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage, keywords=keywords)
+        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage, keywords=keywords, needs=needs)
         out.append((cur, ex))
         queue.extend(c for c in ex.children if c.depth <= budget.max_depth)
     return out
