@@ -272,9 +272,11 @@ class _Tables:
         self.labels = _LazyLabels(self)
         self.expand: dict[str, str] = {chr(cp): "" for cp in range(_SURROGATES[0], _SURROGATES[1] + 1)}
         self._rx: tuple[int, re.Pattern[str]] | None = None
+        self._expand_bmp: Any = None
         for cp in range(128):
             self.learn(cp)
         ascii_exp = sorted(ord(c) for c in self.expand if ord(c) < 128)
+        self.ascii_expand = bytes(ascii_exp)
         self.ascii = bytes(ord(self.translate[i]) if i < 128 and ord(self.translate[i]) < 128 else i
                            for i in range(256))
         self.ascii_edit_re = re.compile(f"{_char_class(ascii_exp)}| {{2,}}" if ascii_exp else " {2,}")
@@ -288,8 +290,22 @@ class _Tables:
             dict.__setitem__(self.translate, cp, out)
             return out
         self.expand[ch] = out
+        if cp < 0x10000 and self._expand_bmp is not None:
+            self._expand_bmp[cp] = 1
         dict.__setitem__(self.translate, cp, ch)
         return ch
+
+    def expands_in(self, mapped: str) -> bool:
+        """Whether translated text ``mapped`` holds a character that expands or vanishes."""
+        import numpy as np
+
+        if self._expand_bmp is None:
+            self._expand_bmp = np.zeros(0x10000, dtype=np.uint8)
+            self._expand_bmp[np.array([ord(c) for c in self.expand if ord(c) < 0x10000], dtype=np.int64)] = 1
+        cps = np.frombuffer(mapped.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        if self._expand_bmp[np.minimum(cps, 0xFFFF)][cps < 0x10000].any():
+            return True
+        return any(chr(cp) in self.expand for cp in cps[cps >= 0x10000].tolist())
 
     @property
     def edit_re(self) -> re.Pattern[str]:
@@ -408,10 +424,15 @@ def normalize(text: str, opts: NormOptions = DEFAULT) -> Normalized:
     """N1: per-character folding (see the module docstring), with the map to ``text``."""
     t = tables(opts)
     if text.isascii():
-        mapped = text.encode("ascii").translate(t.ascii).decode("ascii")
+        raw = text.encode("ascii").translate(t.ascii)
+        mapped = raw.decode("ascii")
+        if len(raw.translate(None, t.ascii_expand)) == len(raw):  # no character expands or vanishes
+            return _collapse_spaces(mapped, raw)
         rx = t.ascii_edit_re
     else:
         mapped = text.translate(t.translate)  # learns the characters it has not seen yet
+        if not t.expands_in(mapped):
+            return _collapse_spaces(mapped, None)
         rx = t.edit_re
     expand = t.expand
 
@@ -420,6 +441,36 @@ def normalize(text: str, opts: NormOptions = DEFAULT) -> Normalized:
         return " " if g[0] == " " else expand[g]
 
     out, omap = _apply(mapped, rx, repl)
+    return Normalized(out, omap)
+
+
+def _collapse_spaces(mapped: str, raw: bytes | None) -> Normalized:
+    """``_apply(mapped, re.compile(" {2,}"), " ")`` for a text with nothing else to edit: the
+    runs of spaces found and removed with numpy (``raw``: ``mapped`` as ASCII bytes, if it is)."""
+    if "  " not in mapped:
+        return Normalized(mapped, OffsetMap())
+    import numpy as np
+
+    if raw is not None:
+        cps = np.frombuffer(raw, dtype=np.uint8)
+    else:
+        cps = np.frombuffer(mapped.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    sp = cps == 32
+    drop = np.zeros(len(cps), dtype=bool)
+    drop[1:] = sp[1:] & sp[:-1]  # every space after the first of a run goes
+    idx = np.flatnonzero(drop)
+    brk = np.flatnonzero(np.diff(idx) != 1)
+    first = idx[np.concatenate(([0], brk + 1))]  # first dropped space of each run
+    last = idx[np.concatenate((brk, [len(idx) - 1]))]
+    src_s = first - 1
+    src_e = last + 1
+    removed_before = np.concatenate(([0], np.cumsum(src_e - src_s - 1)[:-1]))
+    out_o = src_s - removed_before
+    kept = cps[~drop].tobytes()
+    out = kept.decode("ascii") if raw is not None else kept.decode("utf-32-le", "surrogatepass")
+    omap = OffsetMap()
+    omap._o, omap._s, omap._e = out_o.tolist(), src_s.tolist(), src_e.tolist()
+    omap._n = [1] * len(omap._o)
     return Normalized(out, omap)
 
 
@@ -462,21 +513,22 @@ def _leet(m: re.Match[str]) -> str:
 LEET_CHARS = frozenset(LEET)
 
 
-# Character classes of `loosen_spans`' candidate search (bits of one byte per character).
-_C_W, _C_D, _C_S, _C_A, _C_K, _C_E = 1, 2, 4, 8, 16, 32
-r"""letter or digit ([^\W_]), decimal digit (\d), space (\s), ``@``/``$``, CJK (``_CJK``), leetspeak digit"""
+# Character classes of `loosen`'s vectorised passes (bits of one byte per character).
+_C_W, _C_D, _C_S, _C_A, _C_K, _C_ALPHA, _C_LEET = 1, 2, 4, 8, 16, 32, 64
+r"""letter or digit ([^\W_]), decimal digit (\d), space (\s), ``@``/``$``, CJK (``_CJK``),
+``str.isalpha``, leetspeak character (``LEET``)"""
 _CLASS_RES = ((_C_W, re.compile(r"[^\W_]")), (_C_D, re.compile(r"\d")), (_C_S, re.compile(r"\s")),
-              (_C_A, re.compile(r"[@$]")), (_C_K, CJK_RE), (_C_E, re.compile(r"[013457]")))
+              (_C_A, re.compile(r"[@$]")), (_C_K, CJK_RE), (_C_LEET, re.compile(r"[013457@$]")))
 _WINDOW_GAP = 12
 """A `_LOOSEN_RE` match and its look-ahead end within 10 characters of where it starts."""
 
 
 def _char_class_bits(ch: str) -> int:
-    return sum(bit for bit, rx in _CLASS_RES if rx.match(ch))
+    return sum(bit for bit, rx in _CLASS_RES if rx.match(ch)) | (_C_ALPHA if ch.isalpha() else 0)
 
 
 @cache
-def _bmp_classes() -> object:
+def _bmp_classes() -> Any:
     """Class bits of every BMP character (numpy uint8[65536]), from the very regexes above."""
     import numpy as np
 
@@ -485,65 +537,112 @@ def _bmp_classes() -> object:
     for bit, rx in _CLASS_RES:
         hits = [m.start() for m in rx.finditer(chars)]
         table[np.array(hits, dtype=np.int64)] |= bit
+    table[np.array([i for i, c in enumerate(chars) if c.isalpha()], dtype=np.int64)] |= _C_ALPHA
     return table
 
 
-def loosen_spans(n1: str) -> list[tuple[int, int]]:
+def _classes(text: str) -> tuple[Any, Any]:
+    """(code points, class bits) of ``text`` as numpy arrays (uint8 code points for ASCII)."""
+    import numpy as np
+
+    table = _bmp_classes()
+    if text.isascii():
+        cps = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        return cps, table[cps]
+    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    cls = table[np.minimum(cps, 0xFFFF)]
+    for i in np.flatnonzero(cps > 0xFFFF).tolist():
+        cls[i] = _char_class_bits(text[i])
+    return cps, cls
+
+
+_LEET_CP = None
+
+
+def _fold_leet(text: str, cps: Any, cls: Any) -> tuple[str, Any, Any]:
+    """``_LEET_RE.sub(_leet, text)`` (a run of leetspeak characters with a letter before or after
+    it becomes letters) on the class arrays; returns the text and its updated arrays."""
+    import numpy as np
+
+    global _LEET_CP
+    idx = np.flatnonzero(cls & _C_LEET)
+    if not len(idx):
+        return text, cps, cls
+    n = len(cls)
+    brk = np.flatnonzero(np.diff(idx) != 1)
+    starts = idx[np.concatenate(([0], brk + 1))]
+    ends = idx[np.concatenate((brk, [len(idx) - 1]))]  # inclusive
+    alpha_before = (cls[np.maximum(starts - 1, 0)] & _C_ALPHA).astype(bool) & (starts > 0)
+    alpha_after = (cls[np.minimum(ends + 1, n - 1)] & _C_ALPHA).astype(bool) & (ends < n - 1)
+    fold = alpha_before | alpha_after
+    if not fold.any():
+        return text, cps, cls
+    where = idx[np.repeat(fold, ends - starts + 1)]
+    if _LEET_CP is None:
+        lut = np.arange(128, dtype=np.uint32)
+        for k, v in LEET.items():
+            lut[ord(k)] = ord(v)
+        _LEET_CP = lut
+    cps = cps.copy()
+    cps[where] = _LEET_CP[cps[where]].astype(cps.dtype)
+    cls = cls.copy()
+    cls[where] = _bmp_classes()[cps[where]]
+    if cps.dtype == np.uint8:
+        return cps.tobytes().decode("ascii"), cps, cls
+    return cps.tobytes().decode("utf-32-le", "surrogatepass"), cps, cls
+
+
+def loosen_spans(n1: str, cls: Any = None) -> list[tuple[int, int]]:
     """``[m.span() for m in _LOOSEN_RE.finditer(n1)]``, without running the regex over all of
     ``n1``: every match starts at a separator whose neighbourhood has a shape numpy finds in one
     vectorised pass over per-character class bits (next to or up to 9 before a CJK character;
     a letter, punctuation and a letter or leetspeak digit; a single-character token followed by
     a separator). The regex then runs only on windows around those candidates (with ``pos`` and
-    ``endpos``, so its look-behinds see the real text); everything else is not looked at."""
+    ``endpos``, so its look-behinds see the real text); everything else is not looked at.
+    ``cls``: ``_classes(n1)[1]`` if the caller has it."""
     import numpy as np
 
     n = len(n1)
     if n < 2:
         return [m.span() for m in _LOOSEN_RE.finditer(n1)]
-    table: Any = _bmp_classes()
-    if n1.isascii():
-        cls = table[np.frombuffer(n1.encode("ascii"), dtype=np.uint8)]
-    else:
-        cps = np.frombuffer(n1.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-        cls = table[np.minimum(cps, 0xFFFF)]
-        for i in np.flatnonzero(cps > 0xFFFF).tolist():
-            cls[i] = _char_class_bits(n1[i])
-    w = (cls & _C_W) != 0
-    sep = ~w
-    letter = w & ((cls & _C_D) == 0)
-    at = (cls & _C_A) != 0
-    tok = w | at
-    ts = sep & ~at
-    punct = ts & ((cls & _C_S) == 0)
-    cjk = (cls & _C_K) != 0
-    lx = letter | ((cls & _C_E) != 0)
-    nb = sep | cjk  # a boundary for spaced-out tokens
+    if cls is None:
+        cls = _classes(n1)[1]
+    def gather(seeds: Any, k: int) -> tuple[Any, Any]:  # class bits at seeds + k, and "inside"
+        at = seeds + k
+        inside = at < n
+        return cls[np.minimum(at, n - 1)], inside
 
-    def ahead(x: Any) -> Any:  # ahead(x)[q] = x[q + 1] (False past the end)
-        out = np.zeros(n, dtype=bool)
-        out[:-1] = x[1:]
-        return out
+    def is_(c: Any, inside: Any, want: int, bits: int) -> Any:  # (c & bits) == want, inside only
+        return ((c & bits) == want) & inside
 
+    wa = _C_W | _C_A
     # punctuation inside a word: (?<=L P) P{0,2} (?=L | leet)
-    r = lx
-    for _ in range(2):
-        r = lx | (punct & ahead(r))
-    cand = np.zeros(n, dtype=bool)
-    cand[1:] = letter[:-1] & punct[1:] & ahead(r)[1:]
+    p3 = np.flatnonzero(((cls[1:] & (wa | _C_S)) == 0) & ((cls[:-1] & (_C_W | _C_D)) == _C_W)) + 1
+    r: Any = None
+    for k in (3, 2, 1):
+        c, inside = gather(p3, k)
+        lx = (is_(c, inside, _C_W, _C_W | _C_D) | is_(c, inside, _C_LEET, _C_LEET | _C_A))
+        r = lx if r is None else lx | (is_(c, inside, 0, wa | _C_S) & r)
+    seeds = [p3[r]]
     # spaced-out tokens: (?<=(^ | boundary) T TS) TS{0,4} (?=T (boundary | end))
-    tok_end = tok & ahead(nb)
-    tok_end[-1] = tok[-1]
-    r = tok_end
-    for _ in range(4):
-        r = tok_end | (ts & ahead(r))
-    before = np.zeros(n, dtype=bool)
-    before[1] = tok[0]
-    before[2:] = tok[1:-1] & nb[:-2]
-    cand |= before & ts & ahead(r)
-    if cjk.any():  # next to CJK: mark every separator within reach
-        for i in np.flatnonzero(cjk).tolist():
-            cand[max(0, i - 9):i + 2] = True
-    cand &= sep
+    nb = ((cls & _C_W) == 0) | ((cls & _C_K) != 0)
+    p4 = np.flatnonzero(((cls[2:] & wa) == 0) & ((cls[1:-1] & wa) != 0) & nb[:-2]) + 2
+    if (cls[0] & wa) and not (cls[1] & wa):
+        p4 = np.concatenate(([1], p4))
+    r = np.zeros(len(p4), dtype=bool)
+    for k in (5, 4, 3, 2, 1):  # r: from p+k, up to 5-k separators, a token, a boundary or the end
+        c, inside = gather(p4, k)
+        c2, inside2 = gather(p4, k + 1)
+        tok_end = ((c & wa) != 0) & inside & (~inside2 | ((c2 & _C_W) == 0) | ((c2 & _C_K) != 0))
+        r = tok_end | (((c & wa) == 0) & inside & r)
+    seeds.append(p4[r])
+    cand = np.zeros(n, dtype=bool)
+    for sd in seeds:
+        cand[sd] = True
+    cjk = np.flatnonzero(cls & _C_K)
+    for i in cjk.tolist():  # next to CJK: every separator within reach
+        cand[max(0, i - 9):i + 2] = True
+    cand &= (cls & _C_W) == 0
     pos = np.flatnonzero(cand)
     if not len(pos):
         return []
@@ -565,26 +664,33 @@ def loosen_spans(n1: str) -> list[tuple[int, int]]:
 
 
 def loosen(n1: str) -> Normalized:
-    """N2 from N1 text: obfuscating separators removed, leetspeak folded (map is to N1)."""
-    if any(c in n1 for c in LEET_CHARS):  # before (t-0r → t-or) and after (b.0.m.b → b0mb)
-        n1 = _LEET_RE.sub(_leet, n1)
-    spans = loosen_spans(n1)
+    """N2 from N1 text: obfuscating separators removed, leetspeak folded (map is to N1).
+
+    Leetspeak is folded before (t-0r → t-or) and after (b.0.m.b → b0mb) the separators go. All
+    passes are vectorised over per-character class bits; the result equals applying
+    ``_LEET_RE.sub(_leet, …)``, ``_LOOSEN_RE`` and ``_LEET_RE`` again over the whole text."""
+    import numpy as np
+
+    cps, cls = _classes(n1)
+    n1, cps, cls = _fold_leet(n1, cps, cls)
+    spans = loosen_spans(n1, cls)
     if spans:
         pieces: list[str] = []
         edits: list[tuple[int, int, int, int]] = []
         last = 0
         removed = 0
+        keep = np.ones(len(n1), dtype=bool)
         for s, e in spans:
             pieces.append(n1[last:s])
             edits.append((s - removed, s, e, 0))
             removed += e - s
             last = e
+            keep[s:e] = False
         pieces.append(n1[last:])
         out, omap = "".join(pieces), OffsetMap(edits)
+        out = _fold_leet(out, cps[keep], cls[keep])[0]
     else:
-        out, omap = n1, OffsetMap()
-    if any(c in out for c in LEET_CHARS):
-        out = _LEET_RE.sub(_leet, out)
+        out, omap = _fold_leet(n1, cps, cls)[0], OffsetMap()
     out = out.replace("i", "l")
     return Normalized(out, omap)
 
