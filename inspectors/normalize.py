@@ -423,15 +423,16 @@ class Normalized:
 def normalize(text: str, opts: NormOptions = DEFAULT) -> Normalized:
     """N1: per-character folding (see the module docstring), with the map to ``text``."""
     t = tables(opts)
+    vector = len(text) >= VECTOR_MIN_CHARS
     if text.isascii():
         raw = text.encode("ascii").translate(t.ascii)
         mapped = raw.decode("ascii")
-        if len(raw.translate(None, t.ascii_expand)) == len(raw):  # no character expands or vanishes
+        if vector and len(raw.translate(None, t.ascii_expand)) == len(raw):  # nothing expands or vanishes
             return _collapse_spaces(mapped, raw)
         rx = t.ascii_edit_re
     else:
         mapped = text.translate(t.translate)  # learns the characters it has not seen yet
-        if not t.expands_in(mapped):
+        if vector and not t.expands_in(mapped):
             return _collapse_spaces(mapped, None)
         rx = t.edit_re
     expand = t.expand
@@ -520,6 +521,9 @@ r"""letter or digit ([^\W_]), decimal digit (\d), space (\s), ``@``/``$``, CJK (
 _CLASS_RES = ((_C_W, re.compile(r"[^\W_]")), (_C_D, re.compile(r"\d")), (_C_S, re.compile(r"\s")),
               (_C_A, re.compile(r"[@$]")), (_C_K, CJK_RE), (_C_LEET, re.compile(r"[013457@$]")))
 _WINDOW_GAP = 12
+VECTOR_MIN_CHARS = 2048
+"""Texts at least this long are normalised and loosened with numpy; shorter ones with the
+regexes alone (the same result; no per-call array overhead, no numpy import for short texts)."""
 """A `_LOOSEN_RE` match and its look-ahead end within 10 characters of where it starts."""
 
 
@@ -663,34 +667,54 @@ def loosen_spans(n1: str, cls: Any = None) -> list[tuple[int, int]]:
     return spans
 
 
+def _loosen_regex(n1: str) -> Normalized:
+    """`loosen` with the regexes over the whole text (short texts: no numpy start-up cost)."""
+    if any(c in n1 for c in LEET_CHARS):
+        n1 = _LEET_RE.sub(_leet, n1)
+    spans = [m.span() for m in _LOOSEN_RE.finditer(n1)]
+    out, omap = _cut(n1, spans)
+    if any(c in out for c in LEET_CHARS):
+        out = _LEET_RE.sub(_leet, out)
+    return Normalized(out.replace("i", "l"), omap)
+
+
+def _cut(n1: str, spans: list[tuple[int, int]]) -> tuple[str, OffsetMap]:
+    """``n1`` without ``spans`` (sorted, disjoint) and the map back to ``n1``."""
+    if not spans:
+        return n1, OffsetMap()
+    pieces: list[str] = []
+    edits: list[tuple[int, int, int, int]] = []
+    last = 0
+    removed = 0
+    for s, e in spans:
+        pieces.append(n1[last:s])
+        edits.append((s - removed, s, e, 0))
+        removed += e - s
+        last = e
+    pieces.append(n1[last:])
+    return "".join(pieces), OffsetMap(edits)
+
+
 def loosen(n1: str) -> Normalized:
     """N2 from N1 text: obfuscating separators removed, leetspeak folded (map is to N1).
 
     Leetspeak is folded before (t-0r → t-or) and after (b.0.m.b → b0mb) the separators go. All
     passes are vectorised over per-character class bits; the result equals applying
     ``_LEET_RE.sub(_leet, …)``, ``_LOOSEN_RE`` and ``_LEET_RE`` again over the whole text."""
+    if len(n1) < VECTOR_MIN_CHARS:
+        return _loosen_regex(n1)
     import numpy as np
 
     cps, cls = _classes(n1)
     n1, cps, cls = _fold_leet(n1, cps, cls)
     spans = loosen_spans(n1, cls)
+    out, omap = _cut(n1, spans)
     if spans:
-        pieces: list[str] = []
-        edits: list[tuple[int, int, int, int]] = []
-        last = 0
-        removed = 0
         keep = np.ones(len(n1), dtype=bool)
         for s, e in spans:
-            pieces.append(n1[last:s])
-            edits.append((s - removed, s, e, 0))
-            removed += e - s
-            last = e
             keep[s:e] = False
-        pieces.append(n1[last:])
-        out, omap = "".join(pieces), OffsetMap(edits)
-        out = _fold_leet(out, cps[keep], cls[keep])[0]
-    else:
-        out, omap = _fold_leet(n1, cps, cls)[0], OffsetMap()
+        cps, cls = cps[keep], cls[keep]
+    out = _fold_leet(out, cps, cls)[0]
     out = out.replace("i", "l")
     return Normalized(out, omap)
 
