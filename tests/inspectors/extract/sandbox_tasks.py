@@ -38,3 +38,18 @@ def pid(data: bytes) -> int:
 
 def boom(data: bytes) -> None:
     raise ValueError("parser bug")
+
+
+def by_data(data: bytes) -> object:
+    """What ``data`` names: ``die`` aborts, ``spin`` loops, ``boom`` raises, ``pid`` gives the
+    worker's pid; anything else comes back."""
+    if data == b"die":
+        os.abort()
+    if data == b"spin":
+        while True:
+            pass
+    if data == b"boom":
+        raise ValueError("parser bug")
+    if data == b"pid":
+        return os.getpid()
+    return data
