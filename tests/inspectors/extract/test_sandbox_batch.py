@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from inspectors.extract import Budget, extract, extract_tree
+from inspectors.extract import Budget, extract_tree
 from inspectors.extract.parts import Limits
 from inspectors.extract.sandbox import Sandbox, SandboxFailure
 from tools import synth as S
