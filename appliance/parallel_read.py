@@ -25,7 +25,6 @@ import json
 import os
 import struct
 import sys
-import tempfile
 import time
 import zlib
 from collections import Counter
@@ -350,6 +349,7 @@ def merge(paths: Iterable[Path], eve: Any, writer: Any) -> tuple[dict[str, Any],
 def run(args: Any, workers: int) -> int:
     """`tapsift read` with ``workers`` pipelines (the CLI's exit codes and messages)."""
     import multiprocessing as mp
+    import tempfile
 
     from appliance.eve import EveWriter, eve_timestamp
     from appliance.settings import SettingsError, load_settings
