@@ -133,25 +133,66 @@ def _pcap_header(cap: Any) -> bytes:
 
 
 class _Shard:
-    """The reader's end of one worker's pipe; a worker that died stops taking frames (its
-    exit status reports it) instead of stopping the others."""
+    """The reader's end of one worker's pipe, written without blocking: what the pipe cannot
+    take now waits here (up to `Shards.max_buffered` over all shards), so a worker busy on a
+    document does not stall the others behind a full pipe. A worker that died stops taking
+    frames (its exit status reports it) instead of stopping the others."""
 
     def __init__(self, fd: int) -> None:
+        import fcntl
+
         self.fd = fd
         self.broken = False
+        self.queue: list[memoryview] = []
+        self.queued = 0
+        try:
+            fcntl.fcntl(fd, 1031, 1 << 20)  # F_SETPIPE_SZ: a 1 MiB pipe (the unprivileged maximum)
+        except OSError:
+            pass
+        os.set_blocking(fd, False)
 
     def write(self, data: bytes) -> None:
-        if self.broken:
-            return
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self.fd, view):]
-        except BrokenPipeError:
-            self.broken = True
+        if not self.broken and data:
+            self.queue.append(memoryview(data))
+            self.queued += len(data)
+            self.pump()
+
+    def pump(self) -> None:
+        """Write what the pipe takes now."""
+        while self.queue and not self.broken:
+            view = self.queue[0]
+            try:
+                n = os.write(self.fd, view)
+            except BlockingIOError:
+                return
+            except BrokenPipeError:
+                self.broken, self.queue, self.queued = True, [], 0
+                return
+            self.queued -= n
+            if n == len(view):
+                self.queue.pop(0)
+            else:
+                self.queue[0] = view[n:]
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class Shards(list):  # type: ignore[type-arg]
+    """The shards' pipes; `wait` blocks (in ``select``) while too much is buffered."""
+
+    max_buffered = 64 << 20
+
+    def wait(self, below: int) -> None:
+        import select
+
+        while True:
+            for sh in self:
+                sh.pump()
+            busy = [sh for sh in self if sh.queue]
+            if sum(sh.queued for sh in busy) <= below or not busy:
+                return
+            select.select([], [sh.fd for sh in busy], [], 1.0)
 
 
 def split(cap: Any, outs: list[Any]) -> list[int]:
@@ -182,9 +223,13 @@ def split(cap: Any, outs: list[Any]) -> list[int]:
         for s, parts in enumerate(pend):
             if parts:
                 outs[s].write(b"".join(parts))
+        if isinstance(outs, Shards):
+            outs.wait(Shards.max_buffered)
         return off
 
     cap.feed_records(consume)
+    if isinstance(outs, Shards):
+        outs.wait(0)
     return counts
 
 
@@ -400,7 +445,7 @@ def run(args: Any, workers: int) -> int:
                              daemon=False) for k in range(workers)]
         for p in procs:
             p.start()
-        pipes = []
+        pipes = Shards()
         for r, w in fds:
             os.close(r)
             pipes.append(_Shard(w))
