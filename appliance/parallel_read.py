@@ -26,7 +26,6 @@ import os
 import struct
 import sys
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -83,9 +82,13 @@ def _ip_offset(buf: Any, off: int, caplen: int, linktype: int) -> tuple[int, int
         if p + 2 > end:
             return -1, 0
         et = (buf[p] << 8) | buf[p + 1]
-        while et in _VLAN and p + 6 <= end:
+        for _ in range(_MAX_TAGS):
+            if et not in _VLAN or p + 6 > end:
+                break
             p += 4
             et = (buf[p] << 8) | buf[p + 1]
+        if et in _VLAN:
+            return -1, 0
         p += 2
     elif linktype == _SLL:
         if off + 16 > end:
@@ -107,6 +110,27 @@ def _ip_offset(buf: Any, off: int, caplen: int, linktype: int) -> tuple[int, int
     return -1, 0
 
 
+_M64 = (1 << 64) - 1
+_K1, _K2, _K3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_MAX_TAGS = 4
+"""VLAN tags looked through (more: the frame counts as non-IP, shard 0)."""
+
+
+def _fold(addr: bytes) -> int:
+    """An address as one 64-bit number (IPv6: its two halves xor-ed)."""
+    x = int.from_bytes(addr, "big")
+    return (x >> 64) ^ (x & _M64) if len(addr) == 16 else x
+
+
+def _mix(x: int, y: int, n: int) -> int:
+    """Shard of the address pair (x, y) given in either order (the same math as `_shards`)."""
+    lo, hi = min(x, y), max(x, y)
+    h = (lo * _K1 + hi) & _M64
+    h = ((h ^ (h >> 31)) * _K2) & _M64
+    h = ((h ^ (h >> 29)) * _K3) & _M64
+    return (h ^ (h >> 32)) % n
+
+
 def shard_of(buf: Any, off: int, caplen: int, linktype: int, n: int) -> int:
     """The shard (0…n-1) of the frame at ``buf[off:off + caplen]``: a hash of its IP address
     pair, the same for both directions (the smaller address first); 0 without IP."""
@@ -119,8 +143,60 @@ def shard_of(buf: Any, off: int, caplen: int, linktype: int, n: int) -> int:
         a, b, alen = p + 8, p + 24, 16
     if b + alen > off + caplen:
         return 0
-    x, y = bytes(buf[a:a + alen]), bytes(buf[b:b + alen])
-    return zlib.crc32(x + y if x <= y else y + x) % n
+    return _mix(_fold(bytes(buf[a:a + alen])), _fold(bytes(buf[b:b + alen])), n)
+
+
+def _shards(buf: Any, offs: Any, lens: Any, linktype: int, n: int) -> Any:
+    """`shard_of` for many frames at once (numpy arrays of data offsets and lengths)."""
+    import numpy as np
+
+    a = np.frombuffer(buf, dtype=np.uint8)
+    last = len(a) - 1
+    end = offs + lens
+
+    def byte(i: Any) -> Any:
+        return a[np.minimum(i, last)].astype(np.uint64)
+
+    def be(i: Any, k: int) -> Any:  # k bytes at i, big-endian
+        x = np.zeros(len(i), dtype=np.uint64)
+        for j in range(k):
+            x = (x << np.uint64(8)) | byte(i + j)
+        return x
+
+    if linktype == _ETHER:
+        p = offs + 12
+        ok = p + 2 <= end
+        et = be(p, 2)
+        for _ in range(_MAX_TAGS):
+            tag = ok & np.isin(et, _VLAN) & (p + 6 <= end)
+            p = np.where(tag, p + 4, p)
+            et = np.where(tag, be(p, 2), et)
+        tagged = np.isin(et, _VLAN)
+        p = p + 2
+        v = np.where(et == 0x0800, 4, np.where(et == 0x86DD, 6, 0)) * (ok & ~tagged)
+    elif linktype in (_SLL, _SLL2):
+        hl, eo = (16, 14) if linktype == _SLL else (20, 0)
+        ok = offs + hl <= end
+        et = be(offs + eo, 2)
+        p = offs + hl
+        v = np.where(et == 0x0800, 4, np.where(et == 0x86DD, 6, 0)) * ok
+    else:
+        p = offs
+        nib = (byte(offs) >> np.uint64(4)).astype(np.int64)
+        v = np.where((nib == 4) | (nib == 6), nib, 0) * (offs < end)
+    v4, v6 = (v == 4) & (p + 20 <= end), (v == 6) & (p + 40 <= end)
+    x = np.where(v4, be(p + 12, 4), 0)
+    y = np.where(v4, be(p + 16, 4), 0)
+    if v6.any():
+        x = np.where(v6, be(p + 8, 8) ^ be(p + 16, 8), x)
+        y = np.where(v6, be(p + 24, 8) ^ be(p + 32, 8), y)
+    lo, hi = np.minimum(x, y), np.maximum(x, y)
+    with np.errstate(over="ignore"):
+        h = lo * np.uint64(_K1) + hi
+        h = (h ^ (h >> np.uint64(31))) * np.uint64(_K2)
+        h = (h ^ (h >> np.uint64(29))) * np.uint64(_K3)
+    h = (h ^ (h >> np.uint64(32))) % np.uint64(n)
+    return np.where(v4 | v6, h, 0).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- the reader
@@ -209,20 +285,32 @@ def split(cap: Any, outs: list[Any]) -> list[int]:
     counts = [0] * n
 
     def consume(buf: Any, off: int) -> int:
-        pend: list[list[Any]] = [[] for _ in range(n)]
+        import numpy as np
+
+        starts: list[int] = []
         end = len(buf)
-        while off + hlen <= end:
+        while off + hlen <= end:  # the record chain: one header read per frame
             caplen = rec(buf, off)[2]
             nxt = off + hlen + caplen
             if caplen > max_rec or nxt > end:
                 break
-            s = shard_of(buf, off + hlen, caplen, lt, n) if n > 1 else 0
-            pend[s].append(buf[off:nxt])
-            counts[s] += 1
+            starts.append(off)
             off = nxt
-        for s, parts in enumerate(pend):
-            if parts:
-                outs[s].write(b"".join(parts))
+        if not starts:
+            return off
+        st = np.array(starts, dtype=np.int64)
+        ends = np.append(st[1:], off)
+        shard = _shards(buf, st + hlen, ends - st - hlen, lt, n) if n > 1 else np.zeros(len(st), dtype=np.int64)
+        for s in range(n):
+            idx = np.flatnonzero(shard == s)
+            if not len(idx):
+                continue
+            counts[s] += len(idx)
+            # consecutive frames of one shard are one slice
+            brk = np.flatnonzero(np.diff(idx) != 1)
+            first = idx[np.concatenate(([0], brk + 1))]
+            last = idx[np.concatenate((brk, [len(idx) - 1]))]
+            outs[s].write(b"".join([buf[a:b] for a, b in zip(st[first].tolist(), ends[last].tolist())]))
         if isinstance(outs, Shards):
             outs.wait(Shards.max_buffered)
         return off

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.parallel_read import canonical, shard_of
+from appliance.parallel_read import _shards, canonical, shard_of
 from appliance.store import AlertStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,34 @@ def test_both_directions_and_fragments_share_a_shard(n: int) -> None:
     arp = b"\xff" * 6 + b"\x04" * 6 + b"\x08\x06" + b"\0" * 28
     assert shard_of(arp, 0, len(arp), 1, n) == 0
     assert shard_of(b"\x02" * 13, 0, 13, 1, n) == 0  # cut short: never raises
+
+
+@pytest.mark.parametrize("linktype", [1, 101, 113])
+def test_vectorised_shards_equal_the_scalar_hash(linktype: int) -> None:
+    import random
+
+    import numpy as np
+
+    rng = random.Random(linktype)
+    tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x18, 65535, 0, 0)
+    frames = []
+    for _ in range(400):
+        a, b = f"10.{rng.randrange(4)}.{rng.randrange(256)}.1", f"192.0.2.{rng.randrange(256)}"
+        f = rng.choice([_eth_ipv4(a, b, 6, tcp), _eth_ipv4(a, b, 17, tcp, vlan=rng.randrange(4096)),
+                        _eth_ipv6(f"2001:db8::{rng.randrange(9999):x}", "2001:db8::1", tcp),
+                        b"\x02" * 12 + b"\x81\x00\x00\x01" * 5 + b"\x08\x00" + b"\x45" * 40])
+        if linktype == 101:
+            f = f[14:] if f[12:14] in (b"\x08\x00", b"\x86\xdd") else f
+        elif linktype == 113:
+            f = b"\0" * 2 + f[:14]
+        f = f[:rng.choice([len(f), len(f), rng.randrange(len(f) + 1)])]  # some cut short
+        frames.append(f)
+    buf = b"".join(frames)
+    offs = np.cumsum([0] + [len(f) for f in frames[:-1]])
+    lens = np.array([len(f) for f in frames])
+    for n in (2, 3, 5):
+        want = [shard_of(buf, int(o), int(ln), linktype, n) for o, ln in zip(offs, lens)]
+        assert _shards(buf, offs, lens, linktype, n).tolist() == want
 
 
 def test_flows_spread_over_the_shards() -> None:
