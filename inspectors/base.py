@@ -143,8 +143,9 @@ def needs_of(inspector: object, config: InspectorConfig | None = None) -> frozen
 
     An inspector's own ``needs`` attribute when it declares one, else derived from its
     ``kinds`` (text kinds → ``text``, ``image`` → ``image_pixels``, ``audio`` → ``speech``,
-    ``video`` → both). The inspector's params may add: ``ocr: true`` → ``image_text`` (match the
-    text in images), ``speech: true`` → ``speech`` (match what is said in audio and video).
+    ``video`` → both). An inspector of ``text`` kinds also reads the text in images (OCR,
+    ``image_text``) and what is said in audio and video (``speech``), as a person would; its
+    params may turn either off (``ocr: false``, ``speech: false``) where that cost is not wanted.
     """
     declared = getattr(inspector, "needs", None)
     if declared is None:
@@ -154,8 +155,9 @@ def needs_of(inspector: object, config: InspectorConfig | None = None) -> frozen
     else:
         out = set(declared)
     params = config.params if config is not None else {}
-    if params.get("ocr"):
+    reads_text = "text" in (getattr(inspector, "kinds", None) or ())  # keyword, dataclass, darkword, ml_text
+    if params.get("ocr", reads_text):
         out.add("image_text")
-    if params.get("speech"):
+    if params.get("speech", reads_text):
         out.add("speech")
     return frozenset(out)

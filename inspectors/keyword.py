@@ -438,8 +438,8 @@ class KeywordInspector:
     name = "keyword"
     kinds = frozenset({"text"})
     needs = frozenset({"text"})
-    """Text of pages and documents; ``params: {ocr: true}`` adds the text in images, ``speech: true``
-    what is said in audio and video (`inspectors.base.needs_of`)."""
+    """Text of pages and documents, plus (unless ``params: {ocr: false}`` / ``speech: false``) the
+    text in images and what is said in audio and video (`inspectors.base.needs_of`)."""
     cost: Literal["cheap", "expensive"] = "cheap"
 
     def __init__(self) -> None:

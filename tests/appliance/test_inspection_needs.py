@@ -44,9 +44,9 @@ profiles:
     severity: high
     inspect:
       - inspector: keyword
-        lists: [projects]%s
+        lists: [projects]%(params)s
       - inspector: dataclass
-        lists: [cards]
+        lists: [cards]%(params)s
     threshold:
       weight: 10
 policies:
@@ -83,9 +83,13 @@ def pool():
     sb.close()
 
 
-def _stage(tmp_path: Path, pool: Sandbox, extra: str = "") -> tuple[InspectionStage, Recording]:
+TEXT_ONLY = "\n        params: {ocr: false, speech: false}"
+"""What an officer writes to keep a text policy off images and sound."""
+
+
+def _stage(tmp_path: Path, pool: Sandbox, params: str = TEXT_ONLY) -> tuple[InspectionStage, Recording]:
     p = tmp_path / "policy.yaml"
-    p.write_text(POLICY % extra, encoding="utf-8")
+    p.write_text(POLICY % {"params": params}, encoding="utf-8")
     stage = InspectionStage(PolicyHolder(p))
     rec = Recording(pool)
     stage.extractor = make_extractor(ObjectFactory(), Budget(), sandbox=rec)
@@ -113,12 +117,16 @@ IMAGE = S.png_image(random.Random(1), 320, 200, "Project Nightjar")
 def test_declared_needs() -> None:
     from appliance.model import InspectorConfig
 
-    assert needs_of(create("keyword")) == {"text"}
-    assert needs_of(create("dataclass")) == {"text"}  # derived from its kinds
-    assert needs_of(create("md5")) == {"text"}
+    reads = {"text", "image_text", "speech"}  # a text inspector reads images and sound too, by default
+    assert needs_of(create("keyword")) == reads
+    assert needs_of(create("dataclass")) == reads  # derived from its kinds
+    assert needs_of(create("md5")) == {"text"}  # hashes: no OCR or speech for an MD5 list
+    assert needs_of(create("hiddenlink")) == {"text"}
     assert needs_of(create("perceptual")) == {"image_pixels"}
-    assert needs_of(create("keyword"), InspectorConfig("keyword", params={"ocr": True})) == {"text", "image_text"}
-    assert needs_of(create("keyword"), InspectorConfig("keyword", params={"speech": True})) == {"text", "speech"}
+    off = {"ocr": False, "speech": False}
+    assert needs_of(create("keyword"), InspectorConfig("keyword", params=off)) == {"text"}
+    assert needs_of(create("keyword"), InspectorConfig("keyword", params={**off, "ocr": True})) == {"text", "image_text"}
+    assert needs_of(create("keyword"), InspectorConfig("keyword", params={"ocr": False})) == {"text", "speech"}
 
     class Listener:
         kinds = frozenset({"audio"})
@@ -149,8 +157,8 @@ def test_embedded_image_is_a_hashed_child_but_not_decoded(tmp_path: Path, pool: 
     assert not [t for t in rec.tasks if "images" in t]
 
 
-def test_ocr_param_or_image_inspector_brings_decoding_back(tmp_path: Path, pool: Sandbox) -> None:
-    stage, rec = _stage(tmp_path, pool, "\n        params: {ocr: true}")
+def test_default_text_policy_or_image_inspector_decodes(tmp_path: Path, pool: Sandbox) -> None:
+    stage, rec = _stage(tmp_path, pool, "")
     before = X.COUNTERS["media.image"]
     stage.inspect(_obj(IMAGE, "image/png", "board.png"), 1)
     assert X.COUNTERS["media.image"] == before + 1
