@@ -125,7 +125,8 @@ def test_declared_needs() -> None:
     assert needs_of(create("perceptual")) == {"image_pixels"}
     off = {"ocr": False, "speech": False}
     assert needs_of(create("keyword"), InspectorConfig("keyword", params=off)) == {"text"}
-    assert needs_of(create("keyword"), InspectorConfig("keyword", params={**off, "ocr": True})) == {"text", "image_text"}
+    only_ocr = InspectorConfig("keyword", params={**off, "ocr": True})
+    assert needs_of(create("keyword"), only_ocr) == {"text", "image_text"}
     assert needs_of(create("keyword"), InspectorConfig("keyword", params={"ocr": False})) == {"text", "speech"}
 
     class Listener:
