@@ -254,7 +254,7 @@ CREATE TABLE sensors (
 
 _PG_V3 = """
 ALTER TABLE alerts ADD COLUMN direction TEXT, ADD COLUMN sensor TEXT;
-UPDATE alerts SET direction = (json::json #>> '{tapsift,direction}');
+UPDATE alerts SET direction = (replace(json, '\\u0000', '\\ufffd')::json #>> '{tapsift,direction}');
 CREATE TABLE sensors (
     name TEXT PRIMARY KEY,
     first_seen DOUBLE PRECISION NOT NULL,
