@@ -23,10 +23,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psycopg
-
 from appliance.store.backend import Executor, SqliteBackend, SqliteExecutor, StoreError
-from appliance.store.postgres import PostgresBackend
+from appliance.store.postgres import PostgresBackend, PostgresExecutor
 
 __all__ = ["Migration", "migrate_backend", "migrate_sqlite", "schema_version"]
 
@@ -74,7 +72,19 @@ def _pg_version(ex: Executor, component: str) -> int:
     return int(ex.scalar("SELECT version FROM tapsift_schema WHERE component = ?", (component,)) or 0)
 
 
+def _pg_step(ex: PostgresExecutor, component: str, version: int, m: Migration) -> None:
+    if version == 0 and ex.scalar("SELECT to_regclass('tapsift_schema') IS NULL"):
+        ex.script("CREATE TABLE tapsift_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    ex.script(m.postgresql)
+    if m.backfill is not None:
+        m.backfill(ex)
+    ex.execute("INSERT INTO tapsift_schema (component, version) VALUES (?, ?) ON CONFLICT (component) "
+               "DO UPDATE SET version = excluded.version", (component, version + 1))
+
+
 def _migrate_pg(backend: PostgresBackend, component: str, steps: list[Migration], what: str) -> int:
+    import psycopg
+
     with backend.connection() as ex:
         version = _pg_version(ex, component)
     if version > len(steps):
@@ -84,25 +94,23 @@ def _migrate_pg(backend: PostgresBackend, component: str, steps: list[Migration]
     if backend.readonly:
         raise StoreError(f"{what} has schema v{version} ({component}), this code reads v{len(steps)}: "
                          "run `tapsift db migrate` (or start a writer) as the database owner")
-    while version < len(steps):
-        try:
-            with backend.tx() as tx:
-                tx.execute("SELECT pg_advisory_xact_lock(?)", (PG_LOCK_KEY,))
-                version = _pg_version(tx, component)
-                if version >= len(steps):
-                    break
-                if version == 0 and tx.scalar("SELECT to_regclass('tapsift_schema') IS NULL"):
-                    tx.script("CREATE TABLE tapsift_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-                m = steps[version]
-                tx.script(m.postgresql)
-                if m.backfill is not None:
-                    m.backfill(tx)
-                tx.execute("INSERT INTO tapsift_schema (component, version) VALUES (?, ?) ON CONFLICT (component) "
-                           "DO UPDATE SET version = excluded.version", (component, version + 1))
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise StoreError(f"{what} needs schema v{len(steps)} ({component}) but this role may not migrate it "
-                             f"({str(exc).strip()}): run `tapsift db migrate` as the database owner") from None
-        version += 1
+    try:
+        with backend.connection() as ex:
+            # A session lock, and each step in its own transaction started after it is held: a transaction
+            # begun before another opener's commit would not see that opener's new tables in its catalog cache.
+            ex.execute("SELECT pg_advisory_lock(?)", (PG_LOCK_KEY,))
+            try:
+                while True:
+                    with ex.conn.transaction():
+                        version = _pg_version(ex, component)
+                        if version >= len(steps):
+                            break
+                        _pg_step(ex, component, version, steps[version])
+            finally:
+                ex.execute("SELECT pg_advisory_unlock(?)", (PG_LOCK_KEY,))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise StoreError(f"{what} needs schema v{len(steps)} ({component}) but this role may not migrate it "
+                         f"({str(exc).strip()}): run `tapsift db migrate` as the database owner") from None
     return len(steps)
 
 

@@ -4,6 +4,9 @@ The pool has no background threads: a connection is opened when none is idle (up
 once; more callers wait up to *timeout* seconds), handed back after use when it is healthy and
 idle, and pinged before reuse when it has sat idle a while (a restarted server leaves dead
 sockets behind). TLS, passwords files and the rest are libpq's, named in the DSN.
+
+psycopg is imported when a PostgreSQL store is first opened, not with this module (a SQLite-only
+sensor does not pay its import time).
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
-
-import psycopg
-from psycopg.rows import dict_row
+from typing import TYPE_CHECKING, Any
 
 from appliance.store.backend import Dialect, Executor, Params, StoreError
 from appliance.store.dsn import Dsn
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["PostgresBackend", "PostgresExecutor", "to_pg"]
 
@@ -85,6 +88,8 @@ class PostgresExecutor(Executor):
             return cur.rowcount
 
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        from psycopg.rows import dict_row
+
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(to_pg(sql), _params(params))
             return cur.fetchall()
@@ -109,6 +114,8 @@ class _Pool:
         self._closed = False
 
     def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         try:
             conn = psycopg.connect(self.dsn.url, autocommit=True)
         except psycopg.Error as exc:
@@ -118,6 +125,8 @@ class _Pool:
         return conn
 
     def _take(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         while True:
             with self._lock:
                 if not self._idle:
@@ -148,6 +157,8 @@ class _Pool:
             self._slots.release()
 
     def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        import psycopg
+
         healthy = not conn.closed and not conn.broken and \
             conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         with self._lock:
