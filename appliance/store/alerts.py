@@ -47,6 +47,18 @@ _GROUPS = {
     "host": f"COALESCE(http_host, {SERVER})", "src_ip": "src_ip", "severity": "severity", "triage": "{triage}",
 }
 _DISTINCT = frozenset({"category", "policy", "profile", "src_zone", "dst_zone"})
+_LEADING = {"category": "alerts", "policy": "alerts", "src_zone": "alerts", "dst_zone": "alerts",
+            "inspector": "findings"}
+"""Columns that lead an index: their distinct values are found by one index seek each (`distinct_values`)."""
+
+
+def distinct_values(ex: Executor, table: str, col: str, limit: int) -> list[Any]:
+    """The first *limit* distinct non-NULL values of an indexed column, in order: a loose index scan
+    (a recursive query that seeks the next larger value), not a walk over every row."""
+    return ex.column(
+        f"WITH RECURSIVE d(v, n) AS (SELECT MIN({col}), 1 FROM {table} UNION ALL "
+        f"SELECT (SELECT MIN({col}) FROM {table} WHERE {col} > d.v), d.n + 1 FROM d "
+        "WHERE d.v IS NOT NULL AND d.n < ?) SELECT v FROM d WHERE v IS NOT NULL", (limit,))
 
 
 @dataclass(slots=True)
@@ -110,11 +122,16 @@ class AlertRepo:
         self.verdicts = verdicts
         if verdicts:
             self._join = f" LEFT JOIN {verdicts} v ON v.alert_id = alerts.id"
+            # the triage filter, indexable: alerts whose verdict is that, or without a verdict whose own state is
+            self._triage_is = (f"(alerts.id IN (SELECT alert_id FROM {verdicts} WHERE verdict = ?) OR "
+                               f"(alerts.triage = ? AND NOT EXISTS (SELECT 1 FROM {verdicts} w "
+                               "WHERE w.alert_id = alerts.id)))")
             self._tri = {"triage": "COALESCE(v.verdict, alerts.triage)", "triage_user": 'COALESCE(v."user", '
                          "alerts.triage_user)", "triage_ts": "COALESCE(v.ts, alerts.triage_ts)"}
         else:
             self._join = ""
             self._tri = {k: f"alerts.{k}" for k in ("triage", "triage_user", "triage_ts")}
+            self._triage_is = "alerts.triage = ?"
 
     # -- writing (inside a transaction) ------------------------------------------------------------
 
@@ -186,10 +203,13 @@ class AlertRepo:
                 params.append(int(value))
         for col, value in (("category", q.category), ("policy", q.policy), ("profile", q.profile),
                            ("src_zone", q.src_zone), ("dst_zone", q.dst_zone), ("http_host", q.host),
-                           (self._tri["triage"], q.triage), ("alerts.content_id", q.content_id)):
+                           ("alerts.content_id", q.content_id)):
             if value is not None:
                 conds.append(f"{col} = ?")
                 params.append(value)
+        if q.triage is not None:
+            conds.append(self._triage_is)
+            params += [q.triage] * self._triage_is.count("?")
         for cols, value in ((("src_zone", "dst_zone"), q.zone), (("src_ip", "dest_ip"), q.ip),
                             (("file_sha256", "file_md5"), q.hash.lower() if q.hash is not None else None)):
             if value is not None:
@@ -219,8 +239,7 @@ class AlertRepo:
 
     def count(self, q: AlertQuery | dict[str, Any] | None = None) -> int:
         where, params = self.where(q)
-        join = self._join if "v.verdict" in where else ""
-        return int(self.ex.scalar(f"SELECT COUNT(*) FROM alerts{join}{where}", params))
+        return int(self.ex.scalar(f"SELECT COUNT(*) FROM alerts{where}", params))
 
     def get(self, alert_id: str) -> dict[str, Any] | None:
         """One alert: its columns, the full ``record``, its ``findings``, ``object`` and ``triage_log``."""
@@ -266,11 +285,13 @@ class AlertRepo:
         """Values of a filterable column (for the filter drop-downs)."""
         if col not in _DISTINCT:
             raise ValueError(col)
+        if col in _LEADING:
+            return distinct_values(self.ex, "alerts", col, limit)
         return self.ex.column(f"SELECT DISTINCT {col} FROM alerts WHERE {col} IS NOT NULL ORDER BY 1 LIMIT ?",
                               (limit,))
 
     def inspectors(self) -> list[str]:
-        return self.ex.column("SELECT DISTINCT inspector FROM findings ORDER BY 1 LIMIT 100")
+        return distinct_values(self.ex, "findings", "inspector", 100)
 
     def zones(self) -> list[str]:
         return sorted(set(self.distinct("src_zone")) | set(self.distinct("dst_zone")))

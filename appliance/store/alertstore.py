@@ -46,7 +46,10 @@ class AlertStore:
 
     def __init__(self, dsn: str | Path | Dsn, *, synchronous: str = "normal", readonly: bool = False,
                  timeout: float = 10.0, check_same_thread: bool = True, pool_size: int = 2) -> None:
-        self.dsn = Dsn.parse(dsn)
+        try:
+            self.dsn = Dsn.parse(dsn)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
         self.readonly = readonly
         self.db: SqliteBackend | PostgresBackend
         if self.dsn.path is not None:
