@@ -17,6 +17,7 @@ from typing import Any
 
 from appliance.model import ContentObject
 from appliance.outputs.alertjson import clean, dumps
+from appliance.store.alertstats import AlertStats
 from appliance.store.backend import Executor
 from appliance.store.objects import AddResult, ObjectRepo, insert_sql, int64
 from appliance.store.textindex import TextIndex
@@ -31,9 +32,6 @@ ALERTS_TEXT = TextIndex("alerts", ("evidence", "url", "filename", "host", "rules
 
 log = logging.getLogger(__name__)
 
-SERVER = "CASE alerts.direction WHEN 'download' THEN alerts.src_ip ELSE alerts.dest_ip END"
-"""The server's address of an alert: EVE's source for a download, its destination otherwise."""
-
 _SUMMARY = (
     "alerts.seq, id, ts_ns, severity, category, policy, profile, src_zone, dst_zone, flow_uid, src_ip, src_port, "
     "dest_ip, dest_port, proto, app_proto, alerts.content_id, http_host, http_url, file_name, file_sha256, "
@@ -42,10 +40,6 @@ _SUMMARY = (
     "(SELECT COUNT(*) FROM findings f WHERE f.alert_seq = alerts.seq) AS finding_count, "
     "(SELECT {inspectors} FROM findings f WHERE f.alert_seq = alerts.seq) AS inspectors"
 )
-_GROUPS = {
-    "zones": "src_zone || ' → ' || dst_zone", "category": "category", "policy": "policy",
-    "host": f"COALESCE(http_host, {SERVER})", "src_ip": "src_ip", "severity": "severity", "triage": "{triage}",
-}
 _DISTINCT = frozenset({"category", "policy", "profile", "src_zone", "dst_zone"})
 _LEADING = {"category": "alerts", "policy": "alerts", "src_zone": "alerts", "dst_zone": "alerts",
             "inspector": "findings"}
@@ -120,6 +114,7 @@ class AlertRepo:
     def __init__(self, ex: Executor, verdicts: str | None = None) -> None:
         self.ex = ex
         self.verdicts = verdicts
+        self._stats = AlertStats(ex, verdicts)
         if verdicts:
             self._join = f" LEFT JOIN {verdicts} v ON v.alert_id = alerts.id"
             # the triage filter, indexable: alerts whose verdict is that, or without a verdict whose own state is
@@ -262,24 +257,8 @@ class AlertRepo:
         return out
 
     def stats(self) -> dict[str, Any]:
-        """Totals for the dashboard and ``/metrics``."""
-        total, first, last, suppressed = self.ex.one(
-            "SELECT COUNT(*) AS n, MIN(ts_ns) AS a, MAX(ts_ns) AS b, COALESCE(SUM(suppressed), 0) AS s "
-            "FROM alerts").values()
-
-        def grouped(expr: str, limit: int = 50) -> dict[Any, int]:
-            rows = self.ex.rows(f"SELECT {expr} AS k, COUNT(*) AS n FROM alerts{self._join} GROUP BY {expr} "
-                                "ORDER BY n DESC LIMIT ?", (limit,))
-            return {r["k"]: int(r["n"]) for r in rows}
-
-        inspectors = self.ex.rows("SELECT inspector AS k, COUNT(DISTINCT alert_seq) AS n FROM findings "
-                                  "GROUP BY inspector ORDER BY n DESC LIMIT 50")
-        return {
-            "alerts": int(total), "first_ts_ns": first, "last_ts_ns": last, "suppressed": int(suppressed),
-            "by_severity": grouped("severity"), "by_category": grouped("category"),
-            "by_triage": grouped(self._tri["triage"]), "by_policy": grouped("policy"),
-            "by_inspector": {r["k"]: int(r["n"]) for r in inspectors},
-        }
+        """Totals for the dashboard and ``/metrics`` (see `AlertStats`)."""
+        return self._stats.stats()
 
     def distinct(self, col: str, limit: int = 200) -> list[str]:
         """Values of a filterable column (for the filter drop-downs)."""
@@ -301,45 +280,13 @@ class AlertRepo:
         return (row["a"], row["b"]) if row else (None, None)
 
     def histogram(self, since_ns: int, until_ns: int, buckets: int = 48) -> list[tuple[int, int]]:
-        """(bucket start ns, hits) for *buckets* equal slices of [since, until)."""
-        width = max(1, (until_ns - since_ns + buckets - 1) // buckets)
-        rows = self.ex.rows("SELECT (ts_ns - ?) / ? AS b, COUNT(*) AS n FROM alerts WHERE ts_ns >= ? AND ts_ns < ? "
-                            "GROUP BY 1", (since_ns, width, since_ns, until_ns))
-        counts = {int(r["b"]): int(r["n"]) for r in rows}
-        return [(since_ns + i * width, counts.get(i, 0)) for i in range(buckets)]
+        return self._stats.histogram(since_ns, until_ns, buckets)
 
     def top(self, group: str, since_ns: int, until_ns: int, limit: int = 10) -> list[tuple[str, int]]:
-        """Top values of a fixed grouping (`_GROUPS`, never user input) in the range."""
-        expr = _GROUPS[group].format(**self._tri)
-        join = self._join if group == "triage" else ""
-        sql = (f"SELECT {expr} AS k, COUNT(*) AS n FROM alerts{join} WHERE ts_ns >= ? AND ts_ns < ? "
-               f"AND ({expr}) IS NOT NULL GROUP BY {expr} ORDER BY n DESC, k LIMIT ?")
-        return [(str(r["k"]), int(r["n"])) for r in self.ex.rows(sql, (since_ns, until_ns, limit))]
+        return self._stats.top(group, since_ns, until_ns, limit)
 
     def rule_quality(self) -> list[dict[str, Any]]:
-        """Per policy rule and profile: hits, true/false positives and precision from verdicts."""
-        tri = self._tri["triage"]
-        got = self.ex.rows(
-            f"SELECT policy, profile, COUNT(*) AS hits, SUM(CASE WHEN {tri} = 'confirmed' THEN 1 ELSE 0 END) AS tp, "
-            f"SUM(CASE WHEN {tri} = 'false_positive' THEN 1 ELSE 0 END) AS fp, "
-            f"SUM(CASE WHEN {tri} = 'new' THEN 1 ELSE 0 END) AS untriaged, MAX(ts_ns) AS last_ts_ns "
-            f"FROM alerts{self._join} GROUP BY policy, profile ORDER BY hits DESC")
-        for r in got:
-            r["tp"], r["fp"], r["untriaged"] = int(r["tp"] or 0), int(r["fp"] or 0), int(r["untriaged"] or 0)
-            judged = r["tp"] + r["fp"]
-            r["precision"] = (r["tp"] / judged) if judged else None
-        return got
+        return self._stats.rule_quality()
 
     def list_quality(self) -> list[dict[str, Any]]:
-        """Per inspector list (finding rule): hits, true/false positives and precision."""
-        tri = self._tri["triage"]
-        got = self.ex.rows(
-            "SELECT f.inspector AS inspector, f.rule AS rule, COUNT(DISTINCT alerts.seq) AS hits, "
-            f"COUNT(DISTINCT CASE WHEN {tri} = 'confirmed' THEN alerts.seq END) AS tp, "
-            f"COUNT(DISTINCT CASE WHEN {tri} = 'false_positive' THEN alerts.seq END) AS fp "
-            f"FROM findings f JOIN alerts ON alerts.seq = f.alert_seq{self._join} "
-            "GROUP BY f.inspector, f.rule ORDER BY hits DESC")
-        for r in got:
-            judged = r["tp"] + r["fp"]
-            r["precision"] = (r["tp"] / judged) if judged else None
-        return got
+        return self._stats.list_quality()

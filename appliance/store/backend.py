@@ -9,6 +9,7 @@ through an `Executor`:
 - the id of an inserted row: `Executor.insert` (``lastrowid`` / ``RETURNING``), None when an
   ``ON CONFLICT DO NOTHING`` skipped the row;
 - aggregates that differ: `Executor.agg_distinct` (``group_concat`` / ``string_agg``);
+- planner hints: `Executor.unindexed` (SQLite's ``+col``);
 - text PostgreSQL cannot hold (NUL, lone surrogates) becomes U+FFFD on the way in;
 - full-text search and DDL: `appliance.store.textindex` and the migrations.
 
@@ -71,6 +72,12 @@ class Executor:
     def column(self, sql: str, params: Params = ()) -> list[Any]:
         """The first column of every row."""
         return [next(iter(r.values())) for r in self.rows(sql, params)]
+
+    def unindexed(self, col: str) -> str:
+        """*col* in a condition the planner should not answer with an index on *col* alone: SQLite's
+        planner, without statistics on ranges, would fetch every row of a wide time range through the
+        time index instead of scanning a covering index of the grouped columns."""
+        return f"+{col}" if self.dialect == "sqlite" else col
 
     def agg_distinct(self, expr: str) -> str:
         """Comma-joined distinct values of *expr* (an aggregate)."""

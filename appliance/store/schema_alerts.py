@@ -236,12 +236,16 @@ CREATE INDEX triage_log_alert ON triage_log(alert_seq, ts);
 
 # v3: the server's side of a hit as a column (no JSON extraction in the console's queries), the sensor
 # that sent an alert, the CJK n-gram index of short search terms (SQLite; PostgreSQL has it since v2),
+# covering indexes for the policy page's and dashboard's aggregates (`appliance.store.alertstats`),
 # and the sensor registry.
 _SQLITE_V3 = """
 ALTER TABLE alerts ADD COLUMN direction TEXT;
 ALTER TABLE alerts ADD COLUMN sensor TEXT;
 UPDATE alerts SET direction = json_extract(json, '$.tapsift.direction') WHERE json_valid(json);
 CREATE VIRTUAL TABLE alerts_grams USING fts5(grams, tokenize = 'unicode61', detail = none, columnsize = 0);
+CREATE INDEX alerts_suppressed ON alerts(suppressed) WHERE suppressed > 0;
+CREATE INDEX alerts_policy_profile ON alerts(policy, profile, triage, ts_ns);
+CREATE INDEX findings_inspector_rule ON findings(inspector, rule, alert_seq);
 CREATE TABLE sensors (
     name TEXT PRIMARY KEY,
     first_seen REAL NOT NULL,
@@ -254,6 +258,9 @@ CREATE TABLE sensors (
 
 _PG_V3 = """
 ALTER TABLE alerts ADD COLUMN direction TEXT, ADD COLUMN sensor TEXT;
+CREATE INDEX alerts_suppressed ON alerts(suppressed) WHERE suppressed > 0;
+CREATE INDEX alerts_policy_profile ON alerts(policy, profile, triage, ts_ns);
+CREATE INDEX findings_inspector_rule ON findings(inspector, rule, alert_seq);
 UPDATE alerts SET direction = (replace(json, '\\u0000', '\\ufffd')::json #>> '{tapsift,direction}');
 CREATE TABLE sensors (
     name TEXT PRIMARY KEY,

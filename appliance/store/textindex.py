@@ -148,7 +148,7 @@ class TextIndex:
             ex.execute(f"DELETE FROM {self.pg_table} WHERE {self.pg_key} IN ({keys_sql})", params)
 
     def condition(self, dialect: str, text: str, key_col: str) -> tuple[str, list[Any]]:
-        """``key_col IN (…)`` selecting the rows that contain every term, or ``""`` for no terms."""
+        """A condition on *key_col* selecting the rows that contain every term, or ``""`` for no terms."""
         terms = plan(text)
         if not terms:
             return "", []
@@ -157,24 +157,23 @@ class TextIndex:
         return self._pg(terms, key_col)
 
     def _sqlite(self, terms: list[Term], key_col: str) -> tuple[str, list[Any]]:
+        # One condition per index, intersected by the outer query: SQLite evaluates an FTS5 MATCH again
+        # for each row when it is combined with a rowid constraint in the same subquery (seconds).
         tri = [t.text for t in terms if t.kind == "trigram"]
         grams = [gram_key(t.text) for t in terms if t.kind == "gram"]
         scans = [t.text for t in terms if t.kind == "scan"]
-        gram_sql = f"SELECT rowid FROM {self.grams} WHERE {self.grams} MATCH ?"
-        gram_match = " AND ".join(grams)
-        if not tri and not scans:
-            return f"{key_col} IN ({gram_sql})", [gram_match]
-        sub, params = [f"SELECT rowid FROM {self.fts} WHERE 1"], []
+        conds, params = [], []
         if tri:
-            sub.append(f"AND {self.fts} MATCH ?")
+            conds.append(f"{key_col} IN (SELECT rowid FROM {self.fts} WHERE {self.fts} MATCH ?)")
             params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in tri))
         if grams:
-            sub.append(f"AND rowid IN ({gram_sql})")
-            params.append(gram_match)
-        for s in scans:
-            sub.append("AND (" + " OR ".join(f"instr(lower({f}), lower(?))" for f in self.fields) + ")")
+            conds.append(f"{key_col} IN (SELECT rowid FROM {self.grams} WHERE {self.grams} MATCH ?)")
+            params.append(" AND ".join(grams))
+        for s in scans:  # read the text of the rows the rest of the query leaves
+            found = " OR ".join(f"instr(lower({f}), lower(?))" for f in self.fields)
+            conds.append(f"EXISTS (SELECT 1 FROM {self.fts} WHERE rowid = {key_col} AND ({found}))")
             params.extend([s] * len(self.fields))
-        return f"{key_col} IN ({' '.join(sub)})", params
+        return " AND ".join(conds), params
 
     def _pg(self, terms: list[Term], key_col: str) -> tuple[str, list[Any]]:
         sub, params = [f"SELECT {self.pg_key} FROM {self.pg_table} WHERE TRUE"], []

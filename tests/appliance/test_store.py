@@ -149,7 +149,7 @@ def test_query_filters(store: AlertStore) -> None:
 INDEXED = [
     ({"since_ns": 1, "until_ns": 2}, "alerts_ts"),
     ({"category": "x"}, "alerts_category_ts"),
-    ({"policy": "x"}, "alerts_policy_ts"),
+    ({"policy": "x"}, "alerts_policy_ts|alerts_policy_profile"),
     ({"triage": "investigating"}, "alerts_triage_ts"),
     ({"host": "h"}, "alerts_host_ts"),
     ({"inspector": "keyword"}, "findings_inspector"),
@@ -224,6 +224,52 @@ def test_triage_and_suppression(store: AlertStore) -> None:
     assert st["alerts"] == 1 and st["suppressed"] == 6 and st["by_triage"] == {"resolved": 1}
     assert st["by_inspector"] == {"keyword": 1} and st["by_severity"] == {2: 1}
     assert st["schema_version"] == len(MIGRATIONS) and st["db_bytes"] > 0
+
+
+def test_console_aggregates_see_verdicts(dsn: str, tmp_path: Path) -> None:
+    """Every count the console shows agrees with the alerts' effective state (verdict, else the store's own)."""
+    from collections import Counter
+
+    from webui.alerts import ViewFactory
+    from webui.db import ConsoleDB
+
+    with AlertStore(dsn) as store:
+        store.add_many([(_alert(i, policy=("p1", "p2")[i % 2], inspector=("keyword", "md5")[i % 3 == 0]), _obj(i))
+                        for i in range(12)])
+        assert store.set_triage("A000003", "investigating") and store.set_triage("A000004", "false_positive")
+    console = ConsoleDB(dsn if dsn.startswith("postgresql") else tmp_path / "console.db")
+    views = ViewFactory(dsn, console)
+    with console.tx() as tx:
+        for alert_id, verdict in (("A000001", "confirmed"), ("A000002", "false_positive"), ("A000003", "confirmed"),
+                                  ("A000005", "new"), ("A999999", "confirmed")):  # the last: no such alert
+            tx.verdicts.set(alert_id, verdict, "", "alice", 1.0)
+    try:
+        with views() as view:
+            rows = view.query(AlertQuery(), limit=100)
+            want = Counter(r["triage"] for r in rows)
+            assert want == {"new": 8, "confirmed": 2, "false_positive": 2}
+            assert view.stats()["by_triage"] == dict(want)
+            assert dict(view.top("triage", BASE_TS, BASE_TS + 100 * 10**9)) == dict(want)
+            assert dict(view.top("triage", BASE_TS + 2 * 10**9, BASE_TS + 5 * 10**9)) == {"confirmed": 1,
+                                                                                          "false_positive": 2}
+            for state, n in [*want.items(), ("investigating", 0)]:
+                assert view.count(AlertQuery(triage=state)) == n
+                assert len(view.query(AlertQuery(triage=state))) == n
+            by_rule = {(r["policy"], r["profile"]): r for r in view.rule_quality()}
+            for policy in ("p1", "p2"):
+                mine = [r for r in rows if r["policy"] == policy]
+                got = by_rule[(policy, "dlp")]
+                assert (got["hits"], got["untriaged"], got["last_ts_ns"]) == (
+                    len(mine), sum(r["triage"] == "new" for r in mine), max(r["ts_ns"] for r in mine))
+                assert (got["tp"], got["fp"]) == (sum(r["triage"] == "confirmed" for r in mine),
+                                                  sum(r["triage"] == "false_positive" for r in mine))
+            for q in view.list_quality():
+                mine = [r for r in rows if r["inspectors"] == q["inspector"]]
+                assert (q["hits"], q["tp"], q["fp"]) == (len(mine), sum(r["triage"] == "confirmed" for r in mine),
+                                                         sum(r["triage"] == "false_positive" for r in mine))
+    finally:
+        views.close()
+        console.close()
 
 
 def test_purge(store: AlertStore) -> None:
