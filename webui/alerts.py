@@ -41,8 +41,8 @@ class AlertView:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def query(self, q: AlertQuery, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        return self.alerts.query(q, limit, offset)
+    def query(self, q: AlertQuery, limit: int = 100, offset: int = 0, total: int | None = None) -> list[dict[str, Any]]:
+        return self.alerts.query(q, limit, offset, total)
 
     def count(self, q: AlertQuery | None = None) -> int:
         return self.alerts.count(q)
@@ -51,10 +51,18 @@ class AlertView:
         return self.alerts.get(alert_id)
 
     def stats(self) -> dict[str, Any]:
+        """Totals, groupings, the store's schema version and size."""
+        return {**self.alerts.stats(), **self._store()}
+
+    def totals(self) -> dict[str, Any]:
+        """Alerts, first and last time, suppressed repeats, schema version and size (the dashboard's)."""
+        return {**self.alerts.totals(), **self._store()}
+
+    def _store(self) -> dict[str, Any]:
         ex = self.alerts.ex
         size = ex.size_bytes() if isinstance(ex, SqliteBackend) else \
             int(ex.scalar("SELECT pg_database_size(current_database())") or 0)
-        return {**self.alerts.stats(), "schema_version": schema_version(ex, "alerts"), "db_bytes": size}
+        return {"schema_version": schema_version(ex, "alerts"), "db_bytes": size}
 
     def distinct(self, col: str, limit: int = 200) -> list[str]:
         return self.alerts.distinct(col, limit)

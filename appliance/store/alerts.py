@@ -9,6 +9,7 @@ filter and count. Every statement is parameterised; nothing from an alert is spl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -40,6 +41,8 @@ _SUMMARY = (
     "(SELECT COUNT(*) FROM findings f WHERE f.alert_seq = alerts.seq) AS finding_count, "
     "(SELECT {inspectors} FROM findings f WHERE f.alert_seq = alerts.seq) AS inspectors"
 )
+MANY_MATCHES = 5000
+"""Matches beyond which walking the newest alerts finds a page sooner than collecting every match first."""
 _DISTINCT = frozenset({"category", "policy", "profile", "src_zone", "dst_zone"})
 _LEADING = {"category": "alerts", "policy": "alerts", "src_zone": "alerts", "dst_zone": "alerts",
             "inspector": "findings"}
@@ -108,6 +111,12 @@ def alert_row(rec: dict[str, Any], ts_ns: int) -> dict[str, Any]:
     }
 
 
+def _query(q: AlertQuery | dict[str, Any] | None) -> AlertQuery:
+    if q is None:
+        return AlertQuery()
+    return AlertQuery(**q) if isinstance(q, dict) else q
+
+
 class AlertRepo:
     """Alerts over an `Executor`; *verdicts* names the console's verdicts table to overlay (None: none)."""
 
@@ -117,16 +126,26 @@ class AlertRepo:
         self._stats = AlertStats(ex, verdicts)
         if verdicts:
             self._join = f" LEFT JOIN {verdicts} v ON v.alert_id = alerts.id"
-            # the triage filter, indexable: alerts whose verdict is that, or without a verdict whose own state is
-            self._triage_is = (f"(alerts.id IN (SELECT alert_id FROM {verdicts} WHERE verdict = ?) OR "
-                               f"(alerts.triage = ? AND NOT EXISTS (SELECT 1 FROM {verdicts} w "
-                               "WHERE w.alert_id = alerts.id)))")
             self._tri = {"triage": "COALESCE(v.verdict, alerts.triage)", "triage_user": 'COALESCE(v."user", '
                          "alerts.triage_user)", "triage_ts": "COALESCE(v.ts, alerts.triage_ts)"}
         else:
             self._join = ""
             self._tri = {k: f"alerts.{k}" for k in ("triage", "triage_user", "triage_ts")}
-            self._triage_is = "alerts.triage = ?"
+
+    def _triage_is(self, state: str) -> tuple[str, list[Any]]:
+        """The alerts whose effective triage state is *state* (the verdict, else their own), kept indexable.
+
+        ``new`` is most alerts: the scan stays in time order and leaves out the few with another verdict.
+        Any other state is rare: the alerts with that verdict plus those of that own state without one."""
+        if not self.verdicts:
+            return "alerts.triage = ?", [state]
+        v, own = self.verdicts, self.ex.unindexed("alerts.triage")
+        if state == "new":
+            return (f"alerts.id NOT IN (SELECT alert_id FROM {v} WHERE verdict <> ?) AND ({own} = ? OR "
+                    f"alerts.id IN (SELECT alert_id FROM {v} WHERE verdict = ?))", [state] * 3)
+        return (f"alerts.seq IN (SELECT t.seq FROM {v} w CROSS JOIN alerts t WHERE t.id = w.alert_id AND "
+                f"w.verdict = ? UNION ALL SELECT t.seq FROM alerts t WHERE t.triage = ? AND NOT EXISTS "
+                f"(SELECT 1 FROM {v} w WHERE w.alert_id = t.id))", [state, state])
 
     # -- writing (inside a transaction) ------------------------------------------------------------
 
@@ -184,12 +203,13 @@ class AlertRepo:
 
     # -- filters -----------------------------------------------------------------------------------
 
-    def where(self, q: AlertQuery | dict[str, Any] | None) -> tuple[str, list[Any]]:
-        """`` WHERE …`` for the filters (or ``""``) and its parameters."""
-        if q is None:
-            q = AlertQuery()
-        elif isinstance(q, dict):
-            q = AlertQuery(**q)
+    def where(self, q: AlertQuery | dict[str, Any] | None, many: bool = False) -> tuple[str, list[Any]]:
+        """`` WHERE …`` for the filters (or ``""``) and its parameters (*many*: see `TextIndex.condition`)."""
+        conds, params = self.conditions(_query(q), many)
+        return (" WHERE " + " AND ".join(conds)) if conds else "", params
+
+    def conditions(self, q: AlertQuery, many: bool = False) -> tuple[list[str], list[Any]]:
+        """The filters as conditions on ``alerts`` (AND-ed) and their parameters."""
         conds: list[str] = []
         params: list[Any] = []
         for cond, value in (("ts_ns >= ?", q.since_ns), ("ts_ns < ?", q.until_ns), ("severity <= ?", q.severity)):
@@ -203,8 +223,9 @@ class AlertRepo:
                 conds.append(f"{col} = ?")
                 params.append(value)
         if q.triage is not None:
-            conds.append(self._triage_is)
-            params += [q.triage] * self._triage_is.count("?")
+            cond, p = self._triage_is(q.triage)
+            conds.append(cond)
+            params += p
         for cols, value in ((("src_zone", "dst_zone"), q.zone), (("src_ip", "dest_ip"), q.ip),
                             (("file_sha256", "file_md5"), q.hash.lower() if q.hash is not None else None)):
             if value is not None:
@@ -215,26 +236,44 @@ class AlertRepo:
                 conds.append(f"alerts.seq IN (SELECT alert_seq FROM findings WHERE {col} = ?)")
                 params.append(value)
         if q.text:
-            cond, p = ALERTS_TEXT.condition(self.ex.dialect, q.text, "alerts.seq")
+            cond, p = ALERTS_TEXT.condition(self.ex.dialect, q.text, "alerts.seq", many)
             if cond:
                 conds.append(cond)
                 params += p
-        return (" WHERE " + " AND ".join(conds)) if conds else "", params
+        return conds, params
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def query(self, q: AlertQuery | dict[str, Any] | None = None, limit: int = 100,
-              offset: int = 0) -> list[dict[str, Any]]:
-        """Alert summaries matching *q*, newest first."""
-        where, params = self.where(q)
+    def query(self, q: AlertQuery | dict[str, Any] | None = None, limit: int = 100, offset: int = 0,
+              total: int | None = None) -> list[dict[str, Any]]:
+        """Alert summaries matching *q*, newest first. *total*, when the caller has counted the matches, lets
+        a search with many matches walk the newest alerts (see `TextIndex.condition`)."""
+        where, params = self.where(q, many=total is not None and total > MANY_MATCHES)
         cols = _SUMMARY.format(inspectors=self.ex.agg_distinct("f.inspector"), **self._tri)
-        sql = (f"SELECT {cols} FROM alerts{self._join}{where} ORDER BY ts_ns DESC, alerts.seq DESC "
-               "LIMIT ? OFFSET ?")
+        # the page's rows first, then their summaries (PostgreSQL computes select-list subqueries for skipped rows)
+        sql = (f"SELECT {cols} FROM (SELECT alerts.seq AS page_seq FROM alerts{where} ORDER BY ts_ns DESC, "
+               f"alerts.seq DESC LIMIT ? OFFSET ?) page JOIN alerts ON alerts.seq = page.page_seq{self._join} "
+               "ORDER BY ts_ns DESC, alerts.seq DESC")
         return self.ex.rows(sql, [*params, max(0, min(int(limit), 10_000)), max(0, int(offset))])
 
     def count(self, q: AlertQuery | dict[str, Any] | None = None) -> int:
+        q = _query(q)
+        if self.verdicts and q.triage == "new":
+            return self._count_new(q)
         where, params = self.where(q)
         return int(self.ex.scalar(f"SELECT COUNT(*) FROM alerts{where}", params))
+
+    def _count_new(self, q: AlertQuery) -> int:
+        """Untriaged alerts matching *q*: those whose own state is new (an index count), less those a verdict
+        moved away, plus those a verdict moved back to new (the verdicts are few)."""
+        conds, params = self.conditions(dataclasses.replace(q, triage=None))
+        own = int(self.ex.scalar("SELECT COUNT(*) FROM alerts WHERE " + " AND ".join([*conds, "alerts.triage = ?"]),
+                                 [*params, "new"]))
+        moved = self.ex.scalar(
+            "SELECT COALESCE(SUM(CASE WHEN alerts.triage = 'new' THEN -1 ELSE 1 END), 0) FROM "
+            f"{self.verdicts} v CROSS JOIN alerts WHERE " + " AND ".join(
+                ["alerts.id = v.alert_id", "(alerts.triage = 'new') <> (v.verdict = 'new')", *conds]), params)
+        return own + int(moved)
 
     def get(self, alert_id: str) -> dict[str, Any] | None:
         """One alert: its columns, the full ``record``, its ``findings``, ``object`` and ``triage_log``."""
@@ -257,8 +296,11 @@ class AlertRepo:
         return out
 
     def stats(self) -> dict[str, Any]:
-        """Totals for the dashboard and ``/metrics`` (see `AlertStats`)."""
+        """Totals and groupings for ``/metrics`` and the API (see `AlertStats`)."""
         return self._stats.stats()
+
+    def totals(self) -> dict[str, Any]:
+        return self._stats.totals()
 
     def distinct(self, col: str, limit: int = 200) -> list[str]:
         """Values of a filterable column (for the filter drop-downs)."""

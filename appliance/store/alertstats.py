@@ -65,10 +65,15 @@ class AlertStats:
         own.update(self._moves([], cond=cond, params=params).get((), Counter()))
         return +own  # drops states left at zero
 
-    def stats(self) -> dict[str, Any]:
-        """Totals: alerts, first/last time, suppressed repeats, and by severity, category, triage, policy, inspector."""
+    def totals(self) -> dict[str, Any]:
+        """Alerts stored, the first and last alert's time, suppressed repeats."""
         row = self.ex.one("SELECT COUNT(*) AS n, MIN(ts_ns) AS a, MAX(ts_ns) AS b FROM alerts") or {}
         suppressed = self.ex.scalar("SELECT COALESCE(SUM(suppressed), 0) FROM alerts WHERE suppressed > 0")
+        return {"alerts": int(row.get("n") or 0), "first_ts_ns": row.get("a"), "last_ts_ns": row.get("b"),
+                "suppressed": int(suppressed or 0)}
+
+    def stats(self) -> dict[str, Any]:
+        """`totals` and the alerts by severity, category, triage state, policy and inspector."""
 
         def grouped(col: str, limit: int = 50) -> dict[Any, int]:
             rows = self.ex.rows(f"SELECT {col} AS k, COUNT(*) AS n FROM alerts GROUP BY {col} ORDER BY n DESC LIMIT ?",
@@ -78,8 +83,7 @@ class AlertStats:
         inspectors = self.ex.rows("SELECT inspector AS k, COUNT(DISTINCT alert_seq) AS n FROM findings "
                                   "GROUP BY inspector ORDER BY n DESC LIMIT 50")
         return {
-            "alerts": int(row.get("n") or 0), "first_ts_ns": row.get("a"), "last_ts_ns": row.get("b"),
-            "suppressed": int(suppressed or 0), "by_severity": grouped("severity"), "by_category": grouped("category"),
+            **self.totals(), "by_severity": grouped("severity"), "by_category": grouped("category"),
             "by_triage": dict(self._triage().most_common(50)), "by_policy": grouped("policy"),
             "by_inspector": {r["k"]: int(r["n"]) for r in inspectors},
         }

@@ -106,12 +106,11 @@ class AlertStore:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def add_alert(self, record: dict[str, Any], obj: ContentObject | None = None,
-                  ts_ns: int | None = None) -> AddResult:
-        """Store one alert record (committed when this returns): inserted, duplicate or conflict."""
-        ts = ts_ns if ts_ns is not None else int((record.get("tapsift") or {}).get("ts_ns") or 0)
+    def add_alert(self, record: dict[str, Any], obj: ContentObject | None, ts_ns: int) -> AddResult:
+        """Store one alert record (`alert_record`) at packet time *ts_ns*, committed when this returns:
+        ``INSERTED``, ``DUPLICATE`` (its id with the same record) or ``CONFLICT`` (its id with another)."""
         with self.db.tx() as tx:
-            return AlertRepo(tx).add(record, obj, ts)
+            return AlertRepo(tx).add(record, obj, ts_ns)
 
     def add(self, alert: Alert, obj: ContentObject | None = None, record: dict[str, Any] | None = None) -> bool:
         """Store one alert; False if its id was already stored."""

@@ -31,6 +31,7 @@ is ``TextIndex("alerts", …)``; content search adds its own with its own migrat
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -63,6 +64,7 @@ _CJK_CLASS = "".join(f"{chr(a)}-{chr(b)}" for a, b in _CJK_RANGES)
 _CJK_RUN = re.compile(f"[{_CJK_CLASS}]+")
 
 
+@functools.lru_cache(maxsize=1 << 15)
 def is_cjk(ch: str) -> bool:
     """A CJK letter (not punctuation such as ・ or 。 inside those blocks)."""
     return bool(_CJK_RUN.fullmatch(ch)) and unicodedata.category(ch)[0] in "LN"
@@ -87,6 +89,7 @@ def cjk_grams(*texts: str, limit: int = MAX_GRAMS) -> list[str]:
     return list(seen)
 
 
+@functools.lru_cache(maxsize=1 << 15)
 def gram_key(gram: str) -> str:
     """The index key of a 1-2 character gram: ``g`` and six hex digits per code point."""
     return "g" + "".join(f"{ord(c):06x}" for c in gram)
@@ -147,14 +150,17 @@ class TextIndex:
         else:
             ex.execute(f"DELETE FROM {self.pg_table} WHERE {self.pg_key} IN ({keys_sql})", params)
 
-    def condition(self, dialect: str, text: str, key_col: str) -> tuple[str, list[Any]]:
-        """A condition on *key_col* selecting the rows that contain every term, or ``""`` for no terms."""
+    def condition(self, dialect: str, text: str, key_col: str, many: bool = False) -> tuple[str, list[Any]]:
+        """A condition on *key_col* selecting the rows that contain every term, or ``""`` for no terms.
+
+        *many*: the caller knows many rows match (PostgreSQL then lets the planner walk the newest rows and
+        test each; otherwise the matches are found first, as one set, whatever its estimate of their number)."""
         terms = plan(text)
         if not terms:
             return "", []
         if dialect == "sqlite":
             return self._sqlite(terms, key_col)
-        return self._pg(terms, key_col)
+        return self._pg(terms, key_col, many)
 
     def _sqlite(self, terms: list[Term], key_col: str) -> tuple[str, list[Any]]:
         # One condition per index, intersected by the outer query: SQLite evaluates an FTS5 MATCH again
@@ -169,13 +175,16 @@ class TextIndex:
         if grams:
             conds.append(f"{key_col} IN (SELECT rowid FROM {self.grams} WHERE {self.grams} MATCH ?)")
             params.append(" AND ".join(grams))
-        for s in scans:  # read the text of the rows the rest of the query leaves
+        for s in scans:
             found = " OR ".join(f"instr(lower({f}), lower(?))" for f in self.fields)
-            conds.append(f"EXISTS (SELECT 1 FROM {self.fts} WHERE rowid = {key_col} AND ({found}))")
+            if conds:  # read the text of the rows the indexed terms leave
+                conds.append(f"EXISTS (SELECT 1 FROM {self.fts} WHERE rowid = {key_col} AND ({found}))")
+            else:  # no indexed term: one pass over all the text
+                conds.append(f"{key_col} IN (SELECT rowid FROM {self.fts} WHERE {found})")
             params.extend([s] * len(self.fields))
         return " AND ".join(conds), params
 
-    def _pg(self, terms: list[Term], key_col: str) -> tuple[str, list[Any]]:
+    def _pg(self, terms: list[Term], key_col: str, many: bool) -> tuple[str, list[Any]]:
         sub, params = [f"SELECT {self.pg_key} FROM {self.pg_table} WHERE TRUE"], []
         for t in terms:
             if t.kind != "gram":
@@ -185,4 +194,6 @@ class TextIndex:
         if grams:
             sub.append("AND grams @> CAST(? AS text[])")
             params.append(grams)
-        return f"{key_col} IN ({' '.join(sub)})", params
+        # OFFSET 0 keeps the matches one set: the planner's guess of how many rows match is poor, and with a
+        # LIMIT it may walk the newest rows probing the text of each — fast when many match, seconds when few do
+        return f"{key_col} IN ({' '.join(sub)}{'' if many else ' OFFSET 0'})", params

@@ -66,7 +66,7 @@ def query_from(params: dict[str, str]) -> AlertQuery:
 def list_hits(view: AlertView, q: AlertQuery, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
     """(total matching, one page of rows newest first, each with ``server``: its HTTP host or server address)."""
     total = view.count(q)
-    rows = view.query(q, limit, offset)
+    rows = view.query(q, limit, offset, total)
     for r in rows:
         server = r.get("src_ip") if r.get("direction") == "download" else r.get("dest_ip")
         r["server"] = r.get("http_host") or server or r.get("dest_ip") or ""
