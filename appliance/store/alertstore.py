@@ -125,7 +125,7 @@ class AlertStore:
         """Store alerts in one transaction; returns how many were new. ``record`` (the third item,
         optional) is the precomputed :func:`alert_record`."""
         n = 0
-        with self.db.tx() as tx:
+        with self.db.tx() as tx, tx.batch():
             repo = AlertRepo(tx)
             for item in items:
                 alert, obj = item[0], item[1]

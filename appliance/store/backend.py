@@ -57,9 +57,14 @@ class Executor:
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def insert(self, sql: str, params: Params, key: str) -> int | None:
-        """Run an INSERT; the new row's *key* column, or None when no row was inserted."""
+    def insert(self, sql: str, params: Params, key: str) -> Any:
+        """Run an INSERT; the new row's *key* column (SQLite: its rowid), or None when no row was inserted."""
         raise NotImplementedError
+
+    def batch(self) -> contextlib.AbstractContextManager[Any]:
+        """Statements sent without waiting for each answer (PostgreSQL's pipeline mode; nothing on SQLite).
+        Inside, `execute` does not wait and returns -1: read results with `insert`, `rows`, `one`…"""
+        return contextlib.nullcontext()
 
     def one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         got = self.rows(sql, params)
@@ -102,7 +107,7 @@ class SqliteExecutor(Executor):
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def insert(self, sql: str, params: Params, key: str) -> int | None:
+    def insert(self, sql: str, params: Params, key: str) -> Any:
         cur = self.conn.execute(sql, params)
         return cur.lastrowid if cur.rowcount == 1 else None
 
@@ -197,7 +202,7 @@ class SqliteBackend(SqliteExecutor):
         with self._lock:
             return super().rows(sql, params)
 
-    def insert(self, sql: str, params: Params, key: str) -> int | None:
+    def insert(self, sql: str, params: Params, key: str) -> Any:
         with self._lock:
             return super().insert(sql, params, key)
 

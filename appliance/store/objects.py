@@ -55,7 +55,7 @@ class ObjectRepo:
             "url": obj.url, "host": obj.host, "missing_bytes": int64(obj.missing_bytes),
             "truncated": dumps(clean(list(obj.truncated))), "anomalies": dumps(clean(list(obj.anomalies))),
         })
-        if self.ex.execute(insert_sql("objects", row, "content_id"), list(row.values())) == 1:
+        if self.ex.insert(insert_sql("objects", row, "content_id"), list(row.values()), "content_id") is not None:
             return AddResult.INSERTED
         old = self.ex.one(f"SELECT {', '.join(_SAME)} FROM objects WHERE content_id = ?", (obj.id,))
         same = old is not None and all(old[k] == row[k] for k in _SAME)

@@ -81,11 +81,7 @@ class PostgresExecutor(Executor):
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-
-    def execute(self, sql: str, params: Params = ()) -> int:
-        with self.conn.cursor() as cur:
-            cur.execute(to_pg(sql), _params(params))
-            return cur.rowcount
+        self._piped = 0
 
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         from psycopg.rows import dict_row
@@ -94,11 +90,25 @@ class PostgresExecutor(Executor):
             cur.execute(to_pg(sql), _params(params))
             return cur.fetchall()
 
-    def insert(self, sql: str, params: Params, key: str) -> int | None:
+    def insert(self, sql: str, params: Params, key: str) -> Any:
         with self.conn.cursor() as cur:
             cur.execute(to_pg(sql) + f" RETURNING {key}", _params(params))
             row = cur.fetchone()
-        return int(row[0]) if row else None
+        return row[0] if row else None
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(to_pg(sql), _params(params))
+            return -1 if self._piped else cur.rowcount
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        with self.conn.pipeline():
+            self._piped += 1
+            try:
+                yield
+            finally:
+                self._piped -= 1
 
     def script(self, sql: str) -> None:
         """Several statements, no parameters (migrations)."""
@@ -211,7 +221,7 @@ class PostgresBackend(Executor):
         with self.connection() as ex:
             return ex.rows(sql, params)
 
-    def insert(self, sql: str, params: Params, key: str) -> int | None:
+    def insert(self, sql: str, params: Params, key: str) -> Any:
         with self.connection() as ex:
             return ex.insert(sql, params, key)
 
