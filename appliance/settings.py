@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MiB = 1024 * 1024
 log = logging.getLogger("tapsift.settings")
@@ -148,11 +148,21 @@ class OutputSettings(_Section):
     stats_interval_s: float = 0.0
     """Emit a ``stats`` event every N seconds of packet time (0 = only at the end)."""
     store: str | None = None
-    """SQLite alert store (the console reads it); none = alerts go to EVE/syslog only."""
+    """The alert store (the console reads it): a SQLite path (or ``sqlite:///…``) or a ``postgresql://``
+    DSN (docs/fleet.md); none = alerts go to EVE/syslog only."""
     state_dir: str = "/var/lib/tapsift"
     """Where spools live unless an output names its own."""
     syslog: list[SyslogSettings] = []
     webhooks: list[WebhookSettings] = []
+
+    @field_validator("store")
+    @classmethod
+    def _store_location(cls, v: str | None) -> str | None:
+        if v is not None:
+            from appliance.store.dsn import Dsn
+
+            Dsn.parse(v)  # ValueError: the settings file names no usable store
+        return v
 
 
 class InspectionSettings(_Section):
