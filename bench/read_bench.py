@@ -102,12 +102,13 @@ def eve_md5s(path: Path) -> set[str]:
     return out
 
 
-def tools(capture: Path, tapsift: Path) -> dict[str, Any]:
+def tools(capture: Path, tapsift: Path, config: Path | None = None) -> dict[str, Any]:
     """name → function(workdir) -> (command, function() -> md5 set)."""
+    extra = ["--config", str(config)] if config else []
 
     def t_tapsift(w: Path):
         eve = w / "eve.json"
-        return [str(tapsift), "read", str(capture), "--eve", str(eve)], lambda: eve_md5s(eve)
+        return [str(tapsift), "read", str(capture), "--eve", str(eve), *extra], lambda: eve_md5s(eve)
 
     def t_tshark(w: Path):
         return ["tshark", "-r", str(capture), "-q", "--export-objects", f"http,{w}"], lambda: hash_dir(w)
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", type=Path, help="default: CAPTURE's .manifest.json next to it, if any")
     ap.add_argument("--tools", default="tapsift,tshark,tcpflow")
     ap.add_argument("--tapsift", type=Path, default=Path(sys.executable).parent / "tapsift")
+    ap.add_argument("--config", type=Path, help="settings file for tapsift (e.g. reassembly.fast_path: false)")
     ap.add_argument("--json", type=Path, help="results file (default bench/out/read_bench-<capture>.json)")
     ap.add_argument("--workdir", type=Path, help="where tools write (default: a temp dir, removed)")
     a = ap.parse_args(argv)
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     nbytes = frame_bytes(capture)
     bits = nbytes * 8
     selected = [t.strip() for t in a.tools.split(",") if t.strip()]
-    table = tools(capture, a.tapsift)
+    table = tools(capture, a.tapsift, a.config)
     results: dict[str, Any] = {n: {"runs": []} for n in selected}
     base = Path(tempfile.mkdtemp(prefix="read_bench-", dir=a.workdir))
     try:
