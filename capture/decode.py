@@ -165,6 +165,8 @@ def _nflog(data: bytes) -> tuple[int, int, int, int, str]:
             return _NONE, off, end, 0, "nflog.bad_length"
         if t == _NFLOG_PAYLOAD:  # cut short by the snap length: IP decoding flags what is missing
             return _IPGUESS, off + 4, min(end, off + n), 0, ""
+        if n > end - off:
+            return _NONE, off, end, 0, "nflog.truncated"
         off += (n + 3) & ~3
     return _NONE, off, end, 0, "nflog.too_many_tlvs"
 
