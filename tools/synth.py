@@ -41,7 +41,7 @@ __all__ = [
     "docx_document", "fake_jpeg", "fake_png", "gzip_bytes", "html_page", "http_request", "http_response",
     "jpeg_image", "md5", "multipart_body", "pdf_document", "png_image", "qinq", "range_response",
     "ssh_banner", "text", "tls_client_hello", "tls_records", "tls_server_hello", "udp_packet",
-    "unfinished_checksum", "vlan",
+    "offload_capture", "unfinished_checksum", "vlan",
 ]
 
 C2S = 0
@@ -381,6 +381,40 @@ def unfinished_checksum(ip: bytes, style: str = "partial") -> bytes:
         s = _csum_int(_pseudo(src, dst, proto, len(ip) - hl))
         value = s if s else 0xFFFF
     return ip[:hl + at] + value.to_bytes(2, "big") + ip[hl + at + 2:]
+
+
+def offload_capture(src: str | Path, dst: str | Path, *, style: str = "partial") -> int:
+    """Copy classic pcap ``src`` (Ethernet, optionally one 802.1Q tag) to ``dst`` as if it had been
+    captured on its servers (the hosts that answer a SYN): their TCP/UDP checksums unfinished
+    (`unfinished_checksum`). Returns the number of packets changed."""
+    servers: set[bytes] = set()
+    changed = 0
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        head = fi.read(24)
+        bo = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        if struct.unpack(bo + "I", head[20:24])[0] != DLT_EN10MB:
+            raise ValueError("offload_capture: Ethernet captures only")
+        fo.write(head)
+        rec = struct.Struct(bo + "IIII")
+        while len(h := fi.read(16)) == 16:
+            frame = fi.read(rec.unpack(h)[2])
+            off = 18 if frame[12:14] == b"\x81\x00" else 14
+            et = frame[off - 2:off]
+            ip = frame[off:]
+            if et == b"\x08\x00" and len(ip) >= 20:
+                hl, proto, addr = (ip[0] & 15) * 4, ip[9], ip[12:16]
+            elif et == b"\x86\xdd" and len(ip) >= 40:
+                hl, proto, addr = 40, ip[6], ip[8:24]
+            else:
+                fo.write(h + frame)
+                continue
+            if proto == 6 and len(ip) >= hl + 14 and ip[hl + 13] & 0x12 == 0x12:
+                servers.add(addr)  # SYN+ACK: a server
+            if addr in servers and proto in (6, 17):
+                frame = frame[:off] + unfinished_checksum(ip, style)
+                changed += 1
+            fo.write(h + frame)
+    return changed
 
 
 # --------------------------------------------------------------------------------------------
