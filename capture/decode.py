@@ -47,8 +47,9 @@ fragments as they are (``proto`` = the IP protocol, no ports, payload = fragment
 ``ipv4.fragment``/``ipv6.fragment``).
 
 Checksums (IPv4 header, TCP, UDP) follow the mode (``verify``, ``off`` or ``auto``, see
-`capture.checksums`; the setting ``capture.checksums`` defaults to ``auto``); a bad one is an anomaly (``ipv4.bad_checksum``, ``tcp.bad_checksum``,
-``udp.bad_checksum``) and the packet is still processed; the packet that shows a side offloaded
+`capture.checksums`; the setting ``capture.checksums`` defaults to ``auto``); a bad one is an
+anomaly (``ipv4.bad_checksum``, ``tcp.bad_checksum``, ``udp.bad_checksum``) and the packet is
+still processed; the packet that shows a side offloaded
 carries ``checksum.offload``. Packets truncated by the snap length are not verified. IPv6
 routing headers are not applied to the pseudo-header.
 """
@@ -76,6 +77,7 @@ _ETYPE = 3
 _IPGUESS = 4
 _IP4S = 5
 _IP6S = 6
+_IP6X = 7  # IPv6 extension headers of a reassembled datagram
 
 _RAW_LT = frozenset((12, 14, 101))
 _AF_INET6 = frozenset((10, 24, 28, 30))
@@ -92,6 +94,14 @@ _MAX_EXT = 16
 _MAX_TAGS = 8
 _NFLOG_PAYLOAD = 9
 _NFLOG_MAX_TLVS = 64
+
+
+class _Undecodable(Exception):
+    """An IP or transport header that cannot be decoded: `_decode` reports ``code`` on a packet
+    with ``proto == 0`` (with the addresses of the header, when they were read)."""
+
+    def __init__(self, code: str, src: bytes | None = None, dst: bytes | None = None) -> None:
+        self.code, self.src, self.dst = code, src, dst
 
 
 # -- link layer ---------------------------------------------------------------------------------
@@ -296,25 +306,24 @@ def _layer2(buf: bytes, off: int, end: int, layer: int, et: int, vlan: int, ntag
 # -- IP -----------------------------------------------------------------------------------------
 
 def _ipv4(buf: bytes, off: int, end: int, csum: bool | OffloadTracker, iface: str,
-          an: list[str]) -> tuple[int, bytes, bytes, int, int, bool, int, bool, int, int] | str:
+          an: list[str]) -> tuple[int, bytes, bytes, int, int, bool, int, bool, int, int]:
     """The IPv4 header at ``off``: (protocol, src, dst, payload offset, end, truncated, checksum
-    step, header checksum bad, flags + fragment offset, id), or a code; protocol -1 for a bad
-    total length (reported with this header's addresses)."""
+    step, header checksum bad, flags + fragment offset, id)."""
     if end - off < 20:
-        return "ipv4.truncated"
+        raise _Undecodable("ipv4.truncated")
     vihl, _tos, tot, ident, fr, _ttl, proto, _sum = _IP4(buf, off)
     if vihl >> 4 != 4:
-        return "ipv4.bad_version"
+        raise _Undecodable("ipv4.bad_version")
     ihl = (vihl & 15) << 2
     if ihl < 20:
-        return "ipv4.bad_header_length"
+        raise _Undecodable("ipv4.bad_header_length")
     if end - off < ihl:
-        return "ipv4.truncated"
+        raise _Undecodable("ipv4.truncated")
     src = buf[off + 12:off + 16]
     trunc = False
     if tot < ihl:
-        if tot:  # the addresses are known: the caller reports them with the code
-            return -1, src, buf[off + 16:off + 20], off, end, False, 0, False, 0, 0
+        if tot:
+            raise _Undecodable("ipv4.bad_total_length", src, buf[off + 16:off + 20])
         an.append("ipv4.zero_length")  # total length 0: TSO on the capturing host; use what was captured
     elif end - off < tot:
         trunc = True
@@ -330,14 +339,14 @@ def _ipv4(buf: bytes, off: int, end: int, csum: bool | OffloadTracker, iface: st
 
 
 def _ipv6(buf: bytes, off: int, end: int, csum: bool | OffloadTracker, iface: str,
-          an: list[str]) -> tuple[int, bytes, bytes, int, int, bool, int] | str:
+          an: list[str]) -> tuple[int, bytes, bytes, int, int, bool, int]:
     """The IPv6 header at ``off``: (next header, src, dst, offset after it, end, truncated,
-    checksum step), or a code."""
+    checksum step)."""
     if end - off < 40:
-        return "ipv6.truncated"
+        raise _Undecodable("ipv6.truncated")
     vtf, plen, proto, _hlim = _IP6(buf, off)
     if vtf >> 28 != 6:
-        return "ipv6.bad_version"
+        raise _Undecodable("ipv6.bad_version")
     src = buf[off + 8:off + 24]
     dst = buf[off + 24:off + 40]
     off += 40
@@ -353,22 +362,22 @@ def _ipv6(buf: bytes, off: int, end: int, csum: bool | OffloadTracker, iface: st
     return proto, src, dst, off, end, trunc, ck
 
 
-def _ipv6_ext(buf: bytes, off: int, end: int, proto: int, nx: int) -> tuple[int, int, int, int] | str:
+def _ipv6_ext(buf: bytes, off: int, end: int, proto: int, nx: int) -> tuple[int, int, int, int]:
     """IPv6 extension headers from ``proto`` at ``off``: (upper protocol, its offset, headers
     walked, fragment field), the fragment field -1 unless a fragment header (not an atomic one)
-    stopped the walk (``proto`` then its next header, ``off`` its data); or a code."""
+    stopped the walk (``proto`` then its next header, ``off`` its data)."""
     while True:
         if proto in _IP6_EXT or proto == 51:
             if end - off < 8:
-                return "ipv6.truncated"
+                raise _Undecodable("ipv6.truncated")
             hl = (buf[off + 1] + 2) << 2 if proto == 51 else (buf[off + 1] + 1) << 3
             proto = buf[off]
             off += hl
             if off > end:
-                return "ipv6.truncated"
+                raise _Undecodable("ipv6.truncated")
         elif proto == 44:
             if end - off < 8:
-                return "ipv6.truncated"
+                raise _Undecodable("ipv6.truncated")
             fnh = buf[off]
             fo = buf[off + 2] << 8 | buf[off + 3]
             off += 8
@@ -379,34 +388,34 @@ def _ipv6_ext(buf: bytes, off: int, end: int, proto: int, nx: int) -> tuple[int,
             return proto, off, nx, -1
         nx += 1
         if nx > _MAX_EXT:
-            return "ipv6.too_many_ext_headers"
+            raise _Undecodable("ipv6.too_many_ext_headers")
 
 
-def _ip_version(buf: bytes, off: int, end: int) -> int | str:
-    """_IP4S or _IP6S by the version nibble at ``off`` (raw IP, ERSPAN III, NFLOG), or a code."""
+def _ip_version(buf: bytes, off: int, end: int) -> int:
+    """_IP4S or _IP6S by the version nibble at ``off`` (raw IP, ERSPAN III, NFLOG)."""
     if end - off < 1:
-        return "ip.truncated"
+        raise _Undecodable("ip.truncated")
     nib = buf[off] >> 4
     if nib == 4:
         return _IP4S
     if nib == 6:
         return _IP6S
-    return "ip.bad_version"
+    raise _Undecodable("ip.bad_version")
 
 
 # -- transports and tunnels ---------------------------------------------------------------------
 
 def _tcp(buf: bytes, off: int, end: int, src: bytes, dst: bytes, trunc: bool, ck: int, ipbad: bool,
-         csum: bool | OffloadTracker, iface: str, an: list[str]) -> tuple[int, int, int, int, int, int, int] | str:
-    """The TCP header at ``off``: (sport, dport, seq, ack, flags, window, payload offset), or a code."""
+         csum: bool | OffloadTracker, iface: str, an: list[str]) -> tuple[int, int, int, int, int, int, int]:
+    """The TCP header at ``off``: (sport, dport, seq, ack, flags, window, payload offset)."""
     if end - off < 20:
-        return "tcp.truncated"
+        raise _Undecodable("tcp.truncated")
     sport, dport, seq, ack, doff, flags, win = _TCP(buf, off)
     hl = (doff >> 4) << 2
     if hl < 20:
-        return "tcp.bad_header_length"
+        raise _Undecodable("tcp.bad_header_length")
     if end - off < hl:
-        return "tcp.truncated"
+        raise _Undecodable("tcp.truncated")
     if ck and not trunc:
         bad = not csum_valid(buf, off, end, src + dst, 6 + end - off)
         if bad:
@@ -417,10 +426,10 @@ def _tcp(buf: bytes, off: int, end: int, src: bytes, dst: bytes, trunc: bool, ck
 
 
 def _udp(buf: bytes, off: int, end: int, src: bytes, dst: bytes, trunc: bool, ck: int, ipbad: bool,
-         csum: bool | OffloadTracker, iface: str, an: list[str]) -> tuple[int, int, int, bool] | str:
-    """The UDP header at ``off``: (sport, dport, end, cut short by the capture), or a code."""
+         csum: bool | OffloadTracker, iface: str, an: list[str]) -> tuple[int, int, int, bool]:
+    """The UDP header at ``off``: (sport, dport, end, cut short by the capture)."""
     if end - off < 8:
-        return "udp.truncated"
+        raise _Undecodable("udp.truncated")
     sport, dport, ulen, usum = _UDP(buf, off)
     if ulen < 8 or (ulen > end - off and not trunc):
         an.append("udp.bad_length")
@@ -564,119 +573,90 @@ def _decode(ts: int, data: bytes, wirelen: int, lt: int, iface: str, csum: bool 
     layer, off, end, et, code = _link(lt, data)
     buf = data
     an: list[str] = []
-    vlan = depth = ntags = 0
+    vlan = depth = ntags = nx = 0
     tunnel = ""
     src = dst = b""
-    while layer and not code:
-        if layer < _IPGUESS:
-            layer, off, vlan, ntags, npw, code = _layer2(buf, off, end, layer, et, vlan, ntags, depth)
-            for _ in range(npw):
-                tunnel = tunnel + "/mpls" if tunnel else "mpls"
-            depth += npw
-            if not layer or code:
-                break
-        if layer == _IPGUESS:
-            r = _ip_version(buf, off, end)
-            if r.__class__ is str:
-                code = r  # type: ignore[assignment]
-                break
-            layer = r  # type: ignore[assignment]
-        if layer == _IP4S:
-            r = _ipv4(buf, off, end, csum, iface, an)
-            if r.__class__ is str:
-                code = r  # type: ignore[assignment]
-                break
-            proto, src, dst, off, end, trunc, ck, ipbad, fr, ident = r  # type: ignore[misc]
-            if proto < 0:
-                code = "ipv4.bad_total_length"
-                break
-            if fr & 0x3FFF:
-                if frag is None:
-                    an.append("ipv4.fragment")
-                    return Packet(ts, iface, vlan, src, dst, 0, 0, proto, 0, 0, 0, 0, buf[off:end],
-                                  tuple(an), wirelen, tunnel)
-                r = frag(4, src, dst, ident, proto, vlan, (fr & 0x1FFF) << 3, fr & 0x2000, buf[off:end],
-                         trunc, ts, an)
-                if r is None:
-                    return None
-                proto, buf, an = r[0], r[1], list(r[2] or ())
-                off, end, ipbad = 0, len(buf), False
-        else:
-            r = _ipv6(buf, off, end, csum, iface, an)
-            if r.__class__ is str:
-                code = r  # type: ignore[assignment]
-                break
-            proto, src, dst, off, end, trunc, ck = r  # type: ignore[misc]
-            ipbad = False
-            nx = 0
-            while True:
-                r = _ipv6_ext(buf, off, end, proto, nx)
-                if r.__class__ is str:
-                    code = r  # type: ignore[assignment]
+    try:
+        while layer and not code:
+            if layer < _IPGUESS:
+                layer, off, vlan, ntags, npw, code = _layer2(buf, off, end, layer, et, vlan, ntags, depth)
+                if npw:  # Ethernet pseudowires over MPLS
+                    tunnel = "/".join(([tunnel] if tunnel else []) + ["mpls"] * npw)
+                    depth += npw
+                if not layer or code:
                     break
-                proto, off, nx, fo = r  # type: ignore[misc]
-                if fo < 0:
-                    break
-                if frag is None:
-                    an.append("ipv6.fragment")
-                    return Packet(ts, iface, vlan, src, dst, 0, 0, proto, 0, 0, 0, 0, buf[off:end],
-                                  tuple(an), wirelen, tunnel)
-                r = frag(6, src, dst, int.from_bytes(buf[off - 4:off], "big"), proto, vlan, fo & 0xFFF8, fo & 1,
-                         buf[off:end], trunc, ts, an)
-                if r is None:
-                    return None
-                proto, buf, an = r[0], r[1], list(r[2] or ())
-                off, end = 0, len(buf)
-                nx += 1
-                if nx > _MAX_EXT:
-                    code = "ipv6.too_many_ext_headers"
-                    break
-            if code:
-                break
-        # -- transport, or a tunnel (the walk goes on at its inner layer)
-        if proto == 6:
-            r = _tcp(buf, off, end, src, dst, trunc, ck, ipbad, csum, iface, an)
-            if r.__class__ is str:
-                code = r  # type: ignore[assignment]
-                break
-            sport, dport, seq, ack, flags, win, pay = r  # type: ignore[misc]
-            return Packet(ts, iface, vlan, src, dst, sport, dport, 6, seq, ack, flags, win, buf[pay:end],
-                          tuple(an) if an else EMPTY, wirelen, tunnel)
-        name = ""
-        if proto == 17:
-            r = _udp(buf, off, end, src, dst, trunc, ck, ipbad, csum, iface, an)
-            if r.__class__ is str:
-                code = r  # type: ignore[assignment]
-                break
-            sport, dport, end, cut = r  # type: ignore[misc]
-            t = _udp_tunnel(buf, off + 8, end, sport, dport, cut) if depth < _MAX_TUNNELS else None
-            if t is None:
-                return Packet(ts, iface, vlan, src, dst, sport, dport, 17, 0, 0, 0, 0, buf[off + 8:end],
+            if layer == _IPGUESS:
+                layer = _ip_version(buf, off, end)
+            if layer == _IP4S:
+                proto, src, dst, off, end, trunc, ck, ipbad, fr, ident = _ipv4(buf, off, end, csum, iface, an)
+                if fr & 0x3FFF:
+                    if frag is None:
+                        an.append("ipv4.fragment")
+                        break  # stateless: the fragment as it is
+                    r = frag(4, src, dst, ident, proto, vlan, (fr & 0x1FFF) << 3, fr & 0x2000, buf[off:end], trunc,
+                             ts, an)
+                    if r is None:
+                        return None  # held
+                    proto, buf, an, off, end, ipbad = r[0], r[1], list(r[2] or ()), 0, len(r[1]), False
+            else:
+                if layer == _IP6S:
+                    proto, src, dst, off, end, trunc, ck = _ipv6(buf, off, end, csum, iface, an)
+                    ipbad, nx = False, 0
+                proto, off, nx, fo = _ipv6_ext(buf, off, end, proto, nx)
+                if fo >= 0:
+                    if frag is None:
+                        an.append("ipv6.fragment")
+                        break  # stateless: the fragment as it is
+                    r = frag(6, src, dst, int.from_bytes(buf[off - 4:off], "big"), proto, vlan, fo & 0xFFF8, fo & 1,
+                             buf[off:end], trunc, ts, an)
+                    if r is None:
+                        return None  # held
+                    proto, buf, an, off, end, nx = r[0], r[1], list(r[2] or ()), 0, len(r[1]), nx + 1
+                    if nx > _MAX_EXT:
+                        raise _Undecodable("ipv6.too_many_ext_headers")
+                    layer = _IP6X  # the extension headers of the reassembled payload
+                    continue
+            # -- transport, or a tunnel (the walk goes on at its inner layer)
+            if proto == 6:
+                sport, dport, seq, ack, flags, win, pay = _tcp(buf, off, end, src, dst, trunc, ck, ipbad, csum, iface,
+                                                               an)
+                return Packet(ts, iface, vlan, src, dst, sport, dport, 6, seq, ack, flags, win, buf[pay:end],
                               tuple(an) if an else EMPTY, wirelen, tunnel)
-            layer, off, name = t
-            vlan = 0
-        elif proto == 47:
-            r = _gre(buf, off, end)
-            if r.__class__ is str:
-                an.append(r)  # type: ignore[arg-type]
-            elif depth >= _MAX_TUNNELS:
-                an.append("decode.too_deep")
-            else:
+            if proto == 17:
+                sport, dport, end, cut = _udp(buf, off, end, src, dst, trunc, ck, ipbad, csum, iface, an)
+                t = _udp_tunnel(buf, off + 8, end, sport, dport, cut) if depth < _MAX_TUNNELS else None
+                if t is None:
+                    return Packet(ts, iface, vlan, src, dst, sport, dport, 17, 0, 0, 0, 0, buf[off + 8:end],
+                                  tuple(an) if an else EMPTY, wirelen, tunnel)
+                layer, off, name = t
+                vlan = 0
+            elif proto == 47:
+                r = _gre(buf, off, end)
+                if r.__class__ is str or depth >= _MAX_TUNNELS:
+                    an.append(r if r.__class__ is str else "decode.too_deep")  # type: ignore[arg-type]
+                    break  # the carrier itself
                 layer, off, et, name, vlan = r  # type: ignore[misc]
-        elif proto == 4 or proto == 41:
-            if depth >= _MAX_TUNNELS:
-                an.append("decode.too_deep")
-            else:
+            elif proto == 4 or proto == 41:
+                if depth >= _MAX_TUNNELS:
+                    an.append("decode.too_deep")
+                    break  # the carrier itself
                 layer, name, vlan = (_IP4S if proto == 4 else _IP6S), "ipip", 0
-        if not name:  # another protocol, or a tunnel that cannot be opened: the carrier itself
-            return Packet(ts, iface, vlan, src, dst, 0, 0, proto, 0, 0, 0, 0, buf[off:end],
-                          tuple(an) if an else EMPTY, wirelen, tunnel)
-        depth += 1
-        tunnel = tunnel + "/" + name if tunnel else name
-    # not IP (no code) or undecodable (code set)
-    if code:
-        an.append(code)
-    return Packet(ts, iface, vlan, src, dst, 0, 0, 0, 0, 0, 0, 0, b"", tuple(an) if an else EMPTY, wirelen, tunnel)
+            else:
+                break  # another IP protocol
+            depth += 1
+            tunnel = tunnel + "/" + name if tunnel else name
+    except _Undecodable as e:
+        code = e.code
+        if e.src is not None:
+            src, dst = e.src, e.dst  # type: ignore[assignment]
+    if code or not layer:  # undecodable, or not IP
+        if code:
+            an.append(code)
+        return Packet(ts, iface, vlan, src, dst, 0, 0, 0, 0, 0, 0, 0, b"", tuple(an) if an else EMPTY, wirelen,
+                      tunnel)
+    # an IP packet of another protocol, a fragment (stateless), a tunnel that cannot be opened
+    return Packet(ts, iface, vlan, src, dst, 0, 0, proto, 0, 0, 0, 0, buf[off:end], tuple(an) if an else EMPTY,
+                  wirelen, tunnel)
 
 
 def _internal_error(frame: Frame) -> Packet:

@@ -202,6 +202,14 @@ class _Outer:
         self.ident += 1
         return self.eth + _ipv4(self.src, self.dst, proto, payload, self.ident, 255, df=False)
 
+    def udp(self, sport: int, dport: int, payload: bytes, checksum: bool) -> bytes:
+        """A UDP header + ``payload`` from ``src`` to ``dst`` (checksum 0 unless ``checksum``)."""
+        hdr = _UDP.pack(sport, dport, 8 + len(payload), 0)
+        if checksum:
+            c = _l4_checksum(_pseudo(self.src, self.dst, 17, 8 + len(payload)) + hdr, payload) or 0xFFFF
+            hdr = hdr[:6] + c.to_bytes(2, "big")
+        return hdr + payload
+
 
 class Erspan:
     """ERSPAN type II (GRE 0x88be) or III (GRE 0x22eb) over GRE over IPv4, as a remote SPAN delivers.
@@ -241,37 +249,40 @@ class Erspan:
 
 class Vxlan:
     """VXLAN over IPv4 carrying ``inner``'s Ethernet frames: to UDP 4789 from a per-flow entropy
-    port by default; ``sport``/``dport`` fix the ports (a mirror may send from 4789 to any port)."""
+    port by default; ``sport``/``dport`` fix the ports (a mirror may send from 4789 to any port).
+    The UDP checksum is 0 (allowed over IPv4) unless ``udp_checksum``."""
 
     linktype = DLT_EN10MB
 
     def __init__(self, inner: Ethernet | None = None, vni: int = 5001, *, src: str = "198.51.100.1",
                  dst: str = "198.51.100.2", src_mac: str = "00:50:56:01:02:03",
-                 dst_mac: str = "00:50:56:04:05:06", sport: int | None = None, dport: int = 4789) -> None:
+                 dst_mac: str = "00:50:56:04:05:06", sport: int | None = None, dport: int = 4789,
+                 udp_checksum: bool = False) -> None:
         self.inner = inner or Ethernet()
         self.vni = vni & 0xFFFFFF
         self.outer = _Outer(src, dst, src_mac, dst_mac)
         self.sport, self.dport = sport, dport
+        self.udp_checksum = udp_checksum
 
     def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
         frame = self.inner.wrap(ip, ethertype, to_server, ts_ns)
         payload = struct.pack("!II", 0x08000000, self.vni << 8) + frame
         sport = self.sport if self.sport is not None else 49152 + (zlib.crc32(frame[:12]) & 0x3FFF)
-        udp = _UDP.pack(sport, self.dport, 8 + len(payload), 0) + payload  # checksum 0: allowed over IPv4
-        return self.outer.ipv4(17, udp)
+        return self.outer.ipv4(17, self.outer.udp(sport, self.dport, payload, self.udp_checksum))
 
 
 class Geneve:
     """Geneve (RFC 8926) over IPv4: ``inner``'s Ethernet frames (protocol 0x6558), or with
     ``ethernet=False`` the IP packets themselves (0x0800/0x86DD); ``options`` (a multiple of 4
-    bytes) follow the base header. UDP 6081 unless ``dport`` says otherwise."""
+    bytes) follow the base header. UDP 6081 unless ``dport`` says otherwise; UDP checksum as
+    for `Vxlan`."""
 
     linktype = DLT_EN10MB
 
     def __init__(self, inner: Ethernet | None = None, vni: int = 7001, *, ethernet: bool = True,
                  options: bytes = b"", src: str = "198.51.100.21", dst: str = "198.51.100.22",
                  src_mac: str = "00:50:56:01:02:13", dst_mac: str = "00:50:56:04:05:16",
-                 sport: int | None = None, dport: int = 6081) -> None:
+                 sport: int | None = None, dport: int = 6081, udp_checksum: bool = False) -> None:
         if len(options) % 4 or len(options) > 252:
             raise ValueError("Geneve options must be a multiple of 4 bytes, at most 252")
         self.inner = inner or Ethernet()
@@ -280,6 +291,7 @@ class Geneve:
         self.options = options
         self.outer = _Outer(src, dst, src_mac, dst_mac)
         self.sport, self.dport = sport, dport
+        self.udp_checksum = udp_checksum
 
     def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
         if self.ethernet:
@@ -288,8 +300,7 @@ class Geneve:
             body, proto = ip, ethertype
         hdr = struct.pack("!BBHI", len(self.options) // 4, 0, proto, self.vni << 8) + self.options
         sport = self.sport if self.sport is not None else 49152 + (zlib.crc32(body[:40]) & 0x3FFF)
-        payload = hdr + body
-        return self.outer.ipv4(17, _UDP.pack(sport, self.dport, 8 + len(payload), 0) + payload)
+        return self.outer.ipv4(17, self.outer.udp(sport, self.dport, hdr + body, self.udp_checksum))
 
 
 class Sll:
