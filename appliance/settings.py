@@ -22,10 +22,31 @@ class _Section(BaseModel):
 
 
 class CaptureSettings(_Section):
-    verify_checksums: bool = True
-    """Verify IPv4/TCP/UDP checksums and count bad ones as anomalies (packets are still used)."""
+    checksums: Literal["auto", "verify", "off"] = "auto"
+    """IPv4/TCP/UDP checksums: ``verify`` counts every bad one as an anomaly (packets are still
+    used), ``off`` skips them, ``auto`` verifies until a source shows checksum offload, then
+    stops for it and counts ``checksum.offload`` once (capture/checksums.py)."""
     defrag_timeout_s: float = 30.0
     defrag_memcap: int = 64 * MiB
+
+    @model_validator(mode="before")
+    @classmethod
+    def _verify_checksums_alias(cls, data: Any) -> Any:
+        """The deprecated ``verify_checksums: true|false`` is ``checksums: verify|off``."""
+        if isinstance(data, dict) and "verify_checksums" in data:
+            data = dict(data)
+            old = data.pop("verify_checksums")
+            if "checksums" in data:
+                raise ValueError("verify_checksums is the deprecated name of checksums: give only checksums")
+            if not isinstance(old, bool):
+                raise ValueError("verify_checksums must be true or false (better: checksums: auto|verify|off)")
+            data["checksums"] = "verify" if old else "off"
+        return data
+
+    @property
+    def verify_checksums(self) -> bool:
+        """Deprecated: False only when ``checksums`` is ``off``."""
+        return self.checksums != "off"
 
 
 class ReassemblySettings(_Section):

@@ -2,6 +2,7 @@
 """Offline read benchmark: tapsift side by side with tshark and tcpflow on one capture.
 
     .venv/bin/python bench/read_bench.py CAPTURE [--runs 3] [--manifest M.json] [--json OUT.json]
+        [--config SETTINGS.yaml] [--offload]
 
 Each run executes, one after the other, ``tapsift read X --eve TMP``, ``tshark -r X -q
 --export-objects http,DIR`` and ``tcpflow -r X -e http -o DIR``. Per command it takes the
@@ -10,6 +11,10 @@ median over runs, Mbit/s per CPU-second (capture frame bits / CPU s) and the rat
 and tapsift/tcpflow. With a manifest (``make_workload.py`` writes one next to the capture) it
 counts how many objects each tool recovered md5-exact: tapsift from its EVE fileinfo md5s,
 tshark and tcpflow by hashing the files they wrote. Prints a Markdown table, writes JSON.
+``--config`` passes a settings file to tapsift (``reassembly.fast_path: false`` for the pure-Python
+path); ``--offload`` also reads a copy of the capture as made on its servers (their TCP/UDP
+checksums unfinished, as transmit checksum offload leaves them: `tools.synth.offload_capture`) and
+reports its throughput relative to the clean capture in the same run.
 """
 
 from __future__ import annotations
@@ -102,12 +107,19 @@ def eve_md5s(path: Path) -> set[str]:
     return out
 
 
-def tools(capture: Path, tapsift: Path) -> dict[str, Any]:
+def tools(capture: Path, tapsift: Path, config: Path | None = None, offload: Path | None = None) -> dict[str, Any]:
     """name → function(workdir) -> (command, function() -> md5 set)."""
+    extra = ["--config", str(config)] if config else []
 
     def t_tapsift(w: Path):
         eve = w / "eve.json"
-        return [str(tapsift), "read", str(capture), "--eve", str(eve), "--workers", "1"], lambda: eve_md5s(eve)
+        return [str(tapsift), "read", str(capture), "--eve", str(eve), "--workers", "1", *extra], \
+            lambda: eve_md5s(eve)
+
+    def t_tapsift_offload(w: Path):
+        eve = w / "eve.json"
+        return [str(tapsift), "read", str(offload), "--eve", str(eve), "--workers", "1", *extra], \
+            lambda: eve_md5s(eve)
 
     def t_tshark(w: Path):
         return ["tshark", "-r", str(capture), "-q", "--export-objects", f"http,{w}"], lambda: hash_dir(w)
@@ -115,7 +127,7 @@ def tools(capture: Path, tapsift: Path) -> dict[str, Any]:
     def t_tcpflow(w: Path):
         return ["tcpflow", "-r", str(capture), "-e", "http", "-o", str(w)], lambda: hash_dir(w)
 
-    return {"tapsift": t_tapsift, "tshark": t_tshark, "tcpflow": t_tcpflow}
+    return {"tapsift": t_tapsift, "tapsift-offload": t_tapsift_offload, "tshark": t_tshark, "tcpflow": t_tcpflow}
 
 
 def found(objects: list[dict[str, Any]], md5s: set[str]) -> dict[str, int]:
@@ -235,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", type=Path, help="default: CAPTURE's .manifest.json next to it, if any")
     ap.add_argument("--tools", default="all", help="comma-separated tool names (default: all of them)")
     ap.add_argument("--tapsift", type=Path, default=Path(sys.executable).parent / "tapsift")
+    ap.add_argument("--config", type=Path, help="settings file for tapsift (e.g. reassembly.fast_path: false)")
+    ap.add_argument("--offload", action="store_true",
+                    help="also read a copy of CAPTURE as made on its servers (transmit checksum offload: their "
+                         "TCP/UDP checksums unfinished) and compare its throughput with the clean capture's")
     ap.add_argument("--json", type=Path, help="results file (default bench/out/read_bench-<capture>.json)")
     ap.add_argument("--workdir", type=Path, help="where tools write (default: a temp dir, removed)")
     ap.add_argument("--policies", default=f"kw_dc={ROOT / 'bench' / 'kw_dc_policy.yaml'},"
@@ -251,12 +267,23 @@ def main(argv: list[str] | None = None) -> int:
         objects = m["objects"] if isinstance(m, dict) else m
     nbytes = frame_bytes(capture)
     bits = nbytes * 8
-    table = tools(capture, a.tapsift)
     policies = {k: Path(v) for k, v in (x.split("=", 1) for x in a.policies.split(",") if "=" in x)}
-    table.update(inspection_tools(capture, a.tapsift, policies))
-    selected = list(table) if a.tools == "all" else [t.strip() for t in a.tools.split(",") if t.strip()]
-    results: dict[str, Any] = {n: {"runs": []} for n in selected}
+    names = [*tools(capture, a.tapsift), *inspection_tools(capture, a.tapsift, policies)]
+    names.remove("tapsift-offload")  # added below with --offload
+    selected = names if a.tools == "all" else [t.strip() for t in a.tools.split(",") if t.strip()]
     base = Path(tempfile.mkdtemp(prefix="read_bench-", dir=a.workdir))
+    offload = None
+    if a.offload:
+        sys.path.insert(0, str(ROOT))
+        from tools.synth import offload_capture
+
+        offload = base / f"{capture.stem}-offload.pcap"
+        n = offload_capture(capture, offload)
+        print(f"offload copy: {n} packets with unfinished checksums", file=sys.stderr)
+        selected.insert(selected.index("tapsift") + 1 if "tapsift" in selected else 0, "tapsift-offload")
+    table = tools(capture, a.tapsift, a.config, offload)
+    table.update(inspection_tools(capture, a.tapsift, policies))
+    results: dict[str, Any] = {n: {"runs": []} for n in selected}
     try:
         for run in range(a.runs):
             for name in selected:
@@ -315,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {name} | - | - | - | - | {fnd} | {exits} |")
     ratios = {}
     ts = results.get("tapsift", {})
+    off = results.get("tapsift-offload", {})
+    if "cpu_s" in ts and "cpu_s" in off:
+        ratios["tapsift-offload/tapsift"] = {"cpu": off["cpu_s"] / ts["cpu_s"], "wall": off["wall_s"] / ts["wall_s"],
+                                             "throughput": ts["cpu_s"] / off["cpu_s"]}
     for other in ("tshark", "tcpflow"):
         o = results.get(other, {})
         if "cpu_s" in ts and "cpu_s" in o:

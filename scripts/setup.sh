@@ -47,7 +47,8 @@ stamp=".venv/.tapsift-setup-$profile"
 # re-install when the metadata or a C extension's source changed (pip builds the extensions in place)
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
    || [ capture/_csum.c -nt "$stamp" ] || [ capture/csum.h -nt "$stamp" ] \
-   || [ capture/_fastpath.c -nt "$stamp" ]; then
+   || [ capture/_fastpath.c -nt "$stamp" ] || [ capture/decode_frame.h -nt "$stamp" ] \
+   || [ capture/offload.c -nt "$stamp" ] || [ capture/offload.h -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -E '^WARNING: (Location|The directory)' || true
   .venv/bin/python -c 'import appliance, capture, reassembly'
   touch "$stamp"

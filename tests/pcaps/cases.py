@@ -205,6 +205,30 @@ def case_vxlan_get(out: Path) -> Case:
 
 
 @case
+def case_vxlan_src_port_get(out: Path) -> Case:
+    return _plain_get("vxlan_src_port_get", out, link=S.Vxlan(vni=5002, sport=4789, dport=34567),
+                      description="plain GET inside VXLAN sent from UDP 4789 to port 34567 (a mirror's choice)")
+
+
+@case
+def case_geneve_get(out: Path) -> Case:
+    return _plain_get("geneve_get", out, link=S.Geneve(S.vlan(120), options=bytes.fromhex("0103010100000001")),
+                      description="plain GET inside Geneve (UDP 6081, one option, inner VLAN 120)")
+
+
+@case
+def case_nflog_get(out: Path) -> Case:
+    return _plain_get("nflog_get", out, link=S.Nflog(group=5),
+                      description="plain GET logged by an iptables NFLOG rule (LINKTYPE_NFLOG 239)")
+
+
+@case
+def case_offload_get(out: Path) -> Case:
+    return _plain_get("offload_get", out, link=S.Offload(S.Ethernet(), side=S.S2C),
+                      description="plain GET captured on the server: its TCP/UDP checksums unfinished (TX offload)")
+
+
+@case
 def case_sll_get(out: Path) -> Case:
     return _plain_get("sll_get", out, link=S.Sll(), description="plain GET, Linux cooked capture (SLL)")
 
