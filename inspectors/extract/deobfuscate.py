@@ -7,7 +7,7 @@ No JavaScript engine: the script is tokenised and only the expressions that reac
   template literals without substitutions; numbers;
 - ``+`` concatenation, parentheses, ``[…].join("")``, ``.concat(…)``, ``.split("").reverse().join("")``
   and ``.toString()``;
-- ``unescape`` (``%XX`` and ``%uXXXX``), ``decodeURIComponent``/``decodeURI``, ``atob``,
+- ``unescape`` (``%XX`` and ``%uXXXX``), ``escape``, ``decodeURIComponent``/``decodeURI``, ``atob``,
   ``String.fromCharCode(…)``, ``escape``-free ``eval(…)`` (the string is itself deobfuscated);
 - variables assigned such values (``var``/``let``/``const``/plain ``=`` and ``+=``).
 
@@ -69,6 +69,13 @@ def js_unescape_fn(s: str) -> str:
 
 def _uri_decode(s: str) -> str:
     return _PCT.sub(lambda m: unquote(m.group(0), errors="replace"), s)
+
+
+def _escape(s: str) -> str:
+    """JavaScript's ``escape``."""
+    keep = "@*_+-./"
+    return "".join(c if (c.isascii() and c.isalnum()) or c in keep else
+                   (f"%{ord(c):02X}" if ord(c) < 256 else f"%u{ord(c):04X}") for c in s)
 
 
 def _atob(s: str) -> str | None:
@@ -231,6 +238,8 @@ class _Eval:
             return self.keep(js_unescape_fn(s))
         if name in ("decodeURIComponent", "decodeURI"):
             return self.keep(_uri_decode(s))
+        if name == "escape":
+            return self.keep(_escape(s))
         if name == "atob":
             return self.keep(_atob(s))
         if name in ("String", "eval"):
@@ -304,25 +313,25 @@ class _Eval:
         self.i = max(self.i, start + 1)
 
 
-def _tokens(code: str, limit: int) -> list[tuple[str, str]]:
+def _tokens(code: str, limit: int) -> tuple[list[tuple[str, str]], bool]:
+    """Up to ``limit`` tokens of ``code`` and whether it was cut short (characters no token
+    matches are skipped)."""
     out: list[tuple[str, str]] = []
-    pos = 0
-    n = len(code)
-    while pos < n and len(out) < limit:
-        m = _TOKEN.match(code, pos)
-        if m is None:
-            pos += 1
-            continue
-        pos = m.end()
-        kind = m.lastgroup or ""
+    append = out.append
+    for m in _TOKEN.finditer(code):
+        kind = m.lastgroup
         if kind != "ws":
-            out.append((kind, m.group(0)))
-    return out
+            if len(out) >= limit:
+                return out, True
+            append((kind or "", m.group()))
+    return out, False
 
 
 def run(code: str, budget: _Budget, out: Recovered, depth: int = 0, env: dict[str, str] | None = None) -> None:
     """Evaluate ``code``'s sinks into ``out`` within ``budget`` (shared by nested evals)."""
-    toks = _tokens(code, max(0, budget.steps))
+    toks, cut = _tokens(code, max(0, budget.steps))
+    if cut:
+        out.exhausted = True
     ev = _Eval(toks, budget, out, depth, env if env is not None else {})
     while ev.i < len(toks) and ev.step():
         ev.statement()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from html import unescape as html_unescape
 from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -64,6 +65,7 @@ _LEN = re.compile(r"^(-?\d*\.?\d+)\s*(px|pt|em|rem|%|vw|vh|ex|ch|cm|mm|in|pc)?$"
 _WS = re.compile(r"[ \t\r\n\f\u00a0]+")
 _SCRIPT_A = re.compile(r"<a\b[^>]{0,500}?href\s*=\s*[\"']?([^\"'\s>]{1,2000})[^>]{0,500}>(.{0,500}?)</a", re.I | re.S)
 _SCRIPT_LOC = re.compile(r"(?:window\.|document\.|top\.|self\.)?location(?:\.href)?\s*=\s*[\"']([^\"']{1,2000})[\"']")
+_SCRIPT_EL = re.compile(r"<script\b[^>]{0,500}>(.*?)</script", re.I | re.S)
 _TAG_RE = re.compile(r"<[^>]{0,500}>")
 _REFRESH = re.compile(r"url\s*=\s*['\"]?([^'\"\s;]+)", re.I)
 _MARKUP = re.compile(r"<[a-zA-Z!/]")
@@ -469,7 +471,9 @@ _ROOT_STATE = _State("", False, 16.0, (0, 0, 0), (255, 255, 255))
 
 
 class _Walker:
-    def __init__(self, sheet: StyleSheet, base: str, max_chars: int, max_elements: int) -> None:
+    def __init__(self, tree: LexborHTMLParser, sheet: StyleSheet, base: str, max_chars: int,
+                 max_elements: int) -> None:
+        self.tree = tree
         self.sheet = sheet
         self.base = base
         self.visible = TextSink(max_chars)
@@ -490,6 +494,7 @@ class _Walker:
         self.script_steps = _SCRIPT_STEPS
         self.script_exhausted = False
         self.anchors_seen = 0
+        self.scripts_seen: set[int] = set()
 
     def url(self, href: str) -> str:
         href = href.strip()
@@ -603,19 +608,24 @@ class _Walker:
             self.truncated = True
             return
         self.fragment_bytes += len(markup)
-        tree = LexborHTMLParser(markup, scripting=True)
+        if not _MARKUP.search(markup):  # plain text: no tree to build
+            hst = _State(st.hidden or reason, st.visibility_hidden, st.font_px, st.color, st.bg)
+            self.emit(html_unescape(markup) if "&" in markup else markup, _text_reason(hst))
+            self.block()
+            return
+        holder = self.tree.create_node("div")  # parsed in a detached element of the page's own tree
+        holder.inner_html = markup
         self.depth += 1
         try:
-            for node in tree.css("style"):
-                parse_css(node.text(deep=True), self.sheet)
+            if "<style" in markup or "<STYLE" in markup:
+                for node in holder.css("style"):
+                    parse_css(node.text(deep=True), self.sheet)
             hst = _State(st.hidden or reason, st.visibility_hidden, st.font_px, st.color, st.bg)
-            for part in (tree.head, tree.body):
-                if part is not None:
-                    c = part.first_child
-                    while c is not None:
-                        nxt = c.next
-                        self.walk(c, hst)
-                        c = nxt
+            c = holder.first_child
+            while c is not None:
+                nxt = c.next
+                self.walk(c, hst)
+                c = nxt
         finally:
             self.depth -= 1
 
@@ -680,6 +690,7 @@ class _Walker:
 
     def script(self, code: str, st: _State) -> None:
         """Links and markup an inline script writes (see `inspectors.extract.deobfuscate`)."""
+        self.scripts_seen.add(hash(code))
         if not code or not _SCRIPT_HINT.search(code):
             return
         rec = deobfuscate(code[:_MAX_SCRIPT], max_steps=self.script_steps, max_bytes=self.max_fragment_bytes)
@@ -699,16 +710,26 @@ class _Walker:
             return
         code = js_unescape_literal(code[:_MAX_SCRIPT].replace("\\/", "/"))
         code = re.sub(r"[\"']\s*\+\s*[\"']", "", code)  # '<a hr' + 'ef=…' concatenations
+        known = {lk.url for lk in self.links}
         for m in _SCRIPT_A.finditer(code):
-            text = _WS.sub(" ", _TAG_RE.sub("", m.group(2))).strip()
-            self.links.append(Link(self.url(m.group(1).strip("\"'\\")), text, True, "script"))
+            url = self.url(m.group(1).strip("\"'\\"))
+            if url not in known:
+                text = _WS.sub(" ", _TAG_RE.sub("", m.group(2))).strip()
+                self.links.append(Link(url, text, True, "script"))
         for m in _SCRIPT_LOC.finditer(code):
-            self.links.append(Link(self.url(m.group(1)), "", True, "script-redirect"))
+            url = self.url(m.group(1))
+            if url not in known:
+                self.links.append(Link(url, "", True, "script-redirect"))
 
     def sweep(self, doc: str) -> None:
-        """Anchors in the source that the tree does not hold (markup a browser drops: inside a
-        ``<frameset>``, ``<title>``, ``<textarea>``, attribute values…) as hidden, reason
-        ``unrendered``."""
+        """Anchors and scripts in the source that the tree does not hold (markup a browser drops:
+        inside a ``<frameset>``, ``<title>``, ``<textarea>``, attribute values…), as hidden with
+        reason ``unrendered``."""
+        if doc.count("<script", 0, _MAX_SWEEP) + doc.count("<SCRIPT", 0, _MAX_SWEEP) > len(self.scripts_seen):
+            unrendered = _State("unrendered", False, 16.0, (0, 0, 0), (255, 255, 255))
+            for m in _SCRIPT_EL.finditer(doc, 0, _MAX_SWEEP):
+                if hash(m.group(1)) not in self.scripts_seen:
+                    self.script(m.group(1), unrendered)
         if doc.count("<a", 0, _MAX_SWEEP) + doc.count("<A", 0, _MAX_SWEEP) <= self.anchors_seen:
             return
         known = {lk.url for lk in self.links}
@@ -744,6 +765,8 @@ def analyze(doc: str, *, base_url: str = "", max_chars: int = 4 * 1024 * 1024,
             max_elements: int = 2_000_000) -> HtmlResult:
     """Visible text, hidden text and links of an HTML document (already decoded)."""
     doc = doc.replace("\x00", "")
+    if "\r" in doc:  # as the tokenizer does, so the sweep sees the text the tree holds
+        doc = doc.replace("\r\n", "\n").replace("\r", "\n")
     if not doc.strip():
         return HtmlResult("", "", [], {})
     tree = LexborHTMLParser(doc, scripting=True)
@@ -751,19 +774,20 @@ def analyze(doc: str, *, base_url: str = "", max_chars: int = 4 * 1024 * 1024,
     if root is None:
         return HtmlResult("", "", [], {})
     sheet = StyleSheet()
-    for st in tree.css("style"):
+    for st in tree.tags("style"):
         parse_css(st.text(deep=True), sheet)
-    w = _Walker(sheet, base_url, max_chars, max_elements)
+    w = _Walker(tree, sheet, base_url, max_chars, max_elements)
     # base must be known before links
-    base = tree.css_first("base[href]")
-    if base is not None:
-        w.base = w.url(base.attributes.get("href") or "")
+    if "<base" in doc or "<BASE" in doc:
+        base = tree.css_first("base[href]")
+        if base is not None:
+            w.base = w.url(base.attributes.get("href") or "")
     w.walk(root)
     w.sweep(doc)
     text = "\n".join(line.strip() for line in w.visible.text().split("\n"))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    title_el = tree.css_first("title")
-    title = _WS.sub(" ", title_el.text(deep=True)).strip() if title_el is not None else ""
+    titles = tree.tags("title")
+    title = _WS.sub(" ", titles[0].text(deep=True)).strip() if titles else ""
     links = list(dict.fromkeys(w.links))
     return HtmlResult(text, w.hidden_text(), links, w.reasons, title,
                       w.truncated or w.visible.full or w.script_exhausted)
