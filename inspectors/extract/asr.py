@@ -25,6 +25,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from inspectors.extract import g2p
+
 RATE = 16000
 _BLOCK = RATE * 2  # one second of s16 mono
 _WORD = re.compile(r"^[a-z][a-z']*$")
@@ -50,6 +52,10 @@ class KwsParams:
     min_exp: float = 15.0
     max_exp: float = 50.0
     max_keywords: int = 500
+    cmn_passes: int = 2
+    """Passes over the clip's start that adapt the cepstral mean before spotting (see `spot_keywords`):
+    0 gave 13/20 on the tuning voice, 1 gave 15/20, 2 gave 18/20 (as the old carried-over mean did)."""
+    cmn_seconds: float = 30.0
     noise_floor: float = 50.0
     """Std-dev of a fixed-seed Gaussian noise floor added before spotting (s16 units, ≈ −56 dBFS).
     Digital silence (synthetic or gated audio) derails pocketsphinx's live cepstral mean
@@ -80,7 +86,7 @@ def transcript_text(segments: list[Segment]) -> str:
 
 _ps_lock = threading.Lock()
 _ps_base: Any = None
-_ps_decoders: OrderedDict[tuple[tuple[str, float], ...], Any] = OrderedDict()
+_ps_decoders: OrderedDict[tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]], Any] = OrderedDict()
 
 
 def pocketsphinx_available() -> bool:
@@ -96,61 +102,113 @@ def _base_decoder() -> Any:
     if _ps_base is None:
         from pocketsphinx import Decoder
 
-        _ps_base = Decoder(samprate=RATE, loglevel="FATAL", dither=True)
+        # dither off: pocketsphinx's dither adds random noise per run, so the same clip could give
+        # different hits; the fixed-seed noise floor (KwsParams.noise_floor) does its job instead
+        _ps_base = Decoder(samprate=RATE, loglevel="FATAL", dither=False)
     return _ps_base
 
 
-def plan_keywords(keywords: list[str] | tuple[str, ...], p: KwsParams | None = None) -> tuple[
-        list[tuple[str, float]], list[str]]:
-    """(spottable (phrase, threshold) pairs, skipped keywords) for pocketsphinx's dictionary.
+class KeywordPlan(NamedTuple):
+    """What pocketsphinx will spot: (phrase, threshold) pairs, pronunciations it adds to its
+    dictionary (word → ARPAbet phones: espeak-ng letter-to-sound for out-of-vocabulary words,
+    approximate ones for Mandarin), and the keywords it cannot spot with the reason."""
 
-    Keywords are lower-cased; a phrase is spottable when every word is in the dictionary
-    (Chinese, numbers and out-of-vocabulary words are skipped).
+    phrases: list[tuple[str, float]]
+    added: dict[str, str]
+    approximate: list[str]
+    skipped: list[tuple[str, str]]
+
+
+def _pronounce(dec: Any, word: str) -> tuple[str | None, bool]:
+    """(ARPAbet phones, from the dictionary) of one lower-case word."""
+    pron = dec.lookup_word(word) if _WORD.match(word) else None
+    if pron:
+        return pron, True
+    return g2p.english(word), False
+
+
+def keyword_plan(keywords: list[str] | tuple[str, ...], p: KwsParams | None = None) -> KeywordPlan:
+    """Plan pocketsphinx spotting of ``keywords`` (lower-cased, whitespace collapsed).
+
+    A word in the US-English dictionary uses its pronunciation; an out-of-vocabulary one gets
+    espeak-ng's (`inspectors.extract.g2p`); a Mandarin keyword gets an approximate English-phone
+    pronunciation (listed in ``approximate``). Keywords with digits or other scripts, or all of
+    them when espeak-ng is missing and the word is not in the dictionary, are ``skipped``.
     """
     p = p or KwsParams()
     with _ps_lock:
         dec = _base_decoder()
         plan: dict[str, float] = {}
-        skipped: list[str] = []
+        added: dict[str, str] = {}
+        approx: list[str] = []
+        skipped: list[tuple[str, str]] = []
         for kw in keywords:
             phrase = " ".join(kw.lower().split())
-            words = phrase.split()
-            if not words or phrase in plan:
+            if not phrase or phrase in plan:
+                continue
+            if len(plan) >= p.max_keywords:
+                skipped.append((kw, f"more than {p.max_keywords} spoken keywords"))
+                continue
+            if g2p.CJK.search(phrase):
+                zh = g2p.mandarin(phrase.replace(" ", ""))
+                if not zh:
+                    skipped.append((kw, "Mandarin needs espeak-ng (or a Mandarin Vosk model)"))
+                    continue
+                name = phrase.replace(" ", "")
+                added[name] = zh
+                approx.append(kw)
+                plan[name] = kws_threshold(len(zh.split()), p)
                 continue
             phones = 0
-            for w in words:
-                pron = dec.lookup_word(w) if _WORD.match(w) else None
+            why = ""
+            for w in phrase.split():
+                pron, known = _pronounce(dec, w)
                 if not pron:
-                    phones = -1
+                    why = ("not a word (digits or symbols)" if not re.fullmatch(r"[a-z][a-z'-]*", w)
+                           else "not in the dictionary and espeak-ng is not installed")
                     break
+                if not known:
+                    added[w] = pron
                 phones += len(pron.split())
-            if phones <= 0 or len(plan) >= p.max_keywords:
-                skipped.append(kw)
+            if why:
+                skipped.append((kw, why))
                 continue
             plan[phrase] = kws_threshold(phones, p)
-    return sorted(plan.items()), skipped
+    return KeywordPlan(sorted(plan.items()), added, approx, skipped)
 
 
-def _kws_decoder(plan: list[tuple[str, float]]) -> Any:
-    key = tuple(plan)
-    dec = _ps_decoders.get(key)
-    if dec is not None:
+def plan_keywords(keywords: list[str] | tuple[str, ...], p: KwsParams | None = None) -> tuple[
+        list[tuple[str, float]], list[str]]:
+    """(spottable (phrase, threshold) pairs, skipped keywords): see `keyword_plan`."""
+    kp = keyword_plan(keywords, p)
+    return kp.phrases, [k for k, _ in kp.skipped]
+
+
+def _kws_decoder(plan: list[tuple[str, float]], added: dict[str, str]) -> tuple[Any, str]:
+    """(decoder, its initial cepstral mean), cached per plan."""
+    key = (tuple(plan), tuple(sorted(added.items())))
+    hit = _ps_decoders.get(key)
+    if hit is not None:
         _ps_decoders.move_to_end(key)
-        return dec
+        return hit
     from pocketsphinx import Decoder
 
+    dec = Decoder(samprate=RATE, loglevel="FATAL", dither=False)
+    for word, phones in added.items():
+        dec.add_word(word, phones, False)
     fd, path = tempfile.mkstemp(prefix="tapsift-kws-", suffix=".txt")
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             for phrase, thr in plan:
                 f.write(f"{phrase} /{thr:.0e}/\n")
-        dec = Decoder(samprate=RATE, kws=path, loglevel="FATAL", dither=True)
+        dec.add_kws("kws", path)
+        dec.activate_search("kws")
     finally:
         os.unlink(path)
-    _ps_decoders[key] = dec
+    _ps_decoders[key] = (dec, dec.get_cmn())
     while len(_ps_decoders) > 4:
         _ps_decoders.popitem(last=False)
-    return dec
+    return _ps_decoders[key]
 
 
 def add_noise_floor(pcm: bytes, std: float) -> bytes:
@@ -165,14 +223,28 @@ def add_noise_floor(pcm: bytes, std: float) -> bytes:
 
 
 def spot_keywords(pcm: bytes, plan: list[tuple[str, float]], deadline: float | None = None,
-                  noise_floor: float = 0.0) -> tuple[list[Segment], bool]:
-    """pocketsphinx keyword spotting over ``pcm``: (hits in time order, stopped at the deadline)."""
+                  noise_floor: float = 0.0, added: dict[str, str] | None = None, cmn_passes: int = 2,
+                  cmn_seconds: float = 30.0) -> tuple[list[Segment], bool]:
+    """pocketsphinx keyword spotting over ``pcm``: (hits in time order, stopped at the deadline).
+    ``added`` are the pronunciations of `keyword_plan` for words outside the dictionary.
+    Deterministic: the same audio gives the same hits."""
     if not plan or not pcm:
         return [], False
     pcm = add_noise_floor(pcm, noise_floor)
     with _ps_lock:
-        dec = _kws_decoder(plan)
+        dec, cmn = _kws_decoder(plan, added or {})
         late = False
+        # the live cepstral mean would carry over from the previous clip, so the same audio sent
+        # twice was decoded differently: every clip starts from the model's mean, adapted to this
+        # clip by `cmn_passes` passes over its first `cmn_seconds`
+        dec.set_cmn(cmn)
+        warm = pcm[: int(cmn_seconds * RATE) * 2]
+        for _ in range(cmn_passes):
+            dec.start_utt()
+            for i in range(0, len(warm), _BLOCK):
+                dec.process_raw(warm[i:i + _BLOCK], False, False)
+            dec.end_utt()
+            dec.set_cmn(dec.get_cmn(True))
         dec.start_utt()
         for i in range(0, len(pcm), _BLOCK):
             dec.process_raw(pcm[i:i + _BLOCK], False, False)

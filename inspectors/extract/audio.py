@@ -174,12 +174,16 @@ def _speech(pcm: bytes, p: AudioParams, out: Partial, deadline: float) -> None:
         if not asr.pocketsphinx_available():
             out.note("asr_pocketsphinx_missing")
         else:
-            plan, skipped = asr.plan_keywords(p.keywords, p.kws_params)
-            out.meta["kws_keywords"] = str(len(plan))
-            if skipped:
-                out.meta["kws_skipped"] = str(len(skipped))
-            if plan:
-                hits, late = asr.spot_keywords(pcm, plan, deadline, p.kws_params.noise_floor)
+            kp = asr.keyword_plan(p.keywords, p.kws_params)
+            out.meta["kws_keywords"] = str(len(kp.phrases))
+            if kp.skipped:
+                out.meta["kws_skipped"] = str(len(kp.skipped))
+                out.meta["kws_skipped_words"] = ", ".join(k for k, _ in kp.skipped)[:300]
+            if kp.approximate:
+                out.meta["kws_approximate"] = ", ".join(kp.approximate)[:300]
+            if kp.phrases:
+                hits, late = asr.spot_keywords(pcm, kp.phrases, deadline, p.kws_params.noise_floor, kp.added,
+                                               p.kws_params.cmn_passes, p.kws_params.cmn_seconds)
                 engines.append("pocketsphinx-kws")
                 out.meta["kws_hits"] = str(len(hits))
                 _transcript(out, hits, "pocketsphinx-kws", late)
