@@ -216,7 +216,8 @@ class Sensor:
             ins = settings.inspection
             budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                             max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
-                            max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+                            max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels,
+                            vosk_model_dir=ins.vosk_model_dir)
             inspection.extractor = make_extractor(self.factory, budget, keywords=inspection.policy_keywords)
         self.stats = Stats()
         self._apps: dict[str, object] = {}

@@ -393,7 +393,8 @@ def _make_stage(settings: Settings, slot: int, processes: int) -> Any:
     stage = InspectionStage(holder, max_text_bytes=ins.max_text_bytes, time_budget_s=ins.time_budget_s)
     budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                     max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
-                    max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+                    max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels,
+                    vosk_model_dir=ins.vosk_model_dir)
     # children get ids of their own: a prefix per pool process keeps them unique across processes
     factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes,
                             prefix=f"F{slot}x")

@@ -10,8 +10,20 @@ def _check(args: argparse.Namespace) -> int:
     from policies.schema import check_command
 
     code, text = check_command(args.file)
+    if code == 0:  # spoken keywords the speech engines cannot spot (inspectors.extract.asr)
+        text = "\n".join([*_speech_warnings(args.file), text])
     print(text, file=sys.stdout if code == 0 else sys.stderr)
     return code
+
+
+def _speech_warnings(path: str) -> list[str]:
+    from inspectors.extract.asr import policy_speech_warnings
+    from policies.schema import load_policy
+
+    try:
+        return policy_speech_warnings(load_policy(path))
+    except Exception as exc:  # a warning must not fail a valid policy
+        return [f"speech: keyword coverage not checked ({type(exc).__name__}: {exc})"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -48,10 +48,13 @@ class KwsParams:
     """
 
     base: float = 2.0
-    per_phone: float = 3.0
+    per_phone: float = 3.5
     min_exp: float = 15.0
     max_exp: float = 50.0
     max_keywords: int = 500
+    oov_strictness: float = 3.0
+    """Exponent taken off the threshold of a phrase with a word outside the dictionary (its
+    espeak-ng pronunciation is less sure, and short ones fired on unrelated speech)."""
     cmn_passes: int = 2
     """Passes over the clip's start that adapt the cepstral mean before spotting (see `spot_keywords`):
     0 gave 13/20 on the tuning voice, 1 gave 15/20, 2 gave 18/20 (as the old carried-over mean did)."""
@@ -161,6 +164,7 @@ def keyword_plan(keywords: list[str] | tuple[str, ...], p: KwsParams | None = No
                 continue
             phones = 0
             why = ""
+            oov = False
             for w in phrase.split():
                 pron, known = _pronounce(dec, w)
                 if not pron:
@@ -169,11 +173,12 @@ def keyword_plan(keywords: list[str] | tuple[str, ...], p: KwsParams | None = No
                     break
                 if not known:
                     added[w] = pron
+                    oov = True
                 phones += len(pron.split())
             if why:
                 skipped.append((kw, why))
                 continue
-            plan[phrase] = kws_threshold(phones, p)
+            plan[phrase] = kws_threshold(phones, p) * (10.0 ** p.oov_strictness if oov else 1.0)
     return KeywordPlan(sorted(plan.items()), added, approx, skipped)
 
 
@@ -285,6 +290,11 @@ def _vosk_model(model_dir: str) -> Any:
         if not os.path.isdir(model_dir):
             raise FileNotFoundError(f"vosk model directory {model_dir!r} not found")
         m = vosk.Model(model_dir)
+        # the first decode after loading differs from every later one (lazily built graph
+        # caches): warm up on a second of faint noise, so the same clip always gives the same text
+        rec = vosk.KaldiRecognizer(m, RATE)
+        rec.AcceptWaveform(add_noise_floor(bytes(_BLOCK), 50.0))
+        rec.FinalResult()
         _vosk_models.clear()  # one model per worker: they are hundreds of MB
         _vosk_models[model_dir] = m
     return m
@@ -327,3 +337,163 @@ def transcribe_vosk(pcm: bytes, model_dir: str, deadline: float | None = None) -
         if seg:
             segs.append(seg)
     return segs, late
+
+
+def vosk_missing_words(model_dir: str, words: list[str]) -> list[str]:
+    """The ``words`` missing from the Vosk model's vocabulary (``"[unk]"`` included, if asked).
+
+    Vosk has no vocabulary query; building a grammar recognizer logs one warning per missing
+    word, which is read back from stderr (file descriptor 2, redirected for the call).
+    """
+    import vosk
+
+    if not words:
+        return []
+    with _vosk_lock:
+        model = _vosk_model(model_dir)
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as err:
+            try:
+                os.dup2(err.fileno(), 2)
+                vosk.SetLogLevel(0)
+                vosk.KaldiRecognizer(model, RATE, json.dumps(words, ensure_ascii=False))
+            finally:
+                vosk.SetLogLevel(-1)
+                os.dup2(saved, 2)
+                os.close(saved)
+            err.seek(0)
+            log = err.read().decode("utf-8", "replace")
+    missing = set(re.findall(r"missing in vocabulary: '([^']*)'", log))
+    return [w for w in words if w in missing]
+
+
+def vosk_words(keyword: str) -> list[str]:
+    """A keyword as Vosk grammar words: space-separated words; CJK runs split into characters
+    when the whole run is not a word of the model (see `plan_vosk`)."""
+    return keyword.lower().split()
+
+
+_vosk_plans: OrderedDict[tuple[str, tuple[str, ...]], tuple[list[str], list[str], bool]] = OrderedDict()
+
+
+def plan_vosk(model_dir: str, keywords: list[str] | tuple[str, ...]) -> tuple[list[str], list[str], bool]:
+    """(phrases the model can spot, keywords it cannot, whether it has an ``[unk]`` word).
+
+    A phrase is spottable when each of its words is in the model's vocabulary; a Chinese
+    keyword that is not one word is tried as its characters. Cached per model and keyword set.
+    """
+    key = (model_dir, tuple(keywords))
+    if key not in _vosk_plans:
+        _vosk_plans[key] = _plan_vosk(model_dir, keywords)
+        while len(_vosk_plans) > 4:
+            _vosk_plans.popitem(last=False)
+    return _vosk_plans[key]
+
+
+def _plan_vosk(model_dir: str, keywords: list[str] | tuple[str, ...]) -> tuple[list[str], list[str], bool]:
+    cands: dict[str, list[str]] = {}
+    for kw in keywords:
+        ws = vosk_words(kw)
+        if ws:
+            cands[kw] = ws
+    chars = {c for kw, ws in cands.items() if g2p.CJK.search(kw) for w in ws for c in w}
+    vocab_q = sorted({w for ws in cands.values() for w in ws} | chars | {"[unk]"})
+    missing = set(vosk_missing_words(model_dir, vocab_q))
+    phrases: list[str] = []
+    cannot: list[str] = []
+    for kw, ws in cands.items():
+        if all(w not in missing for w in ws):
+            phrases.append(" ".join(ws))
+        elif g2p.CJK.search(kw) and all(c not in missing for w in ws for c in w):
+            phrases.append(" ".join(c for w in ws for c in w))
+        else:
+            cannot.append(kw)
+    return phrases, cannot, "[unk]" not in missing
+
+
+def spot_vosk(pcm: bytes, model_dir: str, phrases: list[str], deadline: float | None = None,
+              min_conf: float = 0.8) -> tuple[list[Segment], bool]:
+    """Grammar-restricted recognition: only ``phrases`` and ``[unk]`` can be heard; a phrase is a
+    hit when its words come out in order, each with confidence ≥ ``min_conf``."""
+    import vosk
+
+    if not phrases or not pcm:
+        return [], False
+    grammar = json.dumps([*phrases, "[unk]"], ensure_ascii=False)
+    hits: list[Segment] = []
+    late = False
+    with _vosk_lock:
+        model = _vosk_model(model_dir)
+        rec = vosk.KaldiRecognizer(model, RATE, grammar)
+        rec.SetWords(True)
+        results: list[str] = []
+        for i in range(0, len(pcm), _BLOCK // 2):
+            if rec.AcceptWaveform(pcm[i:i + _BLOCK // 2]):
+                results.append(rec.Result())
+            if deadline is not None and time.monotonic() > deadline:
+                late = True
+                break
+        results.append(rec.FinalResult())
+    for res in results:
+        try:
+            words = json.loads(res).get("result") or []
+        except ValueError:
+            continue
+        seq = [(str(w.get("word", "")), float(w.get("start", 0)), float(w.get("end", 0)), float(w.get("conf", 0)))
+               for w in words]
+        for ph in phrases:
+            pw = ph.split()
+            for j in range(len(seq) - len(pw) + 1):
+                win = seq[j:j + len(pw)]
+                if [w for w, *_ in win] == pw and min(c for *_, c in win) >= min_conf:
+                    hits.append(Segment(win[0][1], win[-1][2], ph.replace(" ", "") if g2p.CJK.search(ph) else ph,
+                                        sum(c for *_, c in win) / len(win)))
+    hits.sort(key=lambda s: s.start)
+    return hits, late
+
+
+# ---------------------------------------------------------------- coverage (policy check)
+
+def speech_coverage(keywords: list[str] | tuple[str, ...], vosk_model_dir: str = "") -> list[str]:
+    """Warnings for ``tapsift policy check``: the spoken keywords no configured engine can spot
+    (with the reason), those spotted only approximately (Mandarin through English phones) and
+    those spotted with an espeak-ng pronunciation (outside pocketsphinx's dictionary)."""
+    kws = [k for k in dict.fromkeys(keywords) if k.strip()]
+    if not kws:
+        return []
+    out: list[str] = []
+    left = kws
+    if vosk_model_dir:
+        try:
+            _, left, _ = plan_vosk(vosk_model_dir, kws)
+        except Exception as exc:
+            out.append(f"speech: the Vosk model {vosk_model_dir!r} cannot be loaded ({type(exc).__name__}: {exc})")
+    if not pocketsphinx_available():
+        if left:
+            out.append(f"speech: {len(left)} spoken keyword(s) cannot be spotted (pocketsphinx is not installed): "
+                       + ", ".join(repr(k) for k in left))
+        return out
+    kp = keyword_plan(left)
+    if kp.skipped:
+        out.append(f"speech: {len(kp.skipped)} keyword(s) cannot be spotted in audio: "
+                   + "; ".join(f"{k!r} ({why})" for k, why in kp.skipped))
+    if kp.approximate:
+        out.append(f"speech: {len(kp.approximate)} Mandarin keyword(s) are spotted only approximately, through "
+                   "English phones (install a Mandarin Vosk model, docs/media.md): "
+                   + ", ".join(repr(k) for k in kp.approximate))
+    oov = [k for k in left if not g2p.CJK.search(k) and any(w in kp.added for w in k.lower().split())]
+    if oov:
+        out.append(f"speech: {len(oov)} keyword(s) are outside pocketsphinx's dictionary and spotted with an "
+                   "espeak-ng pronunciation (less reliable): " + ", ".join(repr(k) for k in oov))
+    return out
+
+
+def policy_speech_warnings(policy: Any, vosk_model_dir: str = "") -> list[str]:
+    """`speech_coverage` for the literal keywords of a loaded policy's ``keywords`` lists."""
+    words: dict[str, None] = {}
+    for spec in getattr(policy, "lists", {}).values():
+        if getattr(spec, "kind", "") == "keywords":
+            for k in spec.keywords:
+                if getattr(k, "mode", "") != "regex":
+                    words[k.text] = None
+    return speech_coverage(list(words), vosk_model_dir)

@@ -157,24 +157,15 @@ def _describe(dec: Decoded, out: Partial) -> None:
 
 
 def _speech(pcm: bytes, p: AudioParams, out: Partial, deadline: float) -> None:
-    engines = []
+    engines: list[str] = []
+    keywords = list(p.keywords) if p.kws else []
     if p.vosk_model_dir:
-        if asr.vosk_available():
-            try:
-                segs, late = asr.transcribe_vosk(pcm, p.vosk_model_dir, deadline)
-            except Exception as exc:
-                out.note("asr_vosk_failed")
-                out.meta["vosk_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-            else:
-                engines.append("vosk")
-                _transcript(out, segs, "vosk", late)
-        else:
-            out.note("asr_vosk_missing")
-    if p.kws and p.keywords:
+        keywords = _vosk(pcm, p, out, deadline, engines, keywords)
+    if keywords:
         if not asr.pocketsphinx_available():
             out.note("asr_pocketsphinx_missing")
         else:
-            kp = asr.keyword_plan(p.keywords, p.kws_params)
+            kp = asr.keyword_plan(keywords, p.kws_params)
             out.meta["kws_keywords"] = str(len(kp.phrases))
             if kp.skipped:
                 out.meta["kws_skipped"] = str(len(kp.skipped))
@@ -188,6 +179,35 @@ def _speech(pcm: bytes, p: AudioParams, out: Partial, deadline: float) -> None:
                 out.meta["kws_hits"] = str(len(hits))
                 _transcript(out, hits, "pocketsphinx-kws", late)
     out.meta["asr"] = ",".join(engines) or "none"
+
+
+def _vosk(pcm: bytes, p: AudioParams, out: Partial, deadline: float, engines: list[str],
+          keywords: list[str]) -> list[str]:
+    """Vosk free transcription, and grammar spotting of the keywords in the model's vocabulary
+    (when the model has an ``[unk]`` word to absorb other speech). Returns the keywords left
+    for pocketsphinx: those the Vosk model cannot hear."""
+    if not asr.vosk_available():
+        out.note("asr_vosk_missing")
+        return keywords
+    try:
+        segs, late = asr.transcribe_vosk(pcm, p.vosk_model_dir, deadline)
+    except Exception as exc:
+        out.note("asr_vosk_failed")
+        out.meta["vosk_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return keywords
+    engines.append("vosk")
+    _transcript(out, segs, "vosk", late)
+    if not keywords:
+        return keywords
+    phrases, cannot, has_unk = asr.plan_vosk(p.vosk_model_dir, keywords)
+    out.meta["vosk_keywords"] = str(len(phrases))
+    if phrases and has_unk:
+        hits, late = asr.spot_vosk(pcm, p.vosk_model_dir, phrases, deadline)
+        engines.append("vosk-grammar")
+        _transcript(out, hits, "vosk-grammar", late)
+    elif phrases:
+        out.meta["vosk_grammar"] = "off: the model has no [unk] word (keywords matched on the transcript)"
+    return cannot
 
 
 def _transcript(out: Partial, segs: list[asr.Segment], engine: str, late: bool) -> None:
