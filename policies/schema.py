@@ -593,7 +593,9 @@ def _pydantic_issues(exc: ValidationError, doc: _Doc) -> None:
                 msg += f" (expected one of: {', '.join(allowed)})"
             doc.at(loc, msg, key=True)
         elif kind == "missing":
-            doc.at(loc[:-1], f"missing required key {loc[-1]!r}")
+            extra = (f": every profile needs one of {', '.join(CATEGORIES)}" if loc[-1] == "category"
+                     and len(loc) >= 2 and loc[0] == "profiles" else "")
+            doc.at(loc[:-1], f"missing required key {loc[-1]!r}{extra}")
         elif kind == "union_tag_not_found":
             doc.at(loc, f"missing 'type' (one of: {', '.join(LIST_TYPES)})")
         elif kind == "union_tag_invalid":
