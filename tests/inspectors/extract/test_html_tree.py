@@ -130,3 +130,30 @@ def test_legitimate_scripts_give_no_hidden_dark_links():
            "<!--[if lt IE 9]><script src='/h5.js'></script><![endif]-->")
     r = analyze(doc)
     assert [lk for lk in r.links if lk.url] == [] and r.text == "x"
+
+
+def test_hostile_markup_stays_linear():
+    """Many unterminated anchors the tree never holds (the sweep's worst case), deep nesting and
+    huge comments finish quickly and flag instead of exploding."""
+    import time
+
+    t = time.process_time()
+    analyze("<p>x</p><textarea>" + "<a " * 300_000 + "</textarea>")
+    analyze("<p>x</p><textarea>" + '<a href="http://e.example/q">' * 50_000 + "</textarea>")
+    for deep in ("<div>" * 100_000 + "deep" + "</div>" * 100_000, "<div/>" * 100_000, "<ul><li>" * 50_000):
+        r = analyze(deep)
+        assert r.truncated  # nested past MAX_DEPTH: the deeper tags were dropped
+    assert "deep" in analyze("<div>" * 100_000 + "deep").text
+    # an SVG sprite's self-closing paths do not nest: nothing is cut, the text after it stays
+    r = analyze("<p>a</p><svg>" + '<path d="M0"/>' * 6000 + "</svg><p>after</p>")
+    assert not r.truncated and r.text.split() == ["a", "after"]
+    analyze("<p>x</p><!--" + "<a href=/x>y</a>" * 200_000 + "-->")
+    assert time.process_time() - t < 30
+
+
+def test_raw_anchor_scan():
+    from inspectors.extract.html import raw_anchors
+
+    got = raw_anchors('<A HREF="x">t<b>u</b></A> <a  href=y>v</a> <abbr href=z>no</abbr> <a/href=w>s</a> <a href=q>')
+    assert got == [("x", "t<b>u</b>"), ("y", "v"), ("w", "s"), ("q", "")]
+    assert len(raw_anchors("<a href=x>y</a>" * 30_000)) == 20_000
