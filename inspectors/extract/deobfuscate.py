@@ -15,8 +15,9 @@ Sinks: ``document.write``/``writeln``, ``….innerHTML``/``outerHTML`` ``=``/``+
 ``insertAdjacentHTML(pos, …)`` give **markup**; ``location``/``location.href`` ``=``,
 ``location.replace``/``assign`` and ``window.open`` give **redirect URLs**.
 
-Everything is bounded: ``max_steps`` tokens evaluated per script (and per nested ``eval``),
-``max_bytes`` of produced strings, ``max_depth`` of nested ``eval``. An unknown construct makes
+Everything is bounded: ``max_steps`` tokens read and evaluated (nested ``eval`` included; the
+HTML walk passes what is left of its per-page budget), ``max_bytes`` of produced strings, 3
+levels of nested ``eval``. An unknown construct makes
 the expression unknown (its parts are dropped), never an exception.
 """
 
@@ -94,6 +95,8 @@ class Recovered:
     markup: list[str] = field(default_factory=list)
     redirects: list[str] = field(default_factory=list)
     exhausted: bool = False
+    steps: int = 0
+    """Budget steps used (tokens read and evaluated), for a caller's per-page budget."""
 
 
 class _Budget:
@@ -340,5 +343,10 @@ def run(code: str, budget: _Budget, out: Recovered, depth: int = 0, env: dict[st
 def deobfuscate(code: str, *, max_steps: int = 200_000, max_bytes: int = 1 << 20) -> Recovered:
     """The markup and redirect URLs that ``code`` writes (see the module docstring)."""
     out = Recovered()
-    run(code, _Budget(max_steps, max_bytes), out)
+    if max_steps <= 0:
+        out.exhausted = True
+        return out
+    budget = _Budget(max_steps, max_bytes)
+    run(code, budget, out)
+    out.steps = max_steps - max(0, budget.steps)
     return out

@@ -80,7 +80,10 @@ _SPECIAL = frozenset((*_SKIP, *_LEAF, *_RAW_HIDDEN, "frame"))
 _MAX_SCRIPT = 1_000_000
 _MAX_SWEEP = 8 << 20
 _MAX_FRAGMENT_BYTES = 2 << 20
-_SCRIPT_STEPS = 200_000
+_SCRIPT_STEPS = 400_000
+"""Deobfuscator steps (tokens read and evaluated) per page, all its scripts together."""
+_SCRIPT_BYTES = 4 << 20
+"""Script text analysed per page (each script at most ``_MAX_SCRIPT``)."""
 OFFSCREEN_PX = -500.0
 TINY_PX = 2.0
 
@@ -607,6 +610,7 @@ class _Walker:
         self.fragment_bytes = 0
         self.max_fragment_bytes = _MAX_FRAGMENT_BYTES
         self.script_steps = _SCRIPT_STEPS
+        self.script_bytes = _SCRIPT_BYTES
         self.script_exhausted = False
         self.anchors_seen = 0
         self.scripts_seen: set[int] = set()
@@ -808,7 +812,13 @@ class _Walker:
         self.scripts_seen.add(hash(code))
         if not code or not _SCRIPT_HINT.search(code):
             return
-        rec = deobfuscate(code[:_MAX_SCRIPT], max_steps=self.script_steps, max_bytes=self.max_fragment_bytes)
+        if self.script_bytes <= 0 or self.script_steps <= 0:  # the page's script budget is spent
+            self.script_exhausted = True
+            return
+        code = code[:min(_MAX_SCRIPT, self.script_bytes)]
+        self.script_bytes -= len(code)
+        rec = deobfuscate(code, max_steps=self.script_steps, max_bytes=self.max_fragment_bytes)
+        self.script_steps -= rec.steps
         if rec.exhausted:
             self.script_exhausted = True
         for markup in rec.markup:

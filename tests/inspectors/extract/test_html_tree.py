@@ -148,6 +148,8 @@ def test_hostile_markup_stays_linear():
     r = analyze("<p>a</p><svg>" + '<path d="M0"/>' * 6000 + "</svg><p>after</p>")
     assert not r.truncated and r.text.split() == ["a", "after"]
     analyze("<p>x</p><!--" + "<a href=/x>y</a>" * 200_000 + "-->")
+    many = analyze("<p>x</p>" + ('<script>document.write("a"+' + '"c"+' * 2000 + '"d")</script>') * 400)
+    assert many.truncated  # the page's script budget, not one per script
     assert time.process_time() - t < 30
 
 
