@@ -435,6 +435,14 @@ def injection_grammar(seed: int, rounds: int) -> dict[str, object]:
             "by_encoding": {k: f"{a}/{b}" for k, (a, b) in by_enc.items()}}
 
 
+def _print_injections(inj: dict) -> None:  # type: ignore[type-arg]
+    print(f"\nhidden-link injection grammar (hiddenlink inspector alone): {inj['tp']}/{inj['n']} "
+          f"({100 * inj['tp'] / inj['n']:.1f} %) detected; legitimate pages with scripts/comments/frames/banners: "
+          f"{inj['fp']}/{inj['legit']} false positives")
+    print("by position: " + ", ".join(f"{k} {v}" for k, v in inj["by_position"].items()))
+    print("by script encoding: " + ", ".join(f"{k} {v}" for k, v in inj["by_encoding"].items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sites", type=int, default=24)
@@ -546,11 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     for x in r["misses"]:
         print(f"  miss: {x}")
     inj = injection_grammar(args.seed, args.injection_rounds)
-    print(f"\nhidden-link injection grammar (hiddenlink inspector alone): {inj['tp']}/{inj['n']} "
-          f"({100 * inj['tp'] / inj['n']:.1f} %) detected; legitimate pages with scripts/comments/frames/banners: "
-          f"{inj['fp']}/{inj['legit']} false positives")
-    print("by position: " + ", ".join(f"{k} {v}" for k, v in inj["by_position"].items()))
-    print("by script encoding: " + ", ".join(f"{k} {v}" for k, v in inj["by_encoding"].items()))
+    _print_injections(inj)
     results["injections"] = inj
     ok = r["detection"] >= 0.95 and r["false_positive_rate"] <= 0.01 and inj["tp"] >= 0.95 * inj["n"] \
         and inj["fp"] == 0

@@ -154,7 +154,7 @@ def test_hostile_markup_stays_linear():
 
 
 def test_raw_anchor_scan():
-    from inspectors.extract.html import raw_anchors
+    from inspectors.extract.htmlsource import raw_anchors
 
     got = raw_anchors('<A HREF="x">t<b>u</b></A> <a  href=y>v</a> <abbr href=z>no</abbr> <a/href=w>s</a> <a href=q>')
     assert got == [("x", "t<b>u</b>"), ("y", "v"), ("w", "s"), ("q", "")]
