@@ -174,7 +174,8 @@ def _speech(pcm: bytes, p: AudioParams, out: Partial, deadline: float) -> None:
                 out.meta["kws_approximate"] = ", ".join(kp.approximate)[:300]
             if kp.phrases:
                 hits, late = asr.spot_keywords(pcm, kp.phrases, deadline, p.kws_params.noise_floor, kp.added,
-                                               p.kws_params.cmn_passes, p.kws_params.cmn_seconds)
+                                               p.kws_params.cmn_passes, p.kws_params.cmn_seconds,
+                                               p.kws_params.phone_loop_prob)
                 engines.append("pocketsphinx-kws")
                 out.meta["kws_hits"] = str(len(hits))
                 _transcript(out, hits, "pocketsphinx-kws", late)
