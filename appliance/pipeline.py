@@ -74,7 +74,8 @@ def make_inspection(settings: Settings, holder: PolicyHolder, factory: ObjectFac
     if factory is not None:
         budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                         max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
-                        max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+                        max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels,
+                        vosk_model_dir=ins.vosk_model_dir)
         stage.extractor = make_extractor(factory, budget, keywords=stage.policy_keywords)
     return stage
 

@@ -205,6 +205,9 @@ class InspectionSettings(_Section):
     """Address-space limit (RLIMIT_AS) of each parser worker process."""
     max_pixels: int = Field(50_000_000, ge=10_000)
     """Images larger than this are not decoded (a pixel bomb)."""
+    vosk_model_dir: str = ""
+    """A Vosk model directory (docs/media.md): free transcription of speech, and spotting of the
+    spoken keywords in its vocabulary; empty: pocketsphinx keyword spotting only."""
 
 
 class LiveSettings(_Section):

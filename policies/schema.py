@@ -95,6 +95,18 @@ DATA_CLASSES: Mapping[str, tuple[str, str]] = {
 """Built-in data classes: the regex that finds candidates and the validator that confirms them."""
 
 VALIDATORS: tuple[str, ...] = ("prc_id", "luhn", "cn_mobile", "email", "ipv4", "none")
+DATA_CLASS_ALIASES: Mapping[str, str] = {
+    **{a: "prc_id" for a in ("cn_id", "id_card", "idcard", "id_number", "china_id", "cn_id_card", "resident_id",
+                             "prc_id_card", "身份证", "身份证号", "身份证号码", "居民身份证")},
+    **{a: "bank_card" for a in ("card", "bank_card_number", "credit_card", "debit_card", "card_number", "pan",
+                                "payment_card", "unionpay", "银行卡", "银行卡号", "信用卡", "信用卡号", "借记卡")},
+    **{a: "cn_mobile" for a in ("mobile", "phone", "cell", "cellphone", "cn_phone", "mobile_phone", "phone_number",
+                                "手机", "手机号", "手机号码", "电话", "电话号码")},
+    **{a: "email" for a in ("e-mail", "mail", "email_address", "邮箱", "电子邮件", "邮件地址", "电子邮箱")},
+    **{a: "ipv4" for a in ("ip", "ip_address", "ipv4_address", "ip地址")},
+}
+"""Other names of the built-in data classes (``class:``, also accepted as ``validator:``), matched
+case-insensitively; the same table as ``inspectors.dataclass.CLASS_ALIASES``."""
 KEYWORD_MODES: tuple[str, ...] = ("substring", "word", "regex")
 _NAME = re.compile(r"^\w[\w.\-]{0,63}$")
 
@@ -307,6 +319,18 @@ class DataClassList(_M):
     validator: Literal["prc_id", "luhn", "cn_mobile", "email", "ipv4", "none"] | None = None
     weight: Weight = 1
     options: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = dict(v)
+            for key in ("class", "validator"):
+                name = v.get(key)
+                if isinstance(name, str) and name.strip().lower() in DATA_CLASS_ALIASES:
+                    canon = DATA_CLASS_ALIASES[name.strip().lower()]
+                    v[key] = canon if key == "class" else DATA_CLASSES[canon][1]
+        return v
 
     @model_validator(mode="after")
     def _needs_pattern(self) -> DataClassList:
@@ -582,7 +606,9 @@ def _pydantic_issues(exc: ValidationError, doc: _Doc) -> None:
                 msg += f" (expected one of: {', '.join(allowed)})"
             doc.at(loc, msg, key=True)
         elif kind == "missing":
-            doc.at(loc[:-1], f"missing required key {loc[-1]!r}")
+            extra = (f": every profile needs one of {', '.join(CATEGORIES)}" if loc[-1] == "category"
+                     and len(loc) >= 2 and loc[0] == "profiles" else "")
+            doc.at(loc[:-1], f"missing required key {loc[-1]!r}{extra}")
         elif kind == "union_tag_not_found":
             doc.at(loc, f"missing 'type' (one of: {', '.join(LIST_TYPES)})")
         elif kind == "union_tag_invalid":
