@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from reassembly.applayer.base import AppProtocol
 from reassembly.applayer.ftp import FTP, FTP_DATA
+from reassembly.applayer.h2 import HTTP2
 from reassembly.applayer.http import HTTP
 from reassembly.applayer.irc import IRC, IRC_DCC
 from reassembly.applayer.raw import RAW
@@ -16,6 +17,7 @@ from reassembly.applayer.ssh import SSH
 from reassembly.applayer.tls import TLS
 
 PROTOCOLS: tuple[AppProtocol, ...] = (
+    HTTP2,
     HTTP,
     SMTP,
     FTP,
