@@ -5,7 +5,8 @@ its objects carry the CONNECT target in ``meta["connect_host"]`` (and in ``host`
 have none). A ``101`` upgrade hands it to the entry named by the Upgrade token (``h2c`` is the
 ``http2`` entry), if the table has one (else the rest is ignored, as before); the next parser
 gets the upgrading request in ``ctx.meta`` (``upgrade_method``, ``upgrade_url``, and
-``websocket_extensions`` / ``websocket_protocol`` from the 101) and its Host as ``ctx.host``.
+``websocket_extensions`` / ``websocket_protocol`` from the 101, ``websocket_accept``: whether
+the 101's Sec-WebSocket-Accept answers the key) and its Host as ``ctx.host``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from appliance.model import ContentObject, Flow, HttpTransaction, HttpTxStart, StreamEvent
 from reassembly.applayer.base import AppProtocol, Limits, MiB, ParserContext
+from reassembly.applayer.websocket import accept_key
 from reassembly.content import HttpContentAssembler, host_without_port
 from reassembly.detect import looks_like_http_request, looks_like_http_response
 from reassembly.http1 import Http1Parser, Tunnel
@@ -110,6 +112,10 @@ class HttpParser:
                 value = up.response_header(header)
                 if value:
                     meta[key] = value.decode("latin-1")[:_MAX_TARGET]
+            key, accept = up.request_header(b"sec-websocket-key"), up.response_header(b"sec-websocket-accept")
+            if key is not None:
+                meta["websocket_accept"] = "missing" if accept is None else (
+                    "valid" if accept.strip() == accept_key(key) else "invalid")
             host = host_without_port(up.host)[:_MAX_TARGET]
         return self.ctx.handoff(t.at, ts_ns, protocol=UPGRADE_ENTRIES.get(t.protocol, t.protocol), replay=t.replay,
                                 meta=meta, host=host)

@@ -15,6 +15,7 @@ from reassembly.applayer.smb import SMB
 from reassembly.applayer.smtp import SMTP
 from reassembly.applayer.ssh import SSH
 from reassembly.applayer.tls import TLS
+from reassembly.applayer.websocket import WEBSOCKET
 
 PROTOCOLS: tuple[AppProtocol, ...] = (
     HTTP2,
@@ -27,5 +28,6 @@ PROTOCOLS: tuple[AppProtocol, ...] = (
     SSH,
     FTP_DATA,
     IRC_DCC,
+    WEBSOCKET,
     RAW,
 )
