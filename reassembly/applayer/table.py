@@ -9,7 +9,9 @@ from reassembly.applayer.base import AppProtocol
 from reassembly.applayer.ftp import FTP, FTP_DATA
 from reassembly.applayer.h2 import HTTP2
 from reassembly.applayer.http import HTTP
+from reassembly.applayer.imap import IMAP
 from reassembly.applayer.irc import IRC, IRC_DCC
+from reassembly.applayer.pop3 import POP3
 from reassembly.applayer.raw import RAW
 from reassembly.applayer.smb import SMB
 from reassembly.applayer.smtp import SMTP
@@ -22,6 +24,8 @@ PROTOCOLS: tuple[AppProtocol, ...] = (
     HTTP,
     SMTP,
     FTP,
+    IMAP,
+    POP3,
     IRC,
     SMB,
     TLS,
