@@ -6,12 +6,14 @@ Adding a protocol: a module with its `AppProtocol` and one line here.
 from __future__ import annotations
 
 from reassembly.applayer.base import AppProtocol
+from reassembly.applayer.dns import DNS, DNS_TCP
 from reassembly.applayer.ftp import FTP, FTP_DATA
 from reassembly.applayer.h2 import HTTP2
 from reassembly.applayer.http import HTTP
 from reassembly.applayer.imap import IMAP
 from reassembly.applayer.irc import IRC, IRC_DCC
 from reassembly.applayer.pop3 import POP3
+from reassembly.applayer.quic import QUIC
 from reassembly.applayer.raw import RAW
 from reassembly.applayer.smb import SMB
 from reassembly.applayer.smtp import SMTP
@@ -30,8 +32,11 @@ PROTOCOLS: tuple[AppProtocol, ...] = (
     SMB,
     TLS,
     SSH,
+    DNS_TCP,
     FTP_DATA,
     IRC_DCC,
     WEBSOCKET,
     RAW,
+    DNS,
+    QUIC,
 )

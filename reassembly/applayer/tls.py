@@ -57,7 +57,7 @@ class TlsParser:
     def __init__(self, flow: Flow, ctx: ParserContext) -> None:
         self.flow = flow
         self.ctx = ctx
-        self.limit = max(4096, int(getattr(ctx.limits, "max_handshake_bytes", TlsLimits.max_handshake_bytes)))
+        self.limit = max(4096, int((ctx.limits or TlsLimits()).max_handshake_bytes))
         self.buf = [bytearray(), bytearray()]
         """Record bytes not parsed yet, per direction."""
         self.hs = [bytearray(), bytearray()]
