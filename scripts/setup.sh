@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
 runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc antiword catdoc ethtool
-  tesseract-ocr tesseract-ocr-chi-sim)
-test_debs=(tcpdump tcpreplay iproute2 rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev
+  tesseract-ocr tesseract-ocr-chi-sim libarchive13)
+test_debs=(tcpdump tcpreplay iproute2 curl rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev
   espeak-ng fonts-dejavu-core libreoffice-writer-nogui libreoffice-impress-nogui)
 bench_debs=(tcpflow)
 
