@@ -274,9 +274,9 @@ def probe_tcp(client: bytes, server: bytes, flow: Flow) -> bool | None:
             n = int.from_bytes(b[:2], "big")
             if n < 17 or n > 65535:
                 return False
-            if len(b) < 2 + min(n, 64):
+            if len(b) < 19:
                 return None
-            return looks_like_dns(b[2:2 + n])
+            return looks_like_dns(b[2:2 + n])  # a message cut before its first name says no
     return None
 
 
