@@ -139,3 +139,21 @@ def test_quic_garbage_and_truncation() -> None:
         parser = QuicParser(flow, type("Ctx", (), {"limits": QuicLimits(), "emit_event": lambda *a, **k: None})())
         parser.feed_datagram(udp(("10.0.0.5", 50000 + i), ("10.0.0.1", 443), bytes(bad[:rng.randrange(1, len(bad))]),
                                  i), C)
+
+
+def test_quic_client_hello_over_several_packets_in_any_order() -> None:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    alpns = [f"x-proto-{i:03d}-" + "a" * 40 for i in range(60)]  # a ClientHello of ~3 KB: 3 Initials
+    cfg = QuicConfiguration(is_client=True, alpn_protocols=["h3", *alpns], server_name="big.example.org")
+    conn = QuicConnection(configuration=cfg)
+    conn.connect(("10.0.0.1", 443), now=0.0)
+    dgrams = [d for d, _ in conn.datagrams_to_send(now=0.0)]
+    assert len(dgrams) >= 2
+    run = Layer()
+    cli, srv = ("10.0.0.5", 50001), ("10.0.0.1", 443)
+    for i, d in enumerate(reversed(dgrams)):
+        run.layer.feed_datagram(udp(cli, srv, d, 1000 + i))
+    (ev,) = run.events
+    assert ev.fields["sni"] == "big.example.org" and ev.fields["alpn"][:2] == ["h3", alpns[0]]
