@@ -65,6 +65,8 @@ class InspectionStage:
         self._keywords: list[str] = []
         self._kw_generation = -1
         self._needs: dict[tuple[int, ...], frozenset[str]] = {}
+        self._meta_generation = -1
+        self._meta_wanted = False
 
     @property
     def active(self) -> ActivePolicy:
@@ -130,6 +132,25 @@ class InspectionStage:
         self.counters["inspected_cheap"] += 1
         return self._run(active, obj, selections, now_ns, None)
 
+    def wants_metadata(self) -> bool:
+        """Whether the active policy runs an inspector on metadata records (``metadata = True``,
+        e.g. ``domains``); cached per policy version."""
+        active = self._refresh()
+        if self._meta_generation != active.generation:
+            self._meta_wanted = any(getattr(self._inspector(c), "metadata", False)
+                                    for p in active.policy.profiles.values() for c in p.configs)
+            self._meta_generation = active.generation
+        return self._meta_wanted
+
+    def inspect_metadata(self, obj: ContentObject, now_ns: int) -> InspectionResult:
+        """A metadata record (a TLS, QUIC or DNS event as a bytes-less object of kind
+        ``metadata``): the selected rules' metadata inspectors only, no extraction. Never raises."""
+        active, selections = self._select(obj)
+        if not selections:
+            return InspectionResult()
+        self.counters["metadata_inspected"] += 1
+        return self._run(active, obj, selections, now_ns, None, metadata=True)
+
     def _cheap(self, config: InspectorConfig) -> bool:
         """Whether the inspector of ``config`` declares itself cheap (one that cannot be
         configured runs nowhere, so it does not hold the object back either)."""
@@ -176,7 +197,7 @@ class InspectionStage:
         return active
 
     def _run(self, active: ActivePolicy, obj: ContentObject, selections: list[Any], now_ns: int,
-             extractor: Extractor | None) -> InspectionResult:
+             extractor: Extractor | None, *, metadata: bool = False) -> InspectionResult:
         result = InspectionResult()
         engine = active.engine
         configs = engine.configs(selections)  # merged across rules: each inspector runs once
@@ -208,7 +229,7 @@ class InspectionStage:
                 continue
             seen.add(id(config))
             insp = self._inspector(config)
-            if insp is None:
+            if insp is None or (metadata and not getattr(insp, "metadata", False)):
                 continue
             for target in targets:
                 if insp.kinds and not _kind_matches(insp.kinds, target):

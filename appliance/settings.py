@@ -93,6 +93,45 @@ class SmtpLimitSettings(BodyLimitSettings):
     """Longest command/reply line kept; a longer DATA line is fed on in pieces."""
 
 
+class Http2LimitSettings(HttpLimitSettings):
+    max_streams: int = Field(512, ge=1)
+    """Streams followed at once on one connection."""
+    max_connection_bytes: int = Field(1024 * MiB, ge=0)
+    """DATA bytes of one connection made into objects (0 = no limit)."""
+    max_header_block: int = Field(256 * 1024, ge=4096)
+    max_frame_bytes: int = Field(1 * MiB, ge=16384)
+
+
+class WebSocketLimitSettings(BodyLimitSettings):
+    max_messages: int = Field(10000, ge=1)
+    coalesce_max_message: int = Field(1024, ge=0)
+    """Text messages shorter than this are joined per direction (0 = every message alone)."""
+    coalesce_bytes: int = Field(64 * 1024, ge=1024)
+    max_decoded_bytes: int = Field(64 * MiB, ge=MiB)
+    max_decompression_ratio: int = Field(1000, ge=10)
+
+
+class MailboxLimitSettings(BodyLimitSettings):
+    max_line: int = Field(8192, ge=64)
+
+
+class ImapLimitSettings(BodyLimitSettings):
+    max_line: int = Field(16384, ge=256)
+
+
+class TlsLimitSettings(BodyLimitSettings):
+    max_handshake_bytes: int = Field(256 * 1024, ge=4096)
+
+
+class QuicLimitSettings(BodyLimitSettings):
+    max_initial_packets: int = Field(16, ge=1)
+    max_crypto_bytes: int = Field(64 * 1024, ge=4096)
+
+
+class DnsLimitSettings(BodyLimitSettings):
+    max_answers: int = Field(64, ge=1)
+
+
 class ApplayerSettings(_Section):
     """Per-protocol limits of the application layer (``applayer.<protocol>``); the names are
     those of the protocol table (`reassembly.applayer.table`), whose defaults these repeat."""
@@ -106,6 +145,14 @@ class ApplayerSettings(_Section):
     """IRC DCC transfers."""
     raw: BodyLimitSettings = BodyLimitSettings()
     """Unrecognised streams kept because a file signature starts them."""
+    http2: Http2LimitSettings = Http2LimitSettings()
+    websocket: WebSocketLimitSettings = WebSocketLimitSettings()
+    imap: ImapLimitSettings = ImapLimitSettings()
+    pop3: MailboxLimitSettings = MailboxLimitSettings()
+    tls: TlsLimitSettings = TlsLimitSettings()
+    """Handshake metadata only (``body_limit`` is not used)."""
+    quic: QuicLimitSettings = QuicLimitSettings()
+    dns: DnsLimitSettings = DnsLimitSettings()
 
     def limits(self) -> dict[str, BodyLimitSettings]:
         """Protocol name → its limits object (what `AppLayer` takes)."""

@@ -35,6 +35,7 @@ BUILTIN_PATHS: dict[str, str] = {
     "perceptual": "inspectors.perceptual:PerceptualInspector",
     "ml_text": "inspectors.ml_text:MlTextInspector",
     "ml_image": "inspectors.ml_image:MlImageInspector",
+    "domains": "inspectors.domains:DomainInspector",
 }
 """Every built-in inspector (name → ``module:Class``), in the order they run for an object. A
 module is imported when its inspector is first created: a policy without image inspectors

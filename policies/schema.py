@@ -38,7 +38,7 @@ from appliance.model import InspectorConfig, KeywordSpec, ListSpec, ProximitySpe
 # --------------------------------------------------------------------------- vocabulary
 
 DEFAULT_INSPECTORS: frozenset[str] = frozenset(
-    {"keyword", "dataclass", "darkword", "hiddenlink", "md5", "perceptual", "ml_text", "ml_image"}
+    {"keyword", "dataclass", "darkword", "hiddenlink", "md5", "perceptual", "ml_text", "ml_image", "domains"}
 )
 """Inspector names a policy may use unless the caller passes its own registry's names."""
 
@@ -48,6 +48,7 @@ INSPECTOR_LIST_KINDS: Mapping[str, frozenset[str]] = {
     "darkword": frozenset({"darkwords"}),
     "md5": frozenset({"fingerprints"}),
     "perceptual": frozenset({"fingerprints"}),
+    "domains": frozenset({"domains"}),
 }
 """List kinds each built-in inspector consumes; these inspectors need at least one list.
 Inspectors not named here (hiddenlink, ml_*, third-party) take any lists or none."""
@@ -376,8 +377,35 @@ class FingerprintList(_M):
         return self
 
 
-AnyList = Annotated[KeywordList | DataClassList | DarkwordList | FingerprintList, Field(discriminator="type")]
-LIST_TYPES: tuple[str, ...] = ("keywords", "dataclass", "darkwords", "fingerprints")
+class DomainList(_M):
+    """Domain names matched by label suffix (``dropbox.com`` matches ``www.dropbox.com``)."""
+
+    type: Literal["domains"]
+    description: str = ""
+    weight: Weight = 1
+    domains: Annotated[list[NonEmpty], Field(min_length=1)]
+    options: dict[str, Any] = {}
+
+
+AnyList = Annotated[KeywordList | DataClassList | DarkwordList | FingerprintList | DomainList,
+                    Field(discriminator="type")]
+LIST_TYPES: tuple[str, ...] = ("keywords", "dataclass", "darkwords", "fingerprints", "domains")
+
+
+def domain_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a domain-list entry (None when it can): a DNS name, IDNA allowed,
+    an optional leading ``*.`` (the same as without: entries match by suffix)."""
+    n = value.strip().lower().removeprefix("*.").strip(".")
+    if not n or len(n) > 253 or any(c in n for c in " /:@[]"):
+        return f"not a domain name: {value!r}"
+    if not n.isascii():
+        try:
+            n = n.encode("idna").decode("ascii")
+        except (UnicodeError, ValueError):
+            return f"not a valid internationalised domain name: {value!r}"
+    if any(not lab or len(lab) > 63 for lab in n.split(".")):
+        return f"not a domain name (empty or over-long label): {value!r}"
+    return None
 
 
 class InspectModel(_M):
@@ -704,6 +732,11 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
             p = _regex_problem(lst["pattern"])
             if p:
                 doc.at((*base, "pattern"), p)
+        elif lst.get("type") == "domains":
+            for i, d in enumerate(lst.get("domains") or []):
+                p = domain_problem(d) if isinstance(d, str) else None
+                if p:
+                    doc.at((*base, "domains", i), p)
         elif lst.get("type") == "fingerprints" and lst.get("algorithm") in ("md5", "sha256"):
             want = 32 if lst["algorithm"] == "md5" else 64
             for i, h in enumerate(lst.get("hashes") or []):
@@ -888,6 +921,8 @@ def _list_spec(name: str, lst: Any, base: Path | None = None) -> ListSpec:
             name, "darkwords", keywords=tuple(KeywordSpec(w.text, w.weight) for w in lst.words),
             weight=lst.weight, options={"priors": {w.text: w.prior for w in lst.words}, **lst.options},
         )
+    if isinstance(lst, DomainList):
+        return ListSpec(name, "domains", weight=lst.weight, options={"domains": tuple(lst.domains), **lst.options})
     assert isinstance(lst, FingerprintList)
     return ListSpec(
         name, "fingerprints", weight=lst.weight,

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
 runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc antiword catdoc ethtool
-  tesseract-ocr tesseract-ocr-chi-sim espeak-ng)
+  tesseract-ocr tesseract-ocr-chi-sim espeak-ng libarchive13)
 # postgresql and redis-server: real servers for the fleet tests (tests/fleet_fixtures.py starts its own instances)
-test_debs=(tcpdump tcpreplay iproute2 rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev
+test_debs=(tcpdump tcpreplay iproute2 curl rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev
   fonts-dejavu-core libreoffice-writer-nogui libreoffice-impress-nogui postgresql redis-server)
 bench_debs=(tcpflow)
 

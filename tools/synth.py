@@ -1303,3 +1303,83 @@ def docx_document(title: str, paragraphs: Sequence[str], *, author: str = "Offic
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data.encode())
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# RAR archives (no free RAR writer exists: written by hand from rarlab's format technotes)
+# --------------------------------------------------------------------------------------------
+
+def _vint(n: int) -> bytes:
+    """RAR5 variable-length integer: 7 bits per byte, least significant first, high bit = more."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _rar5_block(htype: int, flags: int, fields: bytes, *, extra: bytes = b"", data: bytes = b"") -> bytes:
+    """One RAR5 block: CRC32, header size, type, flags, [extra size], [data size], fields, extra, data."""
+    if extra:
+        flags |= 0x0001
+    if data:
+        flags |= 0x0002
+    body = _vint(htype) + _vint(flags) + (_vint(len(extra)) if extra else b"") + (_vint(len(data)) if data else b"")
+    body += fields + extra
+    head = _vint(len(body)) + body
+    return struct.pack("<I", zlib.crc32(head)) + head + data
+
+
+def rar5_archive(files: Sequence[tuple[str, bytes]], *, encrypted: Sequence[str] = (),
+                 encrypt_headers: bool = False, mtime: int = 1_700_000_000) -> bytes:
+    """A RAR5 archive of stored (method 0) members, per the RAR 5.0 technote.
+
+    Members named in ``encrypted`` carry a file encryption record (AES-256, random salt and IV)
+    and random bytes as data; ``encrypt_headers`` puts an archive encryption header after the
+    signature (what ``rar -hp`` writes), so nothing after it can be read without the password.
+    """
+    rng = random.Random(len(files))
+    out = bytearray(b"Rar!\x1a\x07\x01\x00")
+    if encrypt_headers:
+        out += _rar5_block(4, 0, _vint(0) + _vint(0) + bytes([15]) + rng.randbytes(16))
+        return bytes(out + rng.randbytes(64))
+    out += _rar5_block(1, 0, _vint(0))  # main archive header, no archive flags
+    for name, data in files:
+        raw = name.encode()
+        extra = b""
+        if name in encrypted:
+            rec = _vint(0) + _vint(0) + bytes([15]) + rng.randbytes(16) + rng.randbytes(16)  # AES-256, salt, IV
+            extra = _vint(len(rec) + 1) + _vint(0x01) + rec
+            data = rng.randbytes(len(data) + 16 - len(data) % 16)
+        file_flags = 0x0002 | 0x0004  # mtime and CRC32 present
+        fields = (_vint(file_flags) + _vint(len(data)) + _vint(0o100644) + struct.pack("<I", mtime)
+                  + struct.pack("<I", zlib.crc32(data)) + _vint(0) + _vint(1) + _vint(len(raw)) + raw)
+        out += _rar5_block(2, 0, fields, extra=extra, data=data)
+    out += _rar5_block(5, 0, _vint(0))
+    return bytes(out)
+
+
+def rar4_archive(files: Sequence[tuple[str, bytes]], *, encrypted: Sequence[str] = ()) -> bytes:
+    """A RAR 1.5-4.x archive of stored (method 0x30) members, per the RAR 4 technote (members in
+    ``encrypted`` have the password flag 0x0004 set and random bytes as data)."""
+
+    def block(htype: int, flags: int, rest: bytes, data: bytes = b"") -> bytes:
+        size = 7 + len(rest)
+        head = struct.pack("<BHH", htype, flags, size) + rest
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head + data
+
+    out = bytearray(b"Rar!\x1a\x07\x00")
+    out += block(0x73, 0, b"\x00" * 6)  # archive header: reserved fields
+    for name, data in files:
+        raw = name.encode()
+        flags = 0x8000
+        if name in encrypted:
+            flags |= 0x0004
+            data = random.Random(len(data)).randbytes(len(data) + 16 - len(data) % 16)
+        rest = struct.pack("<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), 0x5A210000, 20, 0x30,
+                           len(raw), 0o100644) + raw
+        out += block(0x74, flags, rest, data)
+    out += block(0x7B, 0x4000, b"")
+    return bytes(out)

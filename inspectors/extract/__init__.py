@@ -53,6 +53,8 @@ _MIME_FAMILY = {
     "application/gzip": "compressed", "application/x-gzip": "compressed", "application/x-bzip2": "compressed",
     "application/x-xz": "compressed",
     "application/x-tar": "tar", "application/x-gtar": "tar",
+    "application/x-7z-compressed": "7z", "application/x-rar": "rar", "application/vnd.rar": "rar",
+    "application/x-rar-compressed": "rar",
     "application/rtf": "rtf", "text/rtf": "rtf",
     "application/msword": "ole", "application/vnd.ms-excel": "ole", "application/vnd.ms-powerpoint": "ole",
     "application/x-ole-storage": "ole", "application/cdfv2": "ole", "application/vnd.ms-office": "ole",
@@ -65,7 +67,7 @@ _EXT_FAMILY = {
     "pdf": "pdf", "zip": "zip", "docx": "zip", "xlsx": "zip", "pptx": "zip", "docm": "zip", "xlsm": "zip",
     "pptm": "zip", "odt": "zip", "ods": "zip", "odp": "zip", "jar": "zip", "epub": "zip", "gz": "compressed",
     "tgz": "compressed", "bz2": "compressed", "xz": "compressed", "tar": "tar", "rtf": "rtf", "doc": "ole",
-    "xls": "ole", "ppt": "ole", "eml": "eml",
+    "xls": "ole", "ppt": "ole", "eml": "eml", "7z": "7z", "rar": "rar",
     "jpg": "media", "jpeg": "media", "png": "media", "gif": "media", "bmp": "media", "webp": "media", "tif": "media",
     "tiff": "media", "mp3": "media", "wav": "media", "m4a": "media", "ogg": "media", "mp4": "media",
     "webm": "media", "mkv": "media", "avi": "media", "mov": "media", "flv": "media", "amr": "media",
@@ -76,6 +78,8 @@ _SANDBOXED = {
     "zip": "inspectors.extract.archives:extract_zip",
     "compressed": "inspectors.extract.archives:extract_compressed",
     "tar": "inspectors.extract.archives:extract_tar",
+    "7z": "inspectors.extract.archives:extract_7z",
+    "rar": "inspectors.extract.archives:extract_rar",
     "rtf": "inspectors.extract.rtf:extract_rtf",
     "ole": "inspectors.extract.legacy:extract_legacy",
     "eml": "inspectors.extract.eml:extract_eml",
@@ -147,12 +151,17 @@ def _sniff_bytes(head: bytes) -> str:
         return "zip"
     if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
         return "compressed"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "7z"
+    if head.startswith(b"Rar!\x1a\x07"):
+        return "rar"
     return ""
 
 
 def classify(obj: ContentObject, head: bytes = b"") -> str:
     """The extractor family for ``obj``: ``html``, ``json``, ``xml``, ``form``, ``text``, ``pdf``, ``zip``,
-    ``compressed``, ``tar``, ``rtf``, ``ole``, ``eml``, ``media``, or ``""`` (nothing to extract)."""
+    ``compressed``, ``tar``, ``7z``, ``rar``, ``rtf``, ``ole``, ``eml``, ``media``, or ``""`` (nothing to
+    extract)."""
     sniffed = _mime_family(obj.sniffed_mime)
     declared = _mime_family(obj.declared_mime)
     ext = obj.filename.rsplit(".", 1)[-1].lower() if "." in obj.filename else ""
@@ -167,7 +176,7 @@ def classify(obj: ContentObject, head: bytes = b"") -> str:
     if sniffed not in _GENERIC and sniffed != "unknown":
         return sniffed
     if declared not in _GENERIC and declared != "unknown":
-        if sniffed == "text" and declared in ("media", "pdf", "zip", "compressed", "tar", "ole"):
+        if sniffed == "text" and declared in ("media", "pdf", "zip", "compressed", "tar", "ole", "7z", "rar"):
             return "text"  # text that claims to be binary: read it as text
         return declared
     if (by_ext and by_ext != "media") or (by_ext == "media" and sniffed in ("", "octet")):
