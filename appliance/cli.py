@@ -111,6 +111,12 @@ def _policy_error(settings: Any, exc: Exception) -> str:
 
 def cmd_read(args: argparse.Namespace) -> int:
     """Read a capture file, extract its content objects, write EVE events."""
+    # --workers N: the capture is sharded by flow over N processes, each running `build_pipeline`
+    from appliance import parallel_read
+
+    workers = args.workers if args.workers is not None else parallel_read.default_workers(args.capture)
+    if workers > 1 and parallel_read.usable(args.capture):
+        return parallel_read.run(args, workers)
     from appliance.eve import EveWriter, eve_timestamp
     from appliance.settings import SettingsError, load_settings
     from capture.pcapfile import CaptureError, open_capture
@@ -239,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--policy", metavar="FILE", help="zone policy (YAML): inspect objects and raise alerts")
     rd.add_argument("--store", metavar="PATH", help="SQLite alert store to add the alerts to")
     rd.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    rd.add_argument("--workers", type=int, metavar="N",
+                    help="pipelines to shard the flows over (default: all cores for captures of 64 MB or more)")
     rd.set_defaults(func=cmd_read)
 
     import importlib

@@ -7,6 +7,8 @@ modes:
 
 - inline (`tapsift read`, a worker without pool): every object is extracted and inspected
   here; its children and alerts follow its ``fileinfo`` event;
+- metadata: a ``tls``, ``quic`` or ``dns`` event is inspected here, as a bytes-less object of
+  kind ``metadata``, by the policy's metadata inspectors (``domains``), when it has any;
 - offload (a worker with an inspection pool, ``outputs.offload`` given): plain-text objects
   whose rules use only cheap inspectors are inspected here (``live.worker_inspect_bytes``),
   the rest is offered to the pool; an object the full pool cannot take is shed with a counted
@@ -34,6 +36,9 @@ if TYPE_CHECKING:  # the inspection side is imported only when a policy is in us
     from reassembly.objects import ObjectFactory
 
 log = logging.getLogger("tapsift.pipeline")
+
+_METADATA_EVENTS = frozenset({"tls", "quic", "dns"})
+"""Application events whose names the policy's metadata inspectors (``domains``) look at."""
 
 __all__ = ["Outputs", "Pipeline", "build_pipeline", "inspector_errors", "make_inspection", "policy_holder"]
 
@@ -74,7 +79,8 @@ def make_inspection(settings: Settings, holder: PolicyHolder, factory: ObjectFac
     if factory is not None:
         budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                         max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
-                        max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+                        max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels,
+                        vosk_model_dir=ins.vosk_model_dir)
         stage.extractor = make_extractor(factory, budget, keywords=stage.policy_keywords)
     return stage
 
@@ -174,6 +180,12 @@ class Pipeline:
 
     def _app_event(self, ev: AppEvent) -> None:
         self.outputs.event(app_event(ev))
+        ins = self.inspection
+        if ins is not None and ev.event_type in _METADATA_EVENTS and ins.wants_metadata():
+            from inspectors.domains import metadata_object  # a policy with a metadata inspector needs it
+
+            obj = metadata_object(self.sensor.factory.new_id(), ev.ts_ns, ev.flow, ev.event_type, dict(ev.fields))
+            self._results(ins.inspect_metadata(obj, ev.ts_ns))
 
 
 def build_pipeline(settings: Settings, outputs: Outputs, *, slot: int = 0, slots: int = 1,

@@ -69,7 +69,7 @@ class Sensor:
         self.on_object = on_object
         cs, rs = settings.capture, settings.reassembly
         self.decoder = Decoder(
-            verify_checksums=cs.verify_checksums,
+            checksums=cs.checksums,
             defrag_timeout_ns=int(cs.defrag_timeout_s * 1e9),
             defrag_memcap=cs.defrag_memcap,
         )
@@ -280,8 +280,8 @@ class _FastDriver:
                 feed(ev)
 
         linktype = source.linktype if kind != "batches" else 1
-        fp = new_fast_path(on_frame, on_run, verify_checksums=sensor.settings.capture.verify_checksums,
-                           linktype=linktype)
+        # the decoder's checksum tracker itself: both halves share one offload state
+        fp = new_fast_path(on_frame, on_run, checksums=sensor.decoder.checksums, linktype=linktype)
         if fp is None:
             return None
         tcp.attach_fast_path(fp)

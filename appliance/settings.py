@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MiB = 1024 * 1024
 log = logging.getLogger("tapsift.settings")
@@ -22,10 +22,31 @@ class _Section(BaseModel):
 
 
 class CaptureSettings(_Section):
-    verify_checksums: bool = True
-    """Verify IPv4/TCP/UDP checksums and count bad ones as anomalies (packets are still used)."""
+    checksums: Literal["auto", "verify", "off"] = "auto"
+    """IPv4/TCP/UDP checksums: ``verify`` counts every bad one as an anomaly (packets are still
+    used), ``off`` skips them, ``auto`` verifies until a source shows checksum offload, then
+    stops for it and counts ``checksum.offload`` once (capture/checksums.py)."""
     defrag_timeout_s: float = 30.0
     defrag_memcap: int = 64 * MiB
+
+    @model_validator(mode="before")
+    @classmethod
+    def _verify_checksums_alias(cls, data: Any) -> Any:
+        """The deprecated ``verify_checksums: true|false`` is ``checksums: verify|off``."""
+        if isinstance(data, dict) and "verify_checksums" in data:
+            data = dict(data)
+            old = data.pop("verify_checksums")
+            if "checksums" in data:
+                raise ValueError("verify_checksums is the deprecated name of checksums: give only checksums")
+            if not isinstance(old, bool):
+                raise ValueError("verify_checksums must be true or false (better: checksums: auto|verify|off)")
+            data["checksums"] = "verify" if old else "off"
+        return data
+
+    @property
+    def verify_checksums(self) -> bool:
+        """Deprecated: False only when ``checksums`` is ``off``."""
+        return self.checksums != "off"
 
 
 class ReassemblySettings(_Section):
@@ -72,6 +93,45 @@ class SmtpLimitSettings(BodyLimitSettings):
     """Longest command/reply line kept; a longer DATA line is fed on in pieces."""
 
 
+class Http2LimitSettings(HttpLimitSettings):
+    max_streams: int = Field(512, ge=1)
+    """Streams followed at once on one connection."""
+    max_connection_bytes: int = Field(1024 * MiB, ge=0)
+    """DATA bytes of one connection made into objects (0 = no limit)."""
+    max_header_block: int = Field(256 * 1024, ge=4096)
+    max_frame_bytes: int = Field(1 * MiB, ge=16384)
+
+
+class WebSocketLimitSettings(BodyLimitSettings):
+    max_messages: int = Field(10000, ge=1)
+    coalesce_max_message: int = Field(1024, ge=0)
+    """Text messages shorter than this are joined per direction (0 = every message alone)."""
+    coalesce_bytes: int = Field(64 * 1024, ge=1024)
+    max_decoded_bytes: int = Field(64 * MiB, ge=MiB)
+    max_decompression_ratio: int = Field(1000, ge=10)
+
+
+class MailboxLimitSettings(BodyLimitSettings):
+    max_line: int = Field(8192, ge=64)
+
+
+class ImapLimitSettings(BodyLimitSettings):
+    max_line: int = Field(16384, ge=256)
+
+
+class TlsLimitSettings(BodyLimitSettings):
+    max_handshake_bytes: int = Field(256 * 1024, ge=4096)
+
+
+class QuicLimitSettings(BodyLimitSettings):
+    max_initial_packets: int = Field(16, ge=1)
+    max_crypto_bytes: int = Field(64 * 1024, ge=4096)
+
+
+class DnsLimitSettings(BodyLimitSettings):
+    max_answers: int = Field(64, ge=1)
+
+
 class ApplayerSettings(_Section):
     """Per-protocol limits of the application layer (``applayer.<protocol>``); the names are
     those of the protocol table (`reassembly.applayer.table`), whose defaults these repeat."""
@@ -85,6 +145,14 @@ class ApplayerSettings(_Section):
     """IRC DCC transfers."""
     raw: BodyLimitSettings = BodyLimitSettings()
     """Unrecognised streams kept because a file signature starts them."""
+    http2: Http2LimitSettings = Http2LimitSettings()
+    websocket: WebSocketLimitSettings = WebSocketLimitSettings()
+    imap: ImapLimitSettings = ImapLimitSettings()
+    pop3: MailboxLimitSettings = MailboxLimitSettings()
+    tls: TlsLimitSettings = TlsLimitSettings()
+    """Handshake metadata only (``body_limit`` is not used)."""
+    quic: QuicLimitSettings = QuicLimitSettings()
+    dns: DnsLimitSettings = DnsLimitSettings()
 
     def limits(self) -> dict[str, BodyLimitSettings]:
         """Protocol name → its limits object (what `AppLayer` takes)."""
@@ -148,11 +216,21 @@ class OutputSettings(_Section):
     stats_interval_s: float = 0.0
     """Emit a ``stats`` event every N seconds of packet time (0 = only at the end)."""
     store: str | None = None
-    """SQLite alert store (the console reads it); none = alerts go to EVE/syslog only."""
+    """The alert store (the console reads it): a SQLite path (or ``sqlite:///…``) or a ``postgresql://``
+    DSN (docs/fleet.md); none = alerts go to EVE/syslog only."""
     state_dir: str = "/var/lib/tapsift"
     """Where spools live unless an output names its own."""
     syslog: list[SyslogSettings] = []
     webhooks: list[WebhookSettings] = []
+
+    @field_validator("store")
+    @classmethod
+    def _store_location(cls, v: str | None) -> str | None:
+        if v is not None:
+            from appliance.store.dsn import Dsn
+
+            Dsn.parse(v)  # ValueError: the settings file names no usable store
+        return v
 
 
 class InspectionSettings(_Section):
@@ -174,6 +252,9 @@ class InspectionSettings(_Section):
     """Address-space limit (RLIMIT_AS) of each parser worker process."""
     max_pixels: int = Field(50_000_000, ge=10_000)
     """Images larger than this are not decoded (a pixel bomb)."""
+    vosk_model_dir: str = ""
+    """A Vosk model directory (docs/media.md): free transcription of speech, and spotting of the
+    spoken keywords in its vocabulary; empty: pocketsphinx keyword spotting only."""
 
 
 class LiveSettings(_Section):

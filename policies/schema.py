@@ -38,7 +38,7 @@ from appliance.model import InspectorConfig, KeywordSpec, ListSpec, ProximitySpe
 # --------------------------------------------------------------------------- vocabulary
 
 DEFAULT_INSPECTORS: frozenset[str] = frozenset(
-    {"keyword", "dataclass", "darkword", "hiddenlink", "md5", "perceptual", "ml_text", "ml_image"}
+    {"keyword", "dataclass", "darkword", "hiddenlink", "md5", "perceptual", "ml_text", "ml_image", "domains"}
 )
 """Inspector names a policy may use unless the caller passes its own registry's names."""
 
@@ -48,6 +48,7 @@ INSPECTOR_LIST_KINDS: Mapping[str, frozenset[str]] = {
     "darkword": frozenset({"darkwords"}),
     "md5": frozenset({"fingerprints"}),
     "perceptual": frozenset({"fingerprints"}),
+    "domains": frozenset({"domains"}),
 }
 """List kinds each built-in inspector consumes; these inspectors need at least one list.
 Inspectors not named here (hiddenlink, ml_*, third-party) take any lists or none."""
@@ -95,6 +96,18 @@ DATA_CLASSES: Mapping[str, tuple[str, str]] = {
 """Built-in data classes: the regex that finds candidates and the validator that confirms them."""
 
 VALIDATORS: tuple[str, ...] = ("prc_id", "luhn", "cn_mobile", "email", "ipv4", "none")
+DATA_CLASS_ALIASES: Mapping[str, str] = {
+    **{a: "prc_id" for a in ("cn_id", "id_card", "idcard", "id_number", "china_id", "cn_id_card", "resident_id",
+                             "prc_id_card", "身份证", "身份证号", "身份证号码", "居民身份证")},
+    **{a: "bank_card" for a in ("card", "bank_card_number", "credit_card", "debit_card", "card_number", "pan",
+                                "payment_card", "unionpay", "银行卡", "银行卡号", "信用卡", "信用卡号", "借记卡")},
+    **{a: "cn_mobile" for a in ("mobile", "phone", "cell", "cellphone", "cn_phone", "mobile_phone", "phone_number",
+                                "手机", "手机号", "手机号码", "电话", "电话号码")},
+    **{a: "email" for a in ("e-mail", "mail", "email_address", "邮箱", "电子邮件", "邮件地址", "电子邮箱")},
+    **{a: "ipv4" for a in ("ip", "ip_address", "ipv4_address", "ip地址")},
+}
+"""Other names of the built-in data classes (``class:``, also accepted as ``validator:``), matched
+case-insensitively; the same table as ``inspectors.dataclass.CLASS_ALIASES``."""
 KEYWORD_MODES: tuple[str, ...] = ("substring", "word", "regex")
 _NAME = re.compile(r"^\w[\w.\-]{0,63}$")
 
@@ -308,6 +321,18 @@ class DataClassList(_M):
     weight: Weight = 1
     options: dict[str, Any] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = dict(v)
+            for key in ("class", "validator"):
+                name = v.get(key)
+                if isinstance(name, str) and name.strip().lower() in DATA_CLASS_ALIASES:
+                    canon = DATA_CLASS_ALIASES[name.strip().lower()]
+                    v[key] = canon if key == "class" else DATA_CLASSES[canon][1]
+        return v
+
     @model_validator(mode="after")
     def _needs_pattern(self) -> DataClassList:
         if self.class_ == "custom" and not self.pattern:
@@ -352,8 +377,35 @@ class FingerprintList(_M):
         return self
 
 
-AnyList = Annotated[KeywordList | DataClassList | DarkwordList | FingerprintList, Field(discriminator="type")]
-LIST_TYPES: tuple[str, ...] = ("keywords", "dataclass", "darkwords", "fingerprints")
+class DomainList(_M):
+    """Domain names matched by label suffix (``dropbox.com`` matches ``www.dropbox.com``)."""
+
+    type: Literal["domains"]
+    description: str = ""
+    weight: Weight = 1
+    domains: Annotated[list[NonEmpty], Field(min_length=1)]
+    options: dict[str, Any] = {}
+
+
+AnyList = Annotated[KeywordList | DataClassList | DarkwordList | FingerprintList | DomainList,
+                    Field(discriminator="type")]
+LIST_TYPES: tuple[str, ...] = ("keywords", "dataclass", "darkwords", "fingerprints", "domains")
+
+
+def domain_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a domain-list entry (None when it can): a DNS name, IDNA allowed,
+    an optional leading ``*.`` (the same as without: entries match by suffix)."""
+    n = value.strip().lower().removeprefix("*.").strip(".")
+    if not n or len(n) > 253 or any(c in n for c in " /:@[]"):
+        return f"not a domain name: {value!r}"
+    if not n.isascii():
+        try:
+            n = n.encode("idna").decode("ascii")
+        except (UnicodeError, ValueError):
+            return f"not a valid internationalised domain name: {value!r}"
+    if any(not lab or len(lab) > 63 for lab in n.split(".")):
+        return f"not a domain name (empty or over-long label): {value!r}"
+    return None
 
 
 class InspectModel(_M):
@@ -582,7 +634,9 @@ def _pydantic_issues(exc: ValidationError, doc: _Doc) -> None:
                 msg += f" (expected one of: {', '.join(allowed)})"
             doc.at(loc, msg, key=True)
         elif kind == "missing":
-            doc.at(loc[:-1], f"missing required key {loc[-1]!r}")
+            extra = (f": every profile needs one of {', '.join(CATEGORIES)}" if loc[-1] == "category"
+                     and len(loc) >= 2 and loc[0] == "profiles" else "")
+            doc.at(loc[:-1], f"missing required key {loc[-1]!r}{extra}")
         elif kind == "union_tag_not_found":
             doc.at(loc, f"missing 'type' (one of: {', '.join(LIST_TYPES)})")
         elif kind == "union_tag_invalid":
@@ -678,6 +732,11 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
             p = _regex_problem(lst["pattern"])
             if p:
                 doc.at((*base, "pattern"), p)
+        elif lst.get("type") == "domains":
+            for i, d in enumerate(lst.get("domains") or []):
+                p = domain_problem(d) if isinstance(d, str) else None
+                if p:
+                    doc.at((*base, "domains", i), p)
         elif lst.get("type") == "fingerprints" and lst.get("algorithm") in ("md5", "sha256"):
             want = 32 if lst["algorithm"] == "md5" else 64
             for i, h in enumerate(lst.get("hashes") or []):
@@ -862,6 +921,8 @@ def _list_spec(name: str, lst: Any, base: Path | None = None) -> ListSpec:
             name, "darkwords", keywords=tuple(KeywordSpec(w.text, w.weight) for w in lst.words),
             weight=lst.weight, options={"priors": {w.text: w.prior for w in lst.words}, **lst.options},
         )
+    if isinstance(lst, DomainList):
+        return ListSpec(name, "domains", weight=lst.weight, options={"domains": tuple(lst.domains), **lst.options})
     assert isinstance(lst, FingerprintList)
     return ListSpec(
         name, "fingerprints", weight=lst.weight,

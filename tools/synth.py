@@ -5,8 +5,10 @@ seeded random ISNs, MSS-sized segments, delayed ACKs from the peer (every second
 immediate duplicate ACKs for out-of-order data), FIN or RST teardown and realistic timing. It
 can lose segments at the tap (a gap the peer still acknowledges), reorder, retransmit (identical
 or with conflicting bytes) and start mid-stream. Links wrap the IP packets: Ethernet, 802.1Q,
-QinQ, ERSPAN II/III over GRE, VXLAN, Linux SLL, raw IP. `Writer` writes pcap or pcapng
-(`tools.pcapwriter`). `Trace` collects sessions and UDP noise and writes them in time order.
+QinQ, ERSPAN II/III over GRE, VXLAN and Geneve (any ports), Linux SLL, NFLOG, raw IP; `Offload`
+leaves one side's checksums unfinished as on a capture host with transmit checksum offload.
+`Writer` writes pcap or pcapng (`tools.pcapwriter`). `Trace` collects sessions and UDP noise
+and writes them in time order.
 
 Everything random goes through a seeded `random.Random`, so the same code writes the same
 bytes on every run. Helpers build HTTP messages, DNS/TLS/SSH noise and sample content (HTML,
@@ -31,16 +33,16 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
-from tools.pcapwriter import DLT_EN10MB, DLT_LINUX_SLL, PcapngWriter, PcapWriter
+from tools.pcapwriter import DLT_EN10MB, DLT_LINUX_SLL, DLT_NFLOG, PcapngWriter, PcapWriter
 
 __all__ = [
-    "C2S", "DEFAULT_START", "S2C", "Erspan", "Ethernet", "FrameMerger", "Link", "RawIp", "SctpAssociation",
-    "Segment", "Sent", "Session", "Sll", "Trace", "Vxlan", "Writer", "chunked", "crc32c", "dns_query",
-    "dns_response",
+    "C2S", "DEFAULT_START", "S2C", "Erspan", "Ethernet", "FrameMerger", "Geneve", "Link", "Nflog", "Offload",
+    "RawIp", "SctpAssociation", "Segment", "Sent", "Session", "Sll", "Trace", "Vxlan", "Writer", "chunked",
+    "crc32c", "dns_query", "dns_response",
     "docx_document", "fake_jpeg", "fake_png", "gzip_bytes", "html_page", "http_request", "http_response",
     "jpeg_image", "md5", "multipart_body", "pdf_document", "png_image", "qinq", "range_response",
     "socks4_handshake", "socks5_handshake", "ssh_banner", "text", "tls_client_hello", "tls_records",
-    "tls_server_hello", "udp_packet", "vlan",
+    "tls_server_hello", "udp_packet", "offload_capture", "unfinished_checksum", "vlan",
 ]
 
 C2S = 0
@@ -201,6 +203,14 @@ class _Outer:
         self.ident += 1
         return self.eth + _ipv4(self.src, self.dst, proto, payload, self.ident, 255, df=False)
 
+    def udp(self, sport: int, dport: int, payload: bytes, checksum: bool) -> bytes:
+        """A UDP header + ``payload`` from ``src`` to ``dst`` (checksum 0 unless ``checksum``)."""
+        hdr = _UDP.pack(sport, dport, 8 + len(payload), 0)
+        if checksum:
+            c = _l4_checksum(_pseudo(self.src, self.dst, 17, 8 + len(payload)) + hdr, payload) or 0xFFFF
+            hdr = hdr[:6] + c.to_bytes(2, "big")
+        return hdr + payload
+
 
 class Erspan:
     """ERSPAN type II (GRE 0x88be) or III (GRE 0x22eb) over GRE over IPv4, as a remote SPAN delivers.
@@ -239,23 +249,59 @@ class Erspan:
 
 
 class Vxlan:
-    """VXLAN (UDP 4789) over IPv4 carrying ``inner``'s Ethernet frames."""
+    """VXLAN over IPv4 carrying ``inner``'s Ethernet frames: to UDP 4789 from a per-flow entropy
+    port by default; ``sport``/``dport`` fix the ports (a mirror may send from 4789 to any port).
+    The UDP checksum is 0 (allowed over IPv4) unless ``udp_checksum``."""
 
     linktype = DLT_EN10MB
 
     def __init__(self, inner: Ethernet | None = None, vni: int = 5001, *, src: str = "198.51.100.1",
                  dst: str = "198.51.100.2", src_mac: str = "00:50:56:01:02:03",
-                 dst_mac: str = "00:50:56:04:05:06") -> None:
+                 dst_mac: str = "00:50:56:04:05:06", sport: int | None = None, dport: int = 4789,
+                 udp_checksum: bool = False) -> None:
         self.inner = inner or Ethernet()
         self.vni = vni & 0xFFFFFF
         self.outer = _Outer(src, dst, src_mac, dst_mac)
+        self.sport, self.dport = sport, dport
+        self.udp_checksum = udp_checksum
 
     def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
         frame = self.inner.wrap(ip, ethertype, to_server, ts_ns)
         payload = struct.pack("!II", 0x08000000, self.vni << 8) + frame
-        sport = 49152 + (zlib.crc32(frame[:12]) & 0x3FFF)
-        udp = _UDP.pack(sport, 4789, 8 + len(payload), 0) + payload  # checksum 0: allowed over IPv4
-        return self.outer.ipv4(17, udp)
+        sport = self.sport if self.sport is not None else 49152 + (zlib.crc32(frame[:12]) & 0x3FFF)
+        return self.outer.ipv4(17, self.outer.udp(sport, self.dport, payload, self.udp_checksum))
+
+
+class Geneve:
+    """Geneve (RFC 8926) over IPv4: ``inner``'s Ethernet frames (protocol 0x6558), or with
+    ``ethernet=False`` the IP packets themselves (0x0800/0x86DD); ``options`` (a multiple of 4
+    bytes) follow the base header. UDP 6081 unless ``dport`` says otherwise; UDP checksum as
+    for `Vxlan`."""
+
+    linktype = DLT_EN10MB
+
+    def __init__(self, inner: Ethernet | None = None, vni: int = 7001, *, ethernet: bool = True,
+                 options: bytes = b"", src: str = "198.51.100.21", dst: str = "198.51.100.22",
+                 src_mac: str = "00:50:56:01:02:13", dst_mac: str = "00:50:56:04:05:16",
+                 sport: int | None = None, dport: int = 6081, udp_checksum: bool = False) -> None:
+        if len(options) % 4 or len(options) > 252:
+            raise ValueError("Geneve options must be a multiple of 4 bytes, at most 252")
+        self.inner = inner or Ethernet()
+        self.vni = vni & 0xFFFFFF
+        self.ethernet = ethernet
+        self.options = options
+        self.outer = _Outer(src, dst, src_mac, dst_mac)
+        self.sport, self.dport = sport, dport
+        self.udp_checksum = udp_checksum
+
+    def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
+        if self.ethernet:
+            body, proto = self.inner.wrap(ip, ethertype, to_server, ts_ns), 0x6558
+        else:
+            body, proto = ip, ethertype
+        hdr = struct.pack("!BBHI", len(self.options) // 4, 0, proto, self.vni << 8) + self.options
+        sport = self.sport if self.sport is not None else 49152 + (zlib.crc32(body[:40]) & 0x3FFF)
+        return self.outer.ipv4(17, self.outer.udp(sport, self.dport, hdr + body, self.udp_checksum))
 
 
 class Sll:
@@ -278,6 +324,109 @@ class RawIp:
 
     def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int = 0) -> bytes:
         return ip
+
+
+NFLOG_PACKET_HDR = 1
+NFLOG_TIMESTAMP = 3
+NFLOG_PAYLOAD = 9
+NFLOG_PREFIX = 10
+
+
+class Nflog:
+    """Linux NFLOG (LINKTYPE_NFLOG, 239), as ``tcpdump -i nflog:GROUP`` writes what an iptables
+    ``-j NFLOG`` rule logs: a header (address family, version 0, group), then TLVs in the
+    capturing host's byte order (little-endian unless ``big_endian``) — the packet header, the
+    rule's prefix, a timestamp and the IP packet (NFULA_PAYLOAD)."""
+
+    linktype = DLT_NFLOG
+
+    def __init__(self, group: int = 5, prefix: bytes = b"tapsift", big_endian: bool = False) -> None:
+        self.group = group & 0xFFFF
+        self.prefix = prefix
+        self.bo = ">" if big_endian else "<"
+
+    def _tlv(self, kind: int, value: bytes) -> bytes:
+        n = 4 + len(value)
+        return struct.pack(self.bo + "HH", n, kind) + value + bytes(-n % 4)
+
+    def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int = 0) -> bytes:
+        family = 10 if ethertype == ETH_IPV6 else 2
+        sec, ns = divmod(ts_ns, 1_000_000_000)
+        return (struct.pack("!BBH", family, 0, self.group)
+                + self._tlv(NFLOG_PACKET_HDR, struct.pack("!HBx", ethertype, 1 if to_server else 3))
+                + self._tlv(NFLOG_PREFIX, self.prefix + b"\0")
+                + self._tlv(NFLOG_TIMESTAMP, struct.pack("!QQ", sec, ns // 1000))
+                + self._tlv(NFLOG_PAYLOAD, ip))
+
+
+class Offload:
+    """``link`` as seen on a host with transmit checksum offload: the TCP/UDP checksums of the
+    packets one side sends (``side``: `S2C` — the server, where the capture was made — or `C2S`)
+    are left unfinished, ``partial`` (the pseudo-header sum the NIC was to complete, as Linux
+    leaves them) or ``zero``."""
+
+    def __init__(self, link: Link, side: int = 1, style: str = "partial") -> None:
+        if style not in ("partial", "zero"):
+            raise ValueError("style must be 'partial' or 'zero'")
+        self.link = link
+        self.linktype = link.linktype
+        self.side = side
+        self.style = style
+
+    def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
+        if to_server == (self.side == C2S):
+            ip = unfinished_checksum(ip, self.style)
+        return self.link.wrap(ip, ethertype, to_server, ts_ns)
+
+
+def unfinished_checksum(ip: bytes, style: str = "partial") -> bytes:
+    """IPv4/IPv6 packet ``ip`` with its TCP or UDP checksum as checksum offload leaves it."""
+    if ip[0] >> 4 == 4:
+        hl, proto, src, dst = (ip[0] & 15) * 4, ip[9], ip[12:16], ip[16:20]
+    else:
+        hl, proto, src, dst = 40, ip[6], ip[8:24], ip[24:40]
+    at = {6: 16, 17: 6}.get(proto)
+    if at is None or len(ip) < hl + at + 2:
+        return ip
+    value = 0
+    if style == "partial":
+        s = _csum_int(_pseudo(src, dst, proto, len(ip) - hl))
+        value = s if s else 0xFFFF
+    return ip[:hl + at] + value.to_bytes(2, "big") + ip[hl + at + 2:]
+
+
+def offload_capture(src: str | Path, dst: str | Path, *, style: str = "partial") -> int:
+    """Copy classic pcap ``src`` (Ethernet, optionally one 802.1Q tag) to ``dst`` as if it had been
+    captured on its servers (the hosts that answer a SYN): their TCP/UDP checksums unfinished
+    (`unfinished_checksum`). Returns the number of packets changed."""
+    servers: set[bytes] = set()
+    changed = 0
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        head = fi.read(24)
+        bo = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        if struct.unpack(bo + "I", head[20:24])[0] != DLT_EN10MB:
+            raise ValueError("offload_capture: Ethernet captures only")
+        fo.write(head)
+        rec = struct.Struct(bo + "IIII")
+        while len(h := fi.read(16)) == 16:
+            frame = fi.read(rec.unpack(h)[2])
+            off = 18 if frame[12:14] == b"\x81\x00" else 14
+            et = frame[off - 2:off]
+            ip = frame[off:]
+            if et == b"\x08\x00" and len(ip) >= 20:
+                hl, proto, addr = (ip[0] & 15) * 4, ip[9], ip[12:16]
+            elif et == b"\x86\xdd" and len(ip) >= 40:
+                hl, proto, addr = 40, ip[6], ip[8:24]
+            else:
+                fo.write(h + frame)
+                continue
+            if proto == 6 and len(ip) >= hl + 14 and ip[hl + 13] & 0x12 == 0x12:
+                servers.add(addr)  # SYN+ACK: a server
+            if addr in servers and proto in (6, 17):
+                frame = frame[:off] + unfinished_checksum(ip, style)
+                changed += 1
+            fo.write(h + frame)
+    return changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -1374,3 +1523,83 @@ def docx_document(title: str, paragraphs: Sequence[str], *, author: str = "Offic
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data.encode())
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# RAR archives (no free RAR writer exists: written by hand from rarlab's format technotes)
+# --------------------------------------------------------------------------------------------
+
+def _vint(n: int) -> bytes:
+    """RAR5 variable-length integer: 7 bits per byte, least significant first, high bit = more."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _rar5_block(htype: int, flags: int, fields: bytes, *, extra: bytes = b"", data: bytes = b"") -> bytes:
+    """One RAR5 block: CRC32, header size, type, flags, [extra size], [data size], fields, extra, data."""
+    if extra:
+        flags |= 0x0001
+    if data:
+        flags |= 0x0002
+    body = _vint(htype) + _vint(flags) + (_vint(len(extra)) if extra else b"") + (_vint(len(data)) if data else b"")
+    body += fields + extra
+    head = _vint(len(body)) + body
+    return struct.pack("<I", zlib.crc32(head)) + head + data
+
+
+def rar5_archive(files: Sequence[tuple[str, bytes]], *, encrypted: Sequence[str] = (),
+                 encrypt_headers: bool = False, mtime: int = 1_700_000_000) -> bytes:
+    """A RAR5 archive of stored (method 0) members, per the RAR 5.0 technote.
+
+    Members named in ``encrypted`` carry a file encryption record (AES-256, random salt and IV)
+    and random bytes as data; ``encrypt_headers`` puts an archive encryption header after the
+    signature (what ``rar -hp`` writes), so nothing after it can be read without the password.
+    """
+    rng = random.Random(len(files))
+    out = bytearray(b"Rar!\x1a\x07\x01\x00")
+    if encrypt_headers:
+        out += _rar5_block(4, 0, _vint(0) + _vint(0) + bytes([15]) + rng.randbytes(16))
+        return bytes(out + rng.randbytes(64))
+    out += _rar5_block(1, 0, _vint(0))  # main archive header, no archive flags
+    for name, data in files:
+        raw = name.encode()
+        extra = b""
+        if name in encrypted:
+            rec = _vint(0) + _vint(0) + bytes([15]) + rng.randbytes(16) + rng.randbytes(16)  # AES-256, salt, IV
+            extra = _vint(len(rec) + 1) + _vint(0x01) + rec
+            data = rng.randbytes(len(data) + 16 - len(data) % 16)
+        file_flags = 0x0002 | 0x0004  # mtime and CRC32 present
+        fields = (_vint(file_flags) + _vint(len(data)) + _vint(0o100644) + struct.pack("<I", mtime)
+                  + struct.pack("<I", zlib.crc32(data)) + _vint(0) + _vint(1) + _vint(len(raw)) + raw)
+        out += _rar5_block(2, 0, fields, extra=extra, data=data)
+    out += _rar5_block(5, 0, _vint(0))
+    return bytes(out)
+
+
+def rar4_archive(files: Sequence[tuple[str, bytes]], *, encrypted: Sequence[str] = ()) -> bytes:
+    """A RAR 1.5-4.x archive of stored (method 0x30) members, per the RAR 4 technote (members in
+    ``encrypted`` have the password flag 0x0004 set and random bytes as data)."""
+
+    def block(htype: int, flags: int, rest: bytes, data: bytes = b"") -> bytes:
+        size = 7 + len(rest)
+        head = struct.pack("<BHH", htype, flags, size) + rest
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head + data
+
+    out = bytearray(b"Rar!\x1a\x07\x00")
+    out += block(0x73, 0, b"\x00" * 6)  # archive header: reserved fields
+    for name, data in files:
+        raw = name.encode()
+        flags = 0x8000
+        if name in encrypted:
+            flags |= 0x0004
+            data = random.Random(len(data)).randbytes(len(data) + 16 - len(data) % 16)
+        rest = struct.pack("<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), 0x5A210000, 20, 0x30,
+                           len(raw), 0o100644) + raw
+        out += block(0x74, flags, rest, data)
+    out += block(0x7B, 0x4000, b"")
+    return bytes(out)

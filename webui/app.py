@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from webui import handlers
+from webui.alerts import ViewFactory
 from webui.db import ConsoleDB
 from webui.middleware import SecurityHeaders
 from webui.rendering import TEMPLATES, make_templates
@@ -40,7 +41,8 @@ def create_app(settings: ConsoleSettings | None = None, **overrides: Any) -> Fas
                               "account page).")
     st = app.state
     st.settings = settings
-    st.db = ConsoleDB(settings.console_db)
+    st.db = ConsoleDB(settings.console_db, pool_size=settings.db_pool_size)
+    st.views = ViewFactory(settings.alert_db, st.db, settings.db_pool_size)
     st.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     st.throttle = LoginThrottle.from_settings(st.db, settings)
     st.templates = make_templates()
@@ -52,3 +54,9 @@ def create_app(settings: ConsoleSettings | None = None, **overrides: Any) -> Fas
         app.include_router(router)
     handlers.install(app)
     return app
+
+
+def close_app(app: FastAPI) -> None:
+    """Close the app's databases (its connection pools on PostgreSQL)."""
+    app.state.views.close()
+    app.state.db.close()

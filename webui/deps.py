@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from webui.alerts import AlertView, open_view
+from webui.alerts import AlertView
 from webui.db import ConsoleDB
 from webui.errors import AuthRequired, CsrfFailed, Forbidden
 from webui.security import Passwords, same
@@ -54,14 +54,14 @@ def get_throttle(request: Request) -> LoginThrottle:
     return request.app.state.throttle
 
 
-def view_opener(settings: ConsoleSettings) -> Callable[[], AlertView]:
+def view_opener(request: Request) -> Callable[[], AlertView]:
     """Opens a fresh read-only alert view (for code that opens it later, as a streamed CSV does)."""
-    return lambda: open_view(settings.alert_db, settings.console_db)
+    return request.app.state.views
 
 
 def get_view(request: Request) -> Iterator[AlertView]:
     """An alert view for this request (`StoreError` → 503 when the store cannot be read)."""
-    with view_opener(request.app.state.settings)() as view:
+    with view_opener(request)() as view:
         yield view
 
 

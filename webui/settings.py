@@ -7,13 +7,24 @@ file (written atomically), the sensor's pid file (SIGHUP = reload) and its stats
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from appliance.store.dsn import Dsn
 
 log = logging.getLogger("tapsift.web")
+
+
+def _location(v: Any) -> Any:
+    return os.fspath(v) if isinstance(v, os.PathLike) else v
+
+
+StoreLocation = Annotated[str, BeforeValidator(_location)]
+"""A SQLite path (or ``sqlite:///…``) or a ``postgresql://`` DSN (see docs/fleet.md)."""
 
 
 class ConsoleSettings(BaseModel):
@@ -21,10 +32,14 @@ class ConsoleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alert_db: Path = Path("/var/lib/tapsift/alerts.db")
-    """The sensor's alert store, opened read-only."""
-    console_db: Path = Path("/var/lib/tapsift/console.db")
-    """Users, sessions, API tokens, audit log, verdicts, policy versions (the console's own SQLite)."""
+    alert_db: StoreLocation = "/var/lib/tapsift/alerts.db"
+    """The sensor's alert store, opened read-only: a SQLite path, or a PostgreSQL DSN that holds the
+    console's tables too."""
+    console_db: StoreLocation = "/var/lib/tapsift/console.db"
+    """Users, sessions, API tokens, audit log, verdicts, policy versions: the console's own SQLite file,
+    or on PostgreSQL the same DSN as ``alert_db`` (the default when ``alert_db`` is one)."""
+    db_pool_size: int = Field(8, ge=1, le=200)
+    """PostgreSQL only: connections per pool (one pool for the console's tables, one for reading alerts)."""
     policy_path: Path | None = None
     """The sensor's policy file, edited on the policy page."""
     sensor_pid_file: Path | None = None
@@ -76,6 +91,21 @@ class ConsoleSettings(BaseModel):
     csv_max_rows: int = Field(100_000, ge=1)
     image_max_pixels: int = Field(40_000_000, ge=1)
     """Evidence images larger than this are not decoded (decompression bombs)."""
+
+    @model_validator(mode="after")
+    def _one_database(self) -> ConsoleSettings:
+        """On PostgreSQL the alerts and the console's tables are one database: one DSN for both."""
+        alerts, console = Dsn.parse(self.alert_db), Dsn.parse(self.console_db)
+        if (alerts.is_sqlite and console.is_sqlite) or alerts.url == console.url:
+            return self
+        if not alerts.is_sqlite and "console_db" not in self.model_fields_set:
+            self.console_db = self.alert_db
+        elif not console.is_sqlite and "alert_db" not in self.model_fields_set:
+            self.alert_db = self.console_db
+        else:
+            raise ValueError("on PostgreSQL the alerts and the console share one database: give alert_db and "
+                             "console_db the same DSN (or only one of them)")
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ConsoleSettings:

@@ -41,8 +41,19 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.file}: {len(problems)} problem{'s' if len(problems) != 1 else ''} with what the policy "
               "names: the sensor cannot run it as written", file=sys.stderr)
         return 1
-    print("\n".join([*policy.warnings, f"{args.file}: OK ({policy.summary()})"]))
+    # spoken keywords the speech engines cannot spot (inspectors.extract.asr)
+    print("\n".join([*policy.warnings, *_speech_warnings(args.file), f"{args.file}: OK ({policy.summary()})"]))
     return 0
+
+
+def _speech_warnings(path: str) -> list[str]:
+    from inspectors.extract.asr import policy_speech_warnings
+    from policies.schema import load_policy
+
+    try:
+        return policy_speech_warnings(load_policy(path))
+    except Exception as exc:  # a warning must not fail a valid policy
+        return [f"speech: keyword coverage not checked ({type(exc).__name__}: {exc})"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

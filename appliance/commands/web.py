@@ -9,7 +9,9 @@ import sys
 def add_console_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``web`` and ``user``: the settings file and the paths it names."""
     p.add_argument("--config", metavar="PATH", help="console settings (YAML; its web: section if it has one)")
-    p.add_argument("--console-db", metavar="PATH", help="the console's database (users, audit, versions)")
+    p.add_argument("--console-db", metavar="DSN",
+                   help="the console's database (users, audit, versions): a SQLite path, or on PostgreSQL "
+                        "the alert store's DSN")
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -33,17 +35,24 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     import uvicorn
 
+    from appliance.store import StoreError
     from webui import create_app
     from webui.services.users import ensure_first_admin
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except StoreError as exc:
+        print(f"tapsift: {exc}", file=sys.stderr)
+        return 1
     password = ensure_first_admin(app.state.db, app.state.passwords)
     if password is not None:
         print(f"tapsift: first start: created user 'admin' with password {password}\n"
               "tapsift: it is shown only this once; change it on the account page", file=sys.stderr)
-    if not settings.alert_db.exists():
-        print(f"tapsift: warning: no alert store at {settings.alert_db} yet (the sensor creates it)",
-              file=sys.stderr)
+    from appliance.store import Dsn
+
+    alerts = Dsn.parse(settings.alert_db)
+    if alerts.path is not None and not alerts.path.exists():
+        print(f"tapsift: warning: no alert store at {alerts.path} yet (the sensor creates it)", file=sys.stderr)
     tls = settings.tls_cert is not None
     print(f"tapsift: console on {'https' if tls else 'http'}://{settings.host}:{settings.port}/"
           + (f" (HSTS max-age {settings.hsts_max_age_s} s)" if tls and settings.hsts_max_age_s else ""),
@@ -59,7 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("web", help="serve the web console")
     add_console_options(p)
-    p.add_argument("--alert-db", metavar="PATH", help="the sensor's alert store (read-only)")
+    p.add_argument("--alert-db", metavar="DSN",
+                   help="the sensor's alert store (read-only): a SQLite path or a postgresql:// DSN "
+                        "(which then holds the console's tables too)")
     p.add_argument("--policy", dest="policy_path", metavar="PATH", help="the sensor's policy file")
     p.add_argument("--sensor-pid-file", metavar="PATH", help="sensor pid file (a reload sends it SIGHUP)")
     p.add_argument("--stats-file", metavar="PATH", help="the sensor's JSON stats file")

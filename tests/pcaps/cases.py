@@ -77,10 +77,10 @@ class Case:
     """Extra ``tapsift read`` arguments."""
     allow_extra: bool = False
     """Other fileinfo events (pieces, whole multipart bodies, partial leftovers) are allowed."""
-    proto: str = "TCP"
+    proto: str = "http"
+    """``app_proto`` of every fileinfo event (``http`` for HTTP/1 and HTTP/2)."""
+    transport: str = "TCP"
     """The transport every object of the case comes over (EVE ``proto``)."""
-    app_proto: str = "http"
-    """The carrier every object of the case comes from (EVE ``app_proto``)."""
     tshark: bool = True
     """tshark exports the case's complete downloads too (False: tricks Wireshark does not read)."""
 
@@ -92,7 +92,7 @@ class Case:
             "args": self.args,
             "allow_extra": self.allow_extra,
             "proto": self.proto,
-            "app_proto": self.app_proto,
+            "transport": self.transport,
             "client": list(self.client),
             "server": list(self.server),
             "expected": [e.to_json() for e in self.expected],
@@ -210,6 +210,30 @@ def case_erspan3_get(out: Path) -> Case:
 @case
 def case_vxlan_get(out: Path) -> Case:
     return _plain_get("vxlan_get", out, link=S.Vxlan(vni=5001), description="plain GET inside VXLAN 5001")
+
+
+@case
+def case_vxlan_src_port_get(out: Path) -> Case:
+    return _plain_get("vxlan_src_port_get", out, link=S.Vxlan(vni=5002, sport=4789, dport=34567),
+                      description="plain GET inside VXLAN sent from UDP 4789 to port 34567 (a mirror's choice)")
+
+
+@case
+def case_geneve_get(out: Path) -> Case:
+    return _plain_get("geneve_get", out, link=S.Geneve(S.vlan(120), options=bytes.fromhex("0103010100000001")),
+                      description="plain GET inside Geneve (UDP 6081, one option, inner VLAN 120)")
+
+
+@case
+def case_nflog_get(out: Path) -> Case:
+    return _plain_get("nflog_get", out, link=S.Nflog(group=5),
+                      description="plain GET logged by an iptables NFLOG rule (LINKTYPE_NFLOG 239)")
+
+
+@case
+def case_offload_get(out: Path) -> Case:
+    return _plain_get("offload_get", out, link=S.Offload(S.Ethernet(), side=S.S2C),
+                      description="plain GET captured on the server: its TCP/UDP checksums unfinished (TX offload)")
 
 
 @case
@@ -847,7 +871,7 @@ def case_smtp_starttls_cleartext(out: Path) -> Case:
     t.write(pcap)
     exp = [Expected(md5=S.md5(pdf), size=len(pdf), direction="upload", filename="figures.pdf", kind="part")]
     return Case(name, "SMTP: STARTTLS answered 220, then the session in clear text", pcap, exp, client, server,
-                allow_extra=True, app_proto="smtp")
+                allow_extra=True, proto="smtp")
 
 
 @case
@@ -872,7 +896,7 @@ def case_sctp_http(out: Path) -> Case:
     t.write(pcap)
     exp = [_dl(f, f"/sctp/{c}.pdf") for f, c in zip(files, "abc", strict=True)]
     return Case(name, "HTTP over SCTP streams (fragments, a duplicate, a swap; SHUTDOWN and ABORT)", pcap, exp,
-                client, server, proto="SCTP")
+                client, server, transport="SCTP")
 
 
 @case
@@ -904,6 +928,168 @@ def case_response_head_lost(out: Path) -> Case:
     ]
     return Case(name, "the segment with a 200 KB response's head lost at the tap; then a whole response",
                 pcap, exp, client, server)
+
+
+# --------------------------------------------------------------------------------------------
+# more carriers: HTTP/2 (prior knowledge, h2c), WebSocket, IMAP, POP3 — peers are real libraries
+# (h2, wsproto) or sessions scripted as the RFCs write them; the bytes cross a synthesised tap
+# --------------------------------------------------------------------------------------------
+
+
+def _replay(s: S.Session, chunks: list[tuple[object, bytes]]) -> None:
+    for d, data in chunks:
+        (s.client_send if int(d) == S.C2S else s.server_send)(data)  # type: ignore[call-overload]
+
+
+@case
+def case_h2_prior_knowledge(out: Path) -> Case:
+    """HTTP/2 with prior knowledge (the preface), made by the h2 library: a download with a
+    Content-Disposition filename, a gzip-encoded text, a CSV upload, 16 KiB DATA frames."""
+    from tests.reassembly.h2talk import H2Talk
+
+    name = "h2_prior_knowledge"
+    rng = _rng(name)
+    pdf = _report_pdf(rng)
+    text = S.text(rng, 3000).encode()
+    up = ("name,card\n" + "".join(f"user{i},4111111111111111\n" for i in range(800))).encode()
+    t2 = H2Talk(authority=HOST)
+    a = t2.request("GET", "/docs/q3.pdf")
+    b = t2.request("GET", "/notes.txt", headers=[("accept-encoding", "gzip")])
+    c = t2.request("POST", "/upload/cards.csv", body=up, headers=[("content-type", "text/csv")])
+    t2.respond(a, 200, pdf, headers=[("content-type", "application/pdf"),
+                                     ("content-disposition", 'attachment; filename="Q3 summary.pdf"')])
+    t2.respond(b, 200, S.gzip_bytes(text), headers=[("content-type", "text/plain"), ("content-encoding", "gzip")])
+    t2.respond(c, 201, b"stored", headers=[("content-type", "text/plain")])
+    client, server = (CLIENT_IP, 50811), (SERVER_IP, 8080)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    _replay(s, t2.chunks)  # type: ignore[arg-type]
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [
+        Expected(S.md5(pdf), len(pdf), "download", filename="Q3 summary.pdf", method="GET", status=200,
+                 url="/docs/q3.pdf", host=HOST, tx_id=0),
+        Expected(S.md5(text), len(text), "download", method="GET", status=200, url="/notes.txt", host=HOST, tx_id=1),
+        Expected(S.md5(up), len(up), "upload", method="POST", url="/upload/cards.csv", host=HOST, tx_id=2),
+        Expected(S.md5(b"stored"), 6, "download", status=201, tx_id=2),
+    ]
+    return Case(name, "HTTP/2 prior knowledge: download, gzip text, upload (h2 library frames)", pcap, exp,
+                client, server)
+
+
+@case
+def case_websocket_deflate(out: Path) -> Case:
+    """A WebSocket upgrade with permessage-deflate (wsproto both ends): a fragmented text message
+    up, a binary message down, small chat messages joined per direction."""
+    from tests.reassembly.wstalk import C, WsTalk
+    from tests.reassembly.wstalk import S as DOWN
+
+    name = "websocket_deflate"
+    rng = _rng(name)
+    text = S.text(rng, 400)
+    blob = S.png_image(rng, 200, 120, "shared screen")
+    chat = [f'{{"n":{i},"say":"hi {i}"}}' for i in range(12)]
+    w = WsTalk(deflate={"client_no_context_takeover": True}, host=HOST, target="/live?room=3")
+    w.send(C, text[:500], finished=False)
+    w.ping(DOWN)
+    w.send(C, text[500:])
+    w.send(DOWN, blob)
+    for m in chat:
+        w.send(C, m)
+    client, server = (CLIENT_IP, 50812), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    _replay(s, w.chunks)  # type: ignore[arg-type]
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    joined = "\n".join(chat).encode()
+    exp = [Expected(S.md5(text.encode()), len(text.encode()), "upload", kind="message", tx_id=1),
+           Expected(S.md5(blob), len(blob), "download", kind="message", tx_id=2),
+           Expected(S.md5(joined), len(joined), "upload", kind="messages", tx_id=3)]
+    return Case(name, "WebSocket with permessage-deflate after an HTTP/1.1 upgrade", pcap, exp, client, server,
+                proto="websocket")
+
+
+def _mail(rng: random.Random, subject: str, attachment: bytes, name: str) -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "alice@corp.example", "bob@example.net", subject
+    msg.set_content(S.text(rng, 60) + "\n.\n..dots\n")
+    msg.add_attachment(attachment, maintype="application", subtype="pdf", filename=name)
+    msg.set_boundary(f"=={subject.replace(' ', '-')}==")
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+@case
+def case_imap_fetch_append(out: Path) -> Case:
+    """IMAP: FETCH BODY[] (a literal in an item list), a partial FETCH, APPEND with LITERAL+."""
+    name = "imap_fetch_append"
+    rng = _rng(name)
+    pdf1, pdf2 = _report_pdf(rng), _report_pdf(rng)
+    m1, m2 = _mail(rng, "plan one", pdf1, "one.pdf"), _mail(rng, "plan two", pdf2, "two.pdf")
+    client, server = (CLIENT_IP, 50813), (SERVER_IP, 143)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.server_send(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n")
+    s.client_send(b"a1 LOGIN alice secret\r\n")
+    s.server_send(b"a1 OK\r\n")
+    s.client_send(b"a2 SELECT INBOX\r\n")
+    s.server_send(b"* 2 EXISTS\r\na2 OK [READ-WRITE] done\r\n")
+    s.client_send(b"a3 UID FETCH 41 (UID FLAGS BODY.PEEK[])\r\n")
+    s.server_send(b"* 1 FETCH (UID 41 FLAGS (\\Seen) BODY[] {%d}\r\n" % len(m1) + m1 + b")\r\na3 OK\r\n")
+    s.client_send(b"a4 FETCH 2 (BODY.PEEK[]<0.1000>)\r\n")
+    s.server_send(b"* 2 FETCH (BODY[]<0> {1000}\r\n" + m2[:1000] + b")\r\na4 OK\r\n")
+    s.client_send(b"a5 APPEND Sent (\\Seen) {%d+}\r\n" % len(m2) + m2 + b"\r\n")
+    s.server_send(b"a5 OK [APPENDUID 7 9] done\r\n")
+    s.client_send(b"a6 LOGOUT\r\n")
+    s.server_send(b"* BYE\r\na6 OK\r\n")
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [Expected(S.md5(m1), len(m1), "download", kind="message"),
+           Expected(S.md5(pdf1), len(pdf1), "download", kind="part", filename="one.pdf"),
+           Expected(None, 1000, "download", state="TRUNCATED", kind="message", truncated="partial", prefix_of=m2),
+           Expected(S.md5(m2), len(m2), "upload", kind="message"),
+           Expected(S.md5(pdf2), len(pdf2), "upload", kind="part", filename="two.pdf")]
+    return Case(name, "IMAP FETCH, partial FETCH, APPEND (LITERAL+)", pcap, exp, client, server, proto="imap",
+                allow_extra=True)
+
+
+@case
+def case_pop3_retr(out: Path) -> Case:
+    """POP3: two pipelined RETRs with dot-stuffed lines, then TOP (a partial message)."""
+    name = "pop3_retr"
+    rng = _rng(name)
+    pdf1, pdf2 = _report_pdf(rng), _report_pdf(rng)
+    m1, m2 = _mail(rng, "plan one", pdf1, "one.pdf"), _mail(rng, "plan two", pdf2, "two.pdf")
+
+    def stuffed(m: bytes) -> bytes:
+        return b"\r\n".join(b"." + ln if ln.startswith(b".") else ln for ln in m.split(b"\r\n")) + b".\r\n"
+
+    client, server = (CLIENT_IP, 50814), (SERVER_IP, 110)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.server_send(b"+OK POP3 ready\r\n")
+    s.client_send(b"USER alice\r\n")
+    s.server_send(b"+OK\r\n")
+    s.client_send(b"PASS secret\r\n")
+    s.server_send(b"+OK\r\n")
+    s.client_send(b"RETR 1\r\nRETR 2\r\n")
+    s.server_send(b"+OK\r\n" + stuffed(m1) + b"+OK\r\n" + stuffed(m2))
+    s.client_send(b"QUIT\r\n")
+    s.server_send(b"+OK bye\r\n")
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [Expected(S.md5(m1), len(m1), "download", kind="message", tx_id=1),
+           Expected(S.md5(pdf1), len(pdf1), "download", kind="part", filename="one.pdf", tx_id=1),
+           Expected(S.md5(m2), len(m2), "download", kind="message", tx_id=2),
+           Expected(S.md5(pdf2), len(pdf2), "download", kind="part", filename="two.pdf", tx_id=2)]
+    return Case(name, "POP3 pipelined RETR with dot-stuffing", pcap, exp, client, server, proto="pop3",
+                allow_extra=True)
 
 
 # --------------------------------------------------------------------------------------------

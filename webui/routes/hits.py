@@ -50,7 +50,7 @@ def hits(request: Request, who: Viewer, view: ViewDep, settings: SettingsDep, pa
 
 @pages.get("/hits.csv")
 def hits_csv(request: Request, who: Viewer, settings: SettingsDep) -> Response:
-    rows = svc.csv_rows(view_opener(settings), svc.query_from(_filters(request)), settings.csv_max_rows)
+    rows = svc.csv_rows(view_opener(request), svc.query_from(_filters(request)), settings.csv_max_rows)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="tapsift-hits-{stamp}.csv"'})

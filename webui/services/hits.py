@@ -66,10 +66,10 @@ def query_from(params: dict[str, str]) -> AlertQuery:
 def list_hits(view: AlertView, q: AlertQuery, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
     """(total matching, one page of rows newest first, each with ``server``: its HTTP host or server address)."""
     total = view.count(q)
-    rows = view.query(q, limit, offset)
-    servers = view.servers([r["id"] for r in rows])
+    rows = view.query(q, limit, offset, total)
     for r in rows:
-        r["server"] = r.get("http_host") or servers.get(r["id"]) or r.get("dest_ip") or ""
+        server = r.get("src_ip") if r.get("direction") == "download" else r.get("dest_ip")
+        r["server"] = r.get("http_host") or server or r.get("dest_ip") or ""
     return total, rows
 
 
@@ -149,13 +149,9 @@ def set_verdict(db: ConsoleDB, view: AlertView, who: Principal, alert_id: str, v
     note = clean(str(note))[:NOTE_MAX]
     before = {"verdict": hit["triage"], "note": hit["triage_note"]}
     now = time.time()
-    with db.tx() as conn:
-        conn.execute("INSERT INTO verdicts (alert_id, verdict, note, user, ts) VALUES (?,?,?,?,?) "
-                     "ON CONFLICT(alert_id) DO UPDATE SET verdict = excluded.verdict, note = excluded.note, "
-                     "user = excluded.user, ts = excluded.ts", (alert_id, verdict, note, who.username, now))
-        conn.execute("INSERT INTO verdict_log (alert_id, ts, verdict, note, user) VALUES (?,?,?,?,?)",
-                     (alert_id, now, verdict, note, who.username))
-        db.audit(conn, who.username, "hit.triage", alert_id, before, {"verdict": verdict, "note": note}, ip)
+    with db.tx() as tx:
+        tx.verdicts.set(alert_id, verdict, note, who.username, now)
+        db.audit(tx, who.username, "hit.triage", alert_id, before, {"verdict": verdict, "note": note}, ip)
     return {"alert_id": alert_id, "verdict": verdict, "note": note, "user": who.username, "ts": now}
 
 

@@ -38,7 +38,7 @@ def dashboard(view: AlertView, settings: Any, range_name: str) -> dict[str, Any]
         "by_policy": charts.bars(view.top("policy", since, until), 140),
         "by_host": charts.bars(view.top("host", since, until), 140),
         "by_triage": charts.bars(view.top("triage", since, until), 140),
-        "stats": view.stats(), "since": since, "until": until,
+        "stats": view.totals(), "since": since, "until": until,
         "sensor": read_sensor_stats(settings.stats_file, settings.stats_stale_s),
     }
 
