@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "tapsift-pcap"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _send(self, status: int, body: bytes, ctype: str = "application/json", extra: dict[str, str] | None = None
@@ -81,7 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
         extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         self._send(status, json.dumps({"detail": message}).encode(), extra=extra)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         auth = self.headers.get("Authorization", "")
         given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if not given or not hmac.compare_digest(given.encode(), self.server.token.encode()):

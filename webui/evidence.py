@@ -56,7 +56,12 @@ def _parts(s: str, a: int, b: int) -> list[tuple[bool, str]]:
     return [p for p in ((False, s[:a]), (True, s[a:b]), (False, s[b:])) if p[1]]
 
 
-def finding_views(findings: list[dict[str, Any]], evidence_dir: Path | None) -> list[FindingView]:
+def finding_views(findings: list[dict[str, Any]], evidence_dir: Path | None,
+                  retained: dict[str, Any] | None = None) -> list[FindingView]:
+    """Each finding's evidence for the page. An image finding whose reference is not a file in the evidence
+    folder is shown from the object's retained bytes (*retained*: its content row) when they were kept."""
+    wire_image = bool(retained and retained.get("has_bytes")
+                      and str(retained.get("sniffed_mime") or retained.get("declared_mime") or "").startswith("image/"))
     out = []
     for f in findings:
         detail = f.get("detail") or {}
@@ -69,7 +74,8 @@ def finding_views(findings: list[dict[str, Any]], evidence_dir: Path | None) -> 
                               int(e.get("start") or 0), int(e.get("end") or 0), ref=str(e.get("ref") or ""))
             if ev.ref:
                 p = safe_join(evidence_dir, ev.ref)
-                if p is not None and p.suffix.lower() in IMAGE_SUFFIXES:
+                on_disk = p is not None and p.suffix.lower() in IMAGE_SUFFIXES
+                if on_disk or (wire_image and fv.inspector in ("perceptual", "md5", "ml_image")):
                     ev.image = True
                 elif p is not None and p.suffix.lower() in (".txt", ".vtt", ".srt"):
                     with open(p, "rb") as fh:

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 _SUMMARY = (
     "alerts.seq, id, ts_ns, severity, category, policy, profile, src_zone, dst_zone, flow_uid, src_ip, src_port, "
     "dest_ip, dest_port, proto, app_proto, alerts.content_id, http_host, http_url, file_name, file_sha256, "
-    "file_size, file_state, complete, direction, {triage} AS triage, {triage_user} AS triage_user, "
-    "{triage_ts} AS triage_ts, suppressed, "
+    "file_size, file_state, complete, direction, sensor, {triage} AS triage, {triage_user} AS triage_user, "
+    "{triage_ts} AS triage_ts, {assignee} AS assignee, suppressed, "
     "(SELECT COUNT(*) FROM findings f WHERE f.alert_seq = alerts.seq) AS finding_count, "
     "(SELECT {inspectors} FROM findings f WHERE f.alert_seq = alerts.seq) AS inspectors"
 )
@@ -140,10 +140,12 @@ class AlertRepo:
         if verdicts:
             self._join = f" LEFT JOIN {verdicts} v ON v.alert_id = alerts.id"
             self._tri = {"triage": "COALESCE(v.verdict, alerts.triage)", "triage_user": 'COALESCE(v."user", '
-                         "alerts.triage_user)", "triage_ts": "COALESCE(v.ts, alerts.triage_ts)"}
+                         "alerts.triage_user)", "triage_ts": "COALESCE(v.ts, alerts.triage_ts)",
+                         "assignee": "v.assignee"}
         else:
             self._join = ""
             self._tri = {k: f"alerts.{k}" for k in ("triage", "triage_user", "triage_ts")}
+            self._tri["assignee"] = "NULL"
 
     def triage_is(self, state: str) -> tuple[str, list[Any]]:
         """The alerts whose effective triage state is *state* (the verdict, else their own), kept indexable.
@@ -373,7 +375,9 @@ class AlertRepo:
         out["triage_log"] = self.ex.rows(
             'SELECT ts, verdict, note, "user" FROM triage_log WHERE alert_seq = ? ORDER BY ts', (out["seq"],))
         if self.verdicts:
-            v = self.ex.one(f'SELECT verdict, note, "user", ts FROM {self.verdicts} WHERE alert_id = ?', (alert_id,))
+            v = self.ex.one(f'SELECT verdict, note, "user", ts, assignee FROM {self.verdicts} WHERE alert_id = ?',
+                            (alert_id,))
+            out["assignee"] = v["assignee"] if v is not None else None
             if v is not None:
                 out.update(triage=v["verdict"], triage_note=v["note"], triage_user=v["user"], triage_ts=v["ts"])
         return out

@@ -28,6 +28,8 @@ from appliance.store.rollup import HOUR_NS, SEP
 __all__ = ["AlertStats"]
 
 Key = tuple[Any, ...]
+ROLLUP_MIN_NS = 12 * HOUR_NS
+"""Time series over at least this many whole hours come from the rollups (hourly columns or wider)."""
 
 _GROUPS = {  # name: (the value shown, the columns grouped by: an index's leading columns, in its order)
     "zones": ("src_zone || ' → ' || dst_zone", "src_zone, dst_zone"), "category": ("category", "category"),
@@ -111,6 +113,7 @@ class AlertStats:
         (the width is rounded up to hours). Returns (bucket width ns, value → counts)."""
         hours = max(1, (until_ns - since_ns) // HOUR_NS)
         per = max(1, -(-hours // buckets))
+        buckets = -(-hours // per)
         h0 = since_ns // HOUR_NS
         cond, params = self._hours(since_ns, until_ns)
         extra = ""
@@ -125,6 +128,29 @@ class AlertStats:
             if 0 <= b < buckets:
                 out.setdefault(r["k"], [0] * buckets)[b] += int(r["n"])
         return per * HOUR_NS, out
+
+    _SERIES_COLS = {"category": "category", "severity": "CAST(severity AS TEXT)", "policy": "policy",
+                    "all": "''"}
+
+    def series_any(self, dim: str, since_ns: int, until_ns: int, buckets: int, values: list[str] | None = None
+                   ) -> tuple[int, dict[str, list[int]]]:
+        """`series` from the rollup when [since, until) is whole hours, else from the time index (a zoom into
+        less than a few hours reads those alerts' rows): (bucket width ns, value → counts)."""
+        if self.aligned(since_ns, until_ns) and until_ns - since_ns >= ROLLUP_MIN_NS:
+            return self.series(dim, since_ns, until_ns, buckets, values)
+        col = self._SERIES_COLS[dim]
+        width = max(1, -(-(until_ns - since_ns) // buckets))
+        rows = self.ex.rows(f"SELECT {col} AS k, (ts_ns - ?) / ? AS b, COUNT(*) AS n FROM alerts "
+                            f"WHERE ts_ns >= ? AND ts_ns < ? GROUP BY {col}, (ts_ns - ?) / ?",
+                            (since_ns, width, since_ns, until_ns, since_ns, width))
+        out: dict[str, list[int]] = {}
+        for r in rows:
+            if values is not None and r["k"] not in values:
+                continue
+            b = int(r["b"])
+            if 0 <= b < buckets:
+                out.setdefault(str(r["k"]), [0] * buckets)[b] += int(r["n"])
+        return width, out
 
     def totals(self) -> dict[str, Any]:
         """Alerts stored, the first and last alert's time, suppressed repeats."""
@@ -153,10 +179,10 @@ class AlertStats:
     def histogram(self, since_ns: int, until_ns: int, buckets: int = 48) -> list[tuple[int, int]]:
         """(bucket start ns, hits) for *buckets* equal slices of [since, until) (whole hours: the rollup,
         each slice a whole number of hours; else the time index)."""
-        if self.aligned(since_ns, until_ns) and until_ns - since_ns >= buckets * HOUR_NS:
+        if self.aligned(since_ns, until_ns) and until_ns - since_ns >= ROLLUP_MIN_NS:
             width, got = self.series("all", since_ns, until_ns, buckets)
-            counts = got.get("", [0] * buckets)
-            n = min(buckets, -(-(until_ns - since_ns) // width))
+            n = -(-(until_ns - since_ns) // width)
+            counts = got.get("", [0] * n)
             return [(since_ns + i * width, counts[i]) for i in range(n)]
         width = max(1, (until_ns - since_ns + buckets - 1) // buckets)
         rows = self.ex.rows("SELECT (ts_ns - ?) / ? AS b, COUNT(*) AS n FROM alerts WHERE ts_ns >= ? AND ts_ns < ? "

@@ -324,6 +324,8 @@ def parse_time(v: str, tz: tzinfo = UTC, now_ns: int | None = None, end: bool = 
     without an offset; without one in *tz*) or ``now``/``now-7d``. A date alone as an upper bound
     (*end*) means the end of that day."""
     s = v.strip()
+    if s.isdigit() and len(s) >= 12:  # nanoseconds since the epoch (links the console makes)
+        return int(s)
     m = _REL.match(s)
     if m:
         now = now_ns if now_ns is not None else int(datetime.now(UTC).timestamp() * 1e9)
