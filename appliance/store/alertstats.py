@@ -141,8 +141,7 @@ class AlertStats:
         col = self._SERIES_COLS[dim]
         width = max(1, -(-(until_ns - since_ns) // buckets))
         rows = self.ex.rows(f"SELECT {col} AS k, (ts_ns - ?) / ? AS b, COUNT(*) AS n FROM alerts "
-                            f"WHERE ts_ns >= ? AND ts_ns < ? GROUP BY {col}, (ts_ns - ?) / ?",
-                            (since_ns, width, since_ns, until_ns, since_ns, width))
+                            "WHERE ts_ns >= ? AND ts_ns < ? GROUP BY 1, 2", (since_ns, width, since_ns, until_ns))
         out: dict[str, list[int]] = {}
         for r in rows:
             if values is not None and r["k"] not in values:

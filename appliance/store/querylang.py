@@ -139,13 +139,11 @@ def _value(q: str, name: str, start: int, i: int) -> tuple[Clause, int]:
     if c == '"':
         text, j = _phrase(q, i)
         return Clause(name, "=", text, start, quoted=True), j
-    if c in "[{":
-        close = q.find("]" if c == "[" else "}", i)
-        other = q.find("}" if c == "[" else "]", i)
-        if close < 0:
-            if other >= 0:
-                raise QueryError(other, f"a range opened with {c!r} must close with {']' if c == '[' else '}'!r}")
+    if c in "[{":  # [ ] include the bound, { } exclude it (either end)
+        ends = [j for j in (q.find("]", i), q.find("}", i)) if j >= 0]
+        if not ends:
             raise QueryError(i, "unterminated range: write [FROM TO UNTIL]")
+        close = min(ends)
         parts = re.split(r"\s+TO\s+", q[i + 1:close].strip())
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise QueryError(i, "a range is [FROM TO UNTIL] (TO in capitals; * for an open end)")
@@ -500,6 +498,18 @@ def time_field(names: tuple[str, ...], col: str, help_: str) -> FieldSpec:
         op_end = {"<": False, "<=": True}
         if c.op in op_end:
             return f"{col} < ?", [parse_time(c.value, ctx.tz, ctx.now_ns, end=op_end[c.op])]
+        if c.op == "range":
+            lo, hi, lo_inc, hi_inc = c.value
+            conds, params = [], []
+            if lo is not None:  # a day alone as the lower bound: from its start
+                conds.append(f"{col} {'>=' if lo_inc else '>'} ?")
+                params.append(parse_time(lo, ctx.tz, ctx.now_ns))
+            if hi is not None:  # a day alone, included: up to (not including) the next day's start
+                end = parse_time(hi, ctx.tz, ctx.now_ns, end=hi_inc)
+                day_only = re.fullmatch(r"\d{4}-\d\d-\d\d", hi.strip()) is not None
+                conds.append(f"{col} {'<' if day_only or not hi_inc else '<='} ?")
+                params.append(end)
+            return (" AND ".join(conds) or "TRUE"), params
         return _range_or_cmp(c, col, lambda v, end: parse_time(v, ctx.tz, ctx.now_ns, end=end))
 
     return FieldSpec(names, help_, comp)

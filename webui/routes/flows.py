@@ -22,19 +22,19 @@ def _attachment(name: str, media: str, data: bytes) -> Response:
                                                      "X-Content-Type-Options": "nosniff"})
 
 
+@pages.get("/sessions/{uid}.pcap")  # before /sessions/{uid}, which would take "X.pcap" as the id
+def session_pcap(uid: str, who: Viewer, view: ViewDep, content: ContentDep, db: DbDep, settings: SettingsDep,
+                 ip: ClientIP) -> Response:
+    s = svc.session(view, content, uid)
+    return _attachment(f"tapsift-{uid}.pcap", "application/vnd.tcpdump.pcap", svc.pcap(settings, db, who, s, ip))
+
+
 @pages.get("/sessions/{uid}", response_class=HTMLResponse)
 def session_page(request: Request, uid: str, who: Viewer, view: ViewDep, content: ContentDep,
                  settings: SettingsDep) -> Response:
     s = svc.session(view, content, uid)
     pcap = settings.packet_store is not None or bool(settings.packet_sensors)
     return render(request, "session.html", s=s, can_download=who.can(settings.download_role), pcap=pcap)
-
-
-@pages.get("/sessions/{uid}.pcap")
-def session_pcap(uid: str, who: Viewer, view: ViewDep, content: ContentDep, db: DbDep, settings: SettingsDep,
-                 ip: ClientIP) -> Response:
-    s = svc.session(view, content, uid)
-    return _attachment(f"tapsift-{uid}.pcap", "application/vnd.tcpdump.pcap", svc.pcap(settings, db, who, s, ip))
 
 
 @pages.get("/objects/{content_id}.zip")

@@ -21,6 +21,7 @@ from webui import charts, images
 from webui.alerts import AlertView
 from webui.db import ConsoleDB
 from webui.errors import ServiceError
+from webui.evidence import object_image
 from webui.services.sessions import Principal
 
 FILTERS = ("since", "until", "zone", "severity", "category", "policy", "inspector", "host", "triage", "q")
@@ -299,6 +300,8 @@ def evidence_png(view: AlertView, alert_id: str, fi: int, ei: int, evidence_dir:
     except (IndexError, KeyError, TypeError):
         ref = ""
     path = images.safe_join(evidence_dir, str(ref))
+    if path is None and ref and hit is not None:
+        path = object_image(evidence_dir, hit["findings"][fi].get("content_id"))
     data = None
     if path is not None and path.stat().st_size <= MAX_EVIDENCE_FILE:
         data = path.read_bytes()
