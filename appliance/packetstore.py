@@ -43,6 +43,7 @@ __all__ = ["FlowMatch", "PacketReader", "PacketStore", "tee"]
 
 _NAME = re.compile(r"^([A-Za-z0-9_.-]{1,64})-(\d{20})\.pcap$")
 _REC_LE = struct.Struct("<IIII")
+_REC_BE = struct.Struct(">IIII")
 _SNAPLEN = 262144
 MAGIC_NS = 0xA1B23C4D
 MAGIC_US = 0xA1B2C3D4
@@ -133,17 +134,38 @@ class PacketStore:
 
     def write_records(self, buf: bytes | memoryview, start: int, end: int, big: bool, nsec: bool, hlen: int,
                       linktype: int) -> None:
-        """Append the classic pcap records ``buf[start:end]`` as they are (the capture's own format)."""
+        """Append the classic pcap records ``buf[start:end]`` as they are (the capture's own format), in slices
+        cut at record boundaries so that files keep to ``file_bytes`` (the walk reads headers only)."""
         if end <= start:
             return
         if hlen != 16:  # Kuznetzov's 24-byte headers: re-frame as standard records
             self.write_frames(_records(buf, start, end, big, nsec, hlen, linktype))
             return
-        rec = struct.Struct(">IIII" if big else "<IIII")
-        sec, frac = rec.unpack_from(buf, start)[:2]
-        ts = sec * 1_000_000_000 + frac * (1 if nsec else 1000)
-        cur = self._file(ts, (big, nsec, linktype), end - start)
-        self._write(cur, memoryview(buf)[start:end], 1 + _count(buf, start, end, rec), ts)
+        unpack = (_REC_BE if big else _REC_LE).unpack_from
+        mult = 1 if nsec else 1000
+        fmt = (big, nsec, linktype)
+        mv = memoryview(buf)
+        seg = off = start
+        n = 0
+        first_ts = last_ts = 0
+        while off < end:
+            sec, frac, incl, _ = unpack(buf, off)
+            ts = sec * 1_000_000_000 + frac * mult
+            size = 16 + incl
+            cur = self.cur
+            room = self.file_bytes - (cur.size if cur is not None and cur.fmt == fmt else 24)
+            if n and off - seg + size > room:  # this record starts the next file
+                self._write(self._file(first_ts, fmt, off - seg), mv[seg:off], n, last_ts)
+                self._open(ts, fmt)
+                seg, n = off, 0
+            if not n:
+                first_ts = ts
+            last_ts = ts
+            n += 1
+            off += size
+        if n:
+            self._write(self._file(first_ts, fmt, off - seg), mv[seg:off], n, last_ts)
+        mv.release()
 
     def _close_file(self) -> None:
         if self.cur is not None:
@@ -175,17 +197,6 @@ class PacketStore:
                 f.path.unlink()
                 total -= f.size
                 self.counters["removed"] += 1
-
-
-def _count(buf: bytes | memoryview, start: int, end: int, rec: struct.Struct) -> int:
-    """Records in ``buf[start:end]`` besides the first (a header walk: no payload is touched)."""
-    n, off = 0, start
-    unpack = rec.unpack_from
-    while True:
-        off += 16 + unpack(buf, off)[2]
-        if off >= end:
-            return n
-        n += 1
 
 
 def _records(buf: bytes | memoryview, start: int, end: int, big: bool, nsec: bool, hlen: int,

@@ -53,6 +53,8 @@ class RetentionConfig:
     """The content store: a SQLite path (its own file, not the alert store's) or the fleet's ``postgresql://`` DSN."""
     max_age_s: float = 7 * 86400.0
     max_bytes: int = 20 * 1024 * MiB
+    """Cap of what is retained (text ×2 for its index, metadata, kept bytes: ``content_hours``); the oldest hours
+    go first."""
     max_text_bytes: int = 256 * 1024
     """Text kept per object (the rest is cut; ``text_len`` says how long it was)."""
     keep_bytes: int = 1 * MiB
@@ -121,7 +123,8 @@ def content_row(obj: ContentObject, cfg: RetentionConfig, alerted: bool) -> tupl
     })
     names = "\n".join(x for x in (obj.filename, obj.url, obj.host) if x)
     doc = (body + ("\n" + hidden[:cfg.max_text_bytes] if hidden else ""), clean(names))
-    row["row_bytes"] = len(body) + len(hidden) + 600
+    # what the object costs the store: its text twice (the text and its trigram index), names, metadata
+    row["row_bytes"] = 2 * (len(body.encode("utf-8", "replace")) + len(hidden.encode("utf-8", "replace"))) + 600
     return row, doc
 
 
@@ -290,9 +293,9 @@ class RetentionWriter:
             if self._newest and cfg.max_age_s > 0:
                 with self.store.db.tx() as tx:
                     self.counters["purged"] += ContentRepo(tx).purge(self._newest - int(cfg.max_age_s * 1e9))
-            for _ in range(1000):
+            for _ in range(10_000):
                 repo = ContentRepo(self.store.db)
-                if repo.size_bytes() <= cfg.max_bytes:
+                if repo.retained_bytes() <= cfg.max_bytes:
                     break
                 oldest = repo.oldest()
                 if oldest is None:

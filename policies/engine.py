@@ -475,7 +475,25 @@ class PolicyEngine:
             ))
         return alerts
 
+    def except_(self, alerts: Sequence[Alert], obj: ContentObject | None, now_ns: int
+                ) -> tuple[list[Alert], list[tuple[Alert, ExceptionDef]]]:
+        """Split *alerts* into raised and stopped by an analyst's exception (the first that matches)."""
+        excs = self.policy.exceptions
+        if not excs or not alerts:
+            return list(alerts), []
+        kept, stopped = [], []
+        for a in alerts:
+            hit = next((e for e in excs if exception_matches(e, a, obj, now_ns)), None)
+            if hit is None:
+                kept.append(a)
+            else:
+                stopped.append((a, hit))
+        return kept, stopped
+
     def process(self, obj: ContentObject, selections: Iterable[Selection], findings: Sequence[Finding],
                 now_ns: int) -> Decision:
-        """`decide`, then suppression of repeats."""
-        return self.suppressor.filter(self.decide(obj, selections, findings, now_ns), now_ns, obj)
+        """`decide`, then analysts' exceptions, then suppression of repeats."""
+        kept, stopped = self.except_(self.decide(obj, selections, findings, now_ns), obj, now_ns)
+        out = self.suppressor.filter(kept, now_ns, obj)
+        out.excepted = stopped
+        return out

@@ -46,10 +46,11 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time(text: str) -> int:
+def _time(text: str, end: bool = False) -> int:
+    """A time on the command line; a day alone as the end means the end of that day."""
     from appliance.store.querylang import parse_time
 
-    return parse_time(text)
+    return parse_time(text, end=end)
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from policies.schema import PolicyError, load_policy
 
     try:
-        since, until = _time(args.since), _time(args.until)
+        since, until = _time(args.since), _time(args.until, end=True)
     except ValueError as exc:
         print(f"tapsift: {exc}", file=sys.stderr)
         return 2

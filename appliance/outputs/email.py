@@ -14,6 +14,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ def alert_mail(record: dict[str, Any], sender: str, recipients: list[str]) -> Em
     if f["evidence"]:
         body.append(f"Evidence: {_line(f['evidence'], 500)}")
     body += ["", "The alert record:", cut(dumps(record), 60_000)]
-    msg.set_content("\n".join(body), charset="utf-8")
+    # quoted-printable keeps every line under SMTP's 1,000-character limit (the record is one long line)
+    msg.set_content("\n".join(body), charset="utf-8", cte="quoted-printable")
     return msg
 
 
@@ -97,7 +99,7 @@ class EmailOutput(SpooledOutput):
         return super().send_many(keep) if keep else 0
 
     def render(self, record: dict[str, Any]) -> bytes:
-        return alert_mail(record, self.sender, self.recipients).as_bytes()
+        return alert_mail(record, self.sender, self.recipients).as_bytes(policy=SMTP)  # CRLF line ends
 
     def _connect(self) -> smtplib.SMTP:
         if self._smtp is not None:

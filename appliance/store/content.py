@@ -57,6 +57,7 @@ _SUMMARY = ("seq, content_id, ts_ns, sensor, flow_uid, tx_id, parent_id, depth, 
             "src_port, dest_ip, dest_port, src_zone, dst_zone, host, url, method, status, filename, declared_mime, "
             "sniffed_mime, size, md5, sha256, missing_bytes, truncated, text_len, has_bytes, alerted")
 _ROWS_PER_INSERT = 100
+HOUR_NS = 3_600_000_000_000
 
 
 def _mime(c: Clause, ctx: CompileCtx) -> tuple[str, list[Any]]:
@@ -123,8 +124,22 @@ class ContentRepo:
             by_id = {r["content_id"]: r["seq"] for r in got}
             CONTENT_TEXT.add_many(self.ex, [(by_id[r["content_id"]], d) for r, d in zip(part, part_docs)
                                             if r["content_id"] in by_id])
+            hours: dict[int, list[int]] = {}
+            for r in part:
+                if r["content_id"] in by_id:
+                    h = hours.setdefault(int(r["ts_ns"]) // HOUR_NS, [0, 0])
+                    h[0] += 1
+                    h[1] += int(r.get("row_bytes") or 0)
+            self.ex.executemany("INSERT INTO content_hours (hour, objects, bytes) VALUES (?, ?, ?) ON CONFLICT (hour) "
+                                "DO UPDATE SET objects = content_hours.objects + excluded.objects, "
+                                "bytes = content_hours.bytes + excluded.bytes",
+                                [(h, o, b) for h, (o, b) in hours.items()])
             new += len(got)
         return new
+
+    def retained_bytes(self) -> int:
+        """What the retained content holds (text, metadata, kept bytes; `content_row`'s estimate per object)."""
+        return int(self.ex.scalar("SELECT COALESCE(SUM(bytes), 0) FROM content_hours") or 0)
 
     def add_flows(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert or update sessions (a flow seen again, after a restart of its table, keeps growing)."""
@@ -154,6 +169,13 @@ class ContentRepo:
         self.ex.execute("DELETE FROM flows WHERE last_ts_ns < ?", (before_ns,))
         self.ex.execute("DELETE FROM app_events WHERE ts_ns < ?", (before_ns,))
         self.ex.execute("DELETE FROM content_blobs WHERE ts_ns < ?", (before_ns,))
+        edge = int(before_ns) // HOUR_NS  # whole hours before the cut go; the cut's own hour is recounted
+        self.ex.execute("DELETE FROM content_hours WHERE hour <= ?", (edge,))
+        row = self.ex.one("SELECT COUNT(*) AS n, COALESCE(SUM(row_bytes), 0) AS b FROM content WHERE ts_ns >= ? "
+                          "AND ts_ns < ?", (before_ns, (edge + 1) * HOUR_NS))
+        if row and int(row["n"]):
+            self.ex.execute("INSERT INTO content_hours (hour, objects, bytes) VALUES (?, ?, ?)",
+                            (edge, int(row["n"]), int(row["b"])))
         return n
 
     def oldest(self) -> int | None:

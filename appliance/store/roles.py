@@ -31,7 +31,7 @@ ROLE_KINDS = ("ingest", "console", "reader")
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
 ALERT_TABLES = ("alerts", "findings", "objects", "alerts_text", "triage_log", "sensors", "alert_rollup")
-CONTENT_TABLES = ("content", "content_text", "flows", "app_events", "content_blobs")
+CONTENT_TABLES = ("content", "content_text", "flows", "app_events", "content_blobs", "content_hours")
 CASE_TABLES = ("cases", "case_hits", "case_log")
 _GRANTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "ingest": [
