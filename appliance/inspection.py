@@ -35,6 +35,8 @@ class InspectionResult:
     suppressed: list[Suppressed] = field(default_factory=list)
     children: list[ContentObject] = field(default_factory=list)
     findings: int = 0
+    top: ContentObject | None = None
+    """The object as extraction left it (with its text), when it was extracted (content retention keeps it)."""
 
 
 Extractor = Callable[..., tuple[ContentObject, list[ContentObject]]]
@@ -214,6 +216,7 @@ class InspectionStage:
                     obj, children = extractor(obj)
                 # thumbnails are evidence made by the extractor, not content that crossed the wire
                 children = [c for c in children if c.kind != "thumbnail"]
+                result.top = obj
                 targets = [obj, *children]
                 result.children = children
             except Exception as exc:  # extraction failures are counted, never fatal

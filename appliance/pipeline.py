@@ -55,6 +55,8 @@ class Outputs:
     """A repeat the policy suppressed."""
     offload: Callable[[ContentObject], bool] | None = None
     """Expensive inspection elsewhere (the pool); False: it could not take the object (shed)."""
+    retain: Any | None = None
+    """Content retention (`appliance.retention.RetentionWriter`): every object with its text, flows, records."""
 
 
 def policy_holder(settings: Settings, slot: int = 0, slots: int = 1) -> PolicyHolder | None:
@@ -143,8 +145,12 @@ class Pipeline:
     # -- callbacks --------------------------------------------------------------------------
     def _inline(self, obj: ContentObject) -> None:
         self.outputs.event(fileinfo_event(obj))
-        if self.inspection is not None:
-            self._results(self.inspection.inspect(obj, obj.ts_ns))
+        res = self.inspection.inspect(obj, obj.ts_ns) if self.inspection is not None else None
+        if res is not None:
+            self._results(res)
+        if self.outputs.retain is not None:  # content retention: the object as inspected, its children
+            self.outputs.retain.object(res.top or obj if res else obj, res.children if res else (),
+                                       alerted=bool(res and res.alerts))
 
     def _offload(self, obj: ContentObject) -> None:
         out = self.outputs
@@ -177,6 +183,8 @@ class Pipeline:
     def _flow_end(self, flow: Flow) -> None:
         for ev in flow_anomaly_events(flow):
             self.outputs.event(ev)
+        if self.outputs.retain is not None:
+            self.outputs.retain.flow(flow)
 
     def _app_event(self, ev: AppEvent) -> None:
         self.outputs.event(app_event(ev))
@@ -186,6 +194,8 @@ class Pipeline:
 
             obj = metadata_object(self.sensor.factory.new_id(), ev.ts_ns, ev.flow, ev.event_type, dict(ev.fields))
             self._results(ins.inspect_metadata(obj, ev.ts_ns))
+        if self.outputs.retain is not None:
+            self.outputs.retain.event(ev)
 
 
 def build_pipeline(settings: Settings, outputs: Outputs, *, slot: int = 0, slots: int = 1,

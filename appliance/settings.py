@@ -210,6 +210,24 @@ class WebhookSettings(_Section):
     spool_dir: str | None = None
 
 
+class EmailSettings(_Section):
+    """E-mail notification of alerts (SMTP; STARTTLS unless ``tls: none``)."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    """``starttls`` (port 587), ``ssl`` (implicit TLS, port 465), ``none`` (a local relay only)."""
+    ca_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    """A file holding the SMTP password (never the password itself in the settings)."""
+    sender: str
+    recipients: list[str] = Field(min_length=1)
+    min_severity: int = Field(2, ge=1, le=5)
+    """Mail alerts at least this severe (1 = critical … 5 = info)."""
+    spool_dir: str | None = None
+
+
 class OutputSettings(_Section):
     eve: str | None = None
     """EVE JSON lines path (``-`` for stdout)."""
@@ -222,6 +240,7 @@ class OutputSettings(_Section):
     """Where spools live unless an output names its own."""
     syslog: list[SyslogSettings] = []
     webhooks: list[WebhookSettings] = []
+    email: list[EmailSettings] = []
 
     @field_validator("store")
     @classmethod
@@ -255,6 +274,47 @@ class InspectionSettings(_Section):
     vosk_model_dir: str = ""
     """A Vosk model directory (docs/media.md): free transcription of speech, and spotting of the
     spoken keywords in its vocabulary; empty: pocketsphinx keyword spotting only."""
+
+
+class RetentionSettings(_Section):
+    """Content retention: every object's metadata and text, sessions, small objects' bytes (appliance/retention.py)."""
+
+    store: str | None = None
+    """The content store: a SQLite path (its own file, not the alert store) or the fleet's ``postgresql://``
+    DSN; none = no retention."""
+    max_age_days: float = Field(7.0, gt=0)
+    """Keep this long before the newest object (packet time)."""
+    max_bytes: int = Field(20 * 1024 * MiB, ge=MiB)
+    """Size cap; the oldest hours go first."""
+    max_text_bytes: int = Field(256 * 1024, ge=1024)
+    """Text kept per object."""
+    keep_bytes: int = Field(1 * MiB, ge=0)
+    """Objects up to this size keep their bytes (download, back-test); 0 = none."""
+    objects: Literal["all", "alerting"] = "all"
+    """``alerting``: only the objects of sessions that raised an alert."""
+    queue: int = Field(20_000, ge=10)
+    """Objects waiting for the writer thread; beyond it they are dropped, counted."""
+    queue_bytes: int = Field(256 * MiB, ge=MiB)
+    batch: int = Field(500, ge=1)
+
+
+class PacketStoreSettings(_Section):
+    """A ring of recent traffic on disk (appliance/packetstore.py): the console cuts flows' PCAPs from it."""
+
+    dir: str | None = None
+    """Where the rotating pcap files go (each capture worker its own files); none = off."""
+    max_bytes: int = Field(10 * 1024 * MiB, ge=MiB)
+    """Size cap of all files; the oldest go first."""
+    max_age_s: float = Field(86400.0, gt=0)
+    """Files older than this (packet time, before the newest) are removed."""
+    file_bytes: int = Field(64 * MiB, ge=64 * 1024)
+    """Size of one file before the next is started."""
+    listen: str | None = None
+    """``HOST:PORT`` of the token-authenticated PCAP endpoint for a fleet console; none = off."""
+    token_file: str | None = None
+    """The endpoint's bearer token (a file, mode 0600)."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 class LiveSettings(_Section):
@@ -327,6 +387,8 @@ class Settings(_Section):
     output: OutputSettings = OutputSettings()
     live: LiveSettings = LiveSettings()
     inspection: InspectionSettings = InspectionSettings()
+    retention: RetentionSettings = RetentionSettings()
+    packet_store: PacketStoreSettings = PacketStoreSettings()
     web: dict[str, Any] = Field(default_factory=dict)
     """The console's section (validated by ``tapsift web``; see docs/console.md), so one file
     can configure both services."""

@@ -168,6 +168,38 @@ class SuppressionDef:
 
 
 @dataclass(slots=True, frozen=True)
+class ExceptionDef:
+    """An analyst's exception: alerts of ``rule``/``profile`` on what the scope names are not raised.
+
+    Made from a false-positive verdict in the console (``by``, ``reason``, ``alert``); every scope
+    field that is set must match; ``expires_ns`` (packet time) ends it. See `matches`."""
+
+    index: int
+    rule: str | None = None
+    profile: str | None = None
+    host: str | None = None
+    """Exact (case-insensitive), or ``*.example.com`` for the domain and its subdomains."""
+    url: str | None = None
+    """Exact, or a prefix ending in ``*``."""
+    filename: str | None = None
+    """Exact, or a glob (``*.docx``)."""
+    sha256: str | None = None
+    md5: str | None = None
+    zone: str | None = None
+    src_zone: str | None = None
+    dst_zone: str | None = None
+    client: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    """The client's address or network (the side that opened the connection)."""
+    expires_ns: int | None = None
+    expires: str = ""
+    by: str = ""
+    reason: str = ""
+    created: str = ""
+    alert: str = ""
+    line: int = 0
+
+
+@dataclass(slots=True, frozen=True)
 class Policy:
     """A validated policy file, ready for `ZoneMap` and `PolicyEngine`. Picklable."""
 
@@ -185,6 +217,8 @@ class Policy:
     marks: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """(line, column) of what later checks report on: ``profiles.P.inspect.I`` (an inspector
     entry), ``profiles.P.inspect.I.params.model`` and ``lists.L.path`` (files the policy names)."""
+    exceptions: tuple[ExceptionDef, ...] = ()
+    """Analysts' exceptions (``exceptions:``), in file order."""
 
     def where(self, key: str) -> str:
         """``source:line:column`` of ``key`` (see `marks`), or just the source."""
@@ -446,6 +480,76 @@ class SuppressionModel(_M):
     key: Literal["destination", "source", "pair"] = "destination"
 
 
+def _when(v: Any) -> Any:
+    """A date or time as ISO text (YAML reads an unquoted 2026-01-07 as a date)."""
+    import datetime as _dt
+
+    if isinstance(v, _dt.datetime | _dt.date):
+        return v.isoformat()
+    return v
+
+
+def _address_or_net(v: Any) -> Any:
+    if not isinstance(v, str):
+        raise ValueError(f"client must be an address or network like 10.20.0.0/16, not {v!r}")
+    try:
+        ipaddress.ip_network(v, strict=False)
+    except ValueError:
+        raise ValueError(f"invalid address or network {v!r}") from None
+    return v
+
+
+Hex32 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+When = Annotated[str, BeforeValidator(_when)]
+_SCOPES = ("host", "url", "filename", "sha256", "md5", "zone", "src_zone", "dst_zone", "client")
+
+
+class ExceptionModel(_M):
+    rule: NonEmpty | None = None
+    profile: NonEmpty | None = None
+    host: NonEmpty | None = None
+    url: NonEmpty | None = None
+    filename: NonEmpty | None = None
+    sha256: Hex64 | None = None
+    md5: Hex32 | None = None
+    zone: NonEmpty | None = None
+    src_zone: NonEmpty | None = None
+    dst_zone: NonEmpty | None = None
+    client: Annotated[str, BeforeValidator(_address_or_net)] | None = None
+    expires: When | None = None
+    by: str = ""
+    reason: str = ""
+    created: When = ""
+    alert: str = ""
+
+    @model_validator(mode="after")
+    def _scoped(self) -> ExceptionModel:
+        if self.rule is None and self.profile is None:
+            raise ValueError("an exception names the 'rule' (or 'profile') whose alerts it stops")
+        if all(getattr(self, k) is None for k in _SCOPES):
+            raise ValueError("an exception needs a scope: " + ", ".join(_SCOPES) + " (to stop a whole rule, "
+                             "disable it with 'enabled: false')")
+        if self.expires is not None:
+            _expiry_ns(self.expires)
+        return self
+
+
+def _expiry_ns(v: str) -> int:
+    """ISO date (the end of that day, UTC) or date and time (UTC unless it says otherwise) → ns."""
+    import datetime as _dt
+
+    try:
+        if re.fullmatch(r"\d{4}-\d\d-\d\d", v):
+            d = _dt.datetime.fromisoformat(v).replace(tzinfo=_dt.UTC) + _dt.timedelta(days=1)
+        else:
+            d = _dt.datetime.fromisoformat(v)
+            d = d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
+    except ValueError:
+        raise ValueError(f"expires must be a date (2026-03-01) or a time (2026-03-01T18:00:00Z), not {v!r}") from None
+    return int(d.timestamp() * 1_000_000_000)
+
+
 class PolicyModel(_M):
     description: str = ""
     zones: dict[str, ZoneModel] = {}
@@ -453,6 +557,7 @@ class PolicyModel(_M):
     profiles: dict[str, ProfileModel] = {}
     policies: Annotated[list[RuleModel], Field(min_length=1)]
     suppression: SuppressionModel = SuppressionModel()
+    exceptions: list[ExceptionModel] = []
 
 
 # --------------------------------------------------------------------------- YAML with marks
@@ -821,6 +926,27 @@ def _inspect_issues(profiles: dict[str, Any], lists: dict[str, Any], doc: _Doc, 
                            f"{insp!r} uses " + " or ".join(sorted(algos)))
 
 
+def _exception_issues(data: dict[str, Any], doc: _Doc) -> None:
+    """Exceptions name rules, profiles and zones that exist."""
+    exc = data.get("exceptions") if isinstance(data.get("exceptions"), list) else []
+    rules = {r.get("name") for r in data.get("policies") or [] if isinstance(r, dict)} \
+        if isinstance(data.get("policies"), list) else set()
+    profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+    zones = data.get("zones") if isinstance(data.get("zones"), dict) else {}
+    for i, e in enumerate(exc):
+        if not isinstance(e, dict):
+            continue
+        if isinstance(e.get("rule"), str) and e["rule"] not in rules:
+            doc.at(("exceptions", i, "rule"), f"undefined rule {e['rule']!r}" + _suggest(e["rule"], rules))
+        if isinstance(e.get("profile"), str) and e["profile"] not in profiles:
+            doc.at(("exceptions", i, "profile"), f"undefined profile {e['profile']!r}"
+                   + _suggest(e["profile"], profiles))
+        for key in ("zone", "src_zone", "dst_zone"):
+            z = e.get(key)
+            if isinstance(z, str) and z != "any" and z not in zones:
+                doc.at(("exceptions", i, key), f"undefined zone {z!r}" + _suggest(z, zones))
+
+
 def _suggest(name: str, known: Iterable[Any]) -> str:
     hint = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=1)
     return f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -875,7 +1001,22 @@ def _to_policy(m: PolicyModel, doc: _Doc, version: str, base: Path | None = None
         source=doc.source, version=version, zones=zones, lists=lists, profiles=profiles,
         rules=tuple(rules), suppression=SuppressionDef(m.suppression.window_s, m.suppression.key),
         description=m.description, warnings=tuple(_warnings(m, doc)), marks=_marks(m, doc),
+        exceptions=_exceptions(m, doc),
     )
+
+
+def _exceptions(m: PolicyModel, doc: _Doc) -> tuple[ExceptionDef, ...]:
+    out = []
+    for i, e in enumerate(m.exceptions):
+        mark = doc.mark(("exceptions", i))
+        out.append(ExceptionDef(
+            index=i, rule=e.rule, profile=e.profile, host=e.host.lower() if e.host else None, url=e.url,
+            filename=e.filename, sha256=e.sha256.lower() if e.sha256 else None,
+            md5=e.md5.lower() if e.md5 else None, zone=e.zone, src_zone=e.src_zone, dst_zone=e.dst_zone,
+            client=ipaddress.ip_network(e.client, strict=False) if e.client else None,
+            expires_ns=_expiry_ns(e.expires) if e.expires else None, expires=e.expires or "", by=e.by,
+            reason=e.reason, created=e.created, alert=e.alert, line=mark.line + 1 if mark else 0))
+    return tuple(out)
 
 
 def _marks(m: PolicyModel, doc: _Doc) -> dict[str, tuple[int, int]]:
@@ -1016,6 +1157,7 @@ def _load(raw: bytes, name: str, inspectors: frozenset[str], model_dir: str | Pa
     except ValidationError as exc:
         _pydantic_issues(exc, doc)
     _semantic_issues(data, doc, inspectors, model_dir)
+    _exception_issues(data, doc)
     if doc.issues or model is None:
         raise PolicyError(_dedupe(doc.issues))
     base = Path(name).parent if Path(name).is_file() else None

@@ -44,8 +44,25 @@ class AlertView:
     def query(self, q: AlertQuery, limit: int = 100, offset: int = 0, total: int | None = None) -> list[dict[str, Any]]:
         return self.alerts.query(q, limit, offset, total)
 
-    def count(self, q: AlertQuery | None = None) -> int:
-        return self.alerts.count(q)
+    def count(self, q: AlertQuery | None = None, cap: int | None = None) -> int:
+        return self.alerts.count(q, cap)
+
+    def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self.alerts.by_ids(ids)
+
+    def of_flow(self, flow_uid: str) -> list[dict[str, Any]]:
+        return self.alerts.of_flow(flow_uid)
+
+    def max_seq(self) -> int:
+        return self.alerts.max_seq()
+
+    def count_range(self, since_ns: int, until_ns: int) -> int:
+        return self.alerts._stats.count_range(since_ns, until_ns)
+
+    def series(self, dim: str, since_ns: int, until_ns: int, buckets: int,
+               values: list[str] | None = None) -> tuple[int, dict[str, list[int]]]:
+        """Counts per value of *dim* in *buckets* slices (rollups for whole hours, else the time index)."""
+        return self.alerts._stats.series_any(dim, since_ns, until_ns, buckets, values)
 
     def get(self, alert_id: str) -> dict[str, Any] | None:
         return self.alerts.get(alert_id)

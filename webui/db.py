@@ -62,7 +62,10 @@ class ConsoleDB(_Delegate):
         self.ex = self.backend
         try:
             if isinstance(self.backend, PostgresBackend):
+                from appliance.store.schema_content import CONTENT_MIGRATIONS
+
                 migrate_backend(self.backend, "alerts", ALERT_MIGRATIONS, what="the database")
+                migrate_backend(self.backend, "content", CONTENT_MIGRATIONS, what="the database")
             migrate_backend(self.backend, "console", CONSOLE_MIGRATIONS, what="console database")
         except BaseException:
             self.backend.close()

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from appliance.store.content import ContentRepo
 from webui.alerts import AlertView
 from webui.db import ConsoleDB
 from webui.errors import AuthRequired, CsrfFailed, Forbidden
@@ -65,6 +66,12 @@ def get_view(request: Request) -> Iterator[AlertView]:
         yield view
 
 
+def get_content(request: Request) -> Iterator[ContentRepo | None]:
+    """The retained content for this request (None: no ``content_db`` configured)."""
+    with request.app.state.content.open() as repo:
+        yield repo
+
+
 def client_ip(request: Request) -> str:
     settings = request.app.state.settings
     if settings.trust_proxy_headers:
@@ -91,6 +98,7 @@ DbDep = Annotated[ConsoleDB, Depends(get_db)]
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
 ViewDep = Annotated[AlertView, Depends(get_view)]
+ContentDep = Annotated[ContentRepo | None, Depends(get_content)]
 ClientIP = Annotated[str, Depends(client_ip)]
 
 

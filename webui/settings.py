@@ -27,6 +27,19 @@ StoreLocation = Annotated[str, BeforeValidator(_location)]
 """A SQLite path (or ``sqlite:///…``) or a ``postgresql://`` DSN (see docs/fleet.md)."""
 
 
+class PacketEndpoint(BaseModel):
+    """A sensor's PCAP endpoint (`appliance.packetserver`) for a fleet console."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    """``https://sensor.example:9918`` (http only on a trusted network)."""
+    token_file: Path
+    """A file holding the endpoint's bearer token."""
+    ca_file: Path | None = None
+    """The CA that signed the sensor's certificate (default: the system's)."""
+
+
 class ConsoleSettings(BaseModel):
     """Everything ``create_app`` needs; see docs/console.md for each field."""
 
@@ -55,6 +68,20 @@ class ConsoleSettings(BaseModel):
     through the console are kept beside it in ``<library>.thumbs/``."""
     upload_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Largest file accepted by a fingerprint upload."""
+    content_db: StoreLocation | None = None
+    """The retained content (the sensor's ``retention.store``), read-only: content search, sessions, object
+    downloads, policy back-tests; none = off. On PostgreSQL usually the same DSN as ``alert_db``."""
+    packet_store: Path | None = None
+    """The sensor's packet store directory (one box): PCAPs of flows are cut from it."""
+    packet_sensors: dict[str, PacketEndpoint] = {}
+    """Fleet: sensor name → its PCAP endpoint (alerts name their sensor)."""
+    download_role: Literal["viewer", "analyst", "admin"] = "analyst"
+    """The least role that may download PCAPs and extracted objects (as password-protected ZIPs)."""
+    refresh_s: int = Field(30, ge=5, le=3600)
+    """How often lists check for new hits when auto-refresh is on."""
+    backtest_max_objects: int = Field(200_000, ge=1)
+    backtest_time_s: float = Field(120.0, gt=0)
+    """A back-test from the policy editor stops after this many objects or seconds (the CLI has no limit)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)

@@ -18,7 +18,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from webui.settings import load_console_settings
 
     names = ("alert_db", "console_db", "policy_path", "sensor_pid_file", "stats_file", "evidence_dir",
-             "fingerprint_library", "host", "port", "tls_cert", "tls_key")
+             "fingerprint_library", "host", "port", "tls_cert", "tls_key", "content_db", "packet_store")
     return load_console_settings(args.config, **{n: getattr(args, n, None) for n in names})
 
 
@@ -76,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--stats-file", metavar="PATH", help="the sensor's JSON stats file")
     p.add_argument("--evidence-dir", metavar="DIR", help="thumbnails and transcripts the sensor writes")
     p.add_argument("--fingerprint-library", metavar="PATH", help="the fingerprint library file")
+    p.add_argument("--content-db", metavar="DSN", help="the retained content (the sensor's retention.store)")
+    p.add_argument("--packet-store", metavar="DIR", help="the sensor's packet store (PCAPs of sessions)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8080)")
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (sends HSTS)")

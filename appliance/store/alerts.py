@@ -18,9 +18,12 @@ from typing import Any
 
 from appliance.model import ContentObject
 from appliance.outputs.alertjson import clean, dumps
+from appliance.store.alertfields import HIT_FIELDS
 from appliance.store.alertstats import AlertStats
 from appliance.store.backend import Executor
 from appliance.store.objects import AddResult, ObjectRepo, insert_sql, int64
+from appliance.store.querylang import CompileCtx, Compiler, Node, ip_hex
+from appliance.store.rollup import HOUR_NS, RollupBatch, dims_of, rebuild_hours
 from appliance.store.textindex import TextIndex
 
 __all__ = ["ALERTS_TEXT", "NOTE_MAX", "TRIAGE_STATES", "AlertQuery", "AlertRepo", "alert_row"]
@@ -36,8 +39,8 @@ log = logging.getLogger(__name__)
 _SUMMARY = (
     "alerts.seq, id, ts_ns, severity, category, policy, profile, src_zone, dst_zone, flow_uid, src_ip, src_port, "
     "dest_ip, dest_port, proto, app_proto, alerts.content_id, http_host, http_url, file_name, file_sha256, "
-    "file_size, file_state, complete, direction, {triage} AS triage, {triage_user} AS triage_user, "
-    "{triage_ts} AS triage_ts, suppressed, "
+    "file_size, file_state, complete, direction, sensor, {triage} AS triage, {triage_user} AS triage_user, "
+    "{triage_ts} AS triage_ts, {assignee} AS assignee, suppressed, "
     "(SELECT COUNT(*) FROM findings f WHERE f.alert_seq = alerts.seq) AS finding_count, "
     "(SELECT {inspectors} FROM findings f WHERE f.alert_seq = alerts.seq) AS inspectors"
 )
@@ -85,6 +88,15 @@ class AlertQuery:
     """File MD5 or SHA-256."""
     text: str | None = None
     """Full-text search over evidence, URL, file name, host and rule names (see `appliance.store.textindex`)."""
+    expr: Node | None = None
+    """A parsed query (`appliance.store.querylang.parse`), compiled with `HIT_FIELDS`."""
+    ctx: dict[str, Any] | None = None
+    """What compiling *expr* needs besides the tree: ``tz`` (a tzinfo), ``now_ns``, ``user``,
+    ``baseline_seq`` (``is:new``)."""
+    before: tuple[int, int] | None = None
+    """Keyset page: only alerts older than this (ts_ns, seq), newest first."""
+    after_seq: int | None = None
+    """Only alerts stored after this ``seq`` (auto-refresh)."""
 
 
 def alert_row(rec: dict[str, Any], ts_ns: int) -> dict[str, Any]:
@@ -107,7 +119,8 @@ def alert_row(rec: dict[str, Any], ts_ns: int) -> dict[str, Any]:
         "file_md5": fi.get("md5"), "file_sha256": fi.get("sha256"), "file_size": int64(fi.get("size")),
         "file_state": fi.get("state"), "file_mime": ts.get("mime"),
         "complete": int(bool(ts.get("complete", True))), "direction": ts.get("direction"),
-        "sensor": ts.get("sensor"), "json": dumps(rec),
+        "sensor": ts.get("sensor"), "src_ipx": ip_hex(rec.get("src_ip")), "dest_ipx": ip_hex(rec.get("dest_ip")),
+        "json": dumps(rec),
     }
 
 
@@ -127,12 +140,14 @@ class AlertRepo:
         if verdicts:
             self._join = f" LEFT JOIN {verdicts} v ON v.alert_id = alerts.id"
             self._tri = {"triage": "COALESCE(v.verdict, alerts.triage)", "triage_user": 'COALESCE(v."user", '
-                         "alerts.triage_user)", "triage_ts": "COALESCE(v.ts, alerts.triage_ts)"}
+                         "alerts.triage_user)", "triage_ts": "COALESCE(v.ts, alerts.triage_ts)",
+                         "assignee": "v.assignee"}
         else:
             self._join = ""
             self._tri = {k: f"alerts.{k}" for k in ("triage", "triage_user", "triage_ts")}
+            self._tri["assignee"] = "NULL"
 
-    def _triage_is(self, state: str) -> tuple[str, list[Any]]:
+    def triage_is(self, state: str) -> tuple[str, list[Any]]:
         """The alerts whose effective triage state is *state* (the verdict, else their own), kept indexable.
 
         ``new`` is most alerts: the scan stays in time order and leaves out the few with another verdict.
@@ -149,9 +164,11 @@ class AlertRepo:
 
     # -- writing (inside a transaction) ------------------------------------------------------------
 
-    def add(self, rec: dict[str, Any], obj: ContentObject | None, ts_ns: int) -> AddResult:
-        """Store one alert record, its findings, search entry and object; the same id again is a
-        ``DUPLICATE`` when the record is identical, a ``CONFLICT`` (nothing stored) when not."""
+    def add(self, rec: dict[str, Any], obj: ContentObject | None, ts_ns: int,
+            rollup: RollupBatch | None = None) -> AddResult:
+        """Store one alert record, its findings, search entry, object and rollup counts; the same id again
+        is a ``DUPLICATE`` when the record is identical, a ``CONFLICT`` (nothing stored) when not. With
+        *rollup* the counts are gathered there for the caller to flush once per transaction."""
         row = alert_row(rec, ts_ns)
         seq = self.ex.insert(insert_sql("alerts", row, "id"), list(row.values()), "seq")
         if seq is None:
@@ -170,6 +187,10 @@ class AlertRepo:
             }
             self.ex.execute(insert_sql("findings", frow), list(frow.values()))
         rules = " ".join(f"{f.get('inspector', '')}:{f.get('rule', '')}" for f in findings)
+        batch = rollup if rollup is not None else RollupBatch()
+        batch.add(row["ts_ns"], dims_of(row, ((str(f.get("inspector", "")), str(f.get("rule", ""))) for f in findings)))
+        if rollup is None:
+            batch.flush(self.ex)
         ALERTS_TEXT.add(self.ex, seq, ["\n".join(s for s in snippets if s), row["http_url"], row["file_name"],
                                        row["http_host"], rules])
         if obj is not None and ObjectRepo(self.ex).add(obj, row["direction"]) is AddResult.CONFLICT:
@@ -184,9 +205,19 @@ class AlertRepo:
         if verdict not in TRIAGE_STATES:
             raise ValueError(f"verdict must be one of {', '.join(TRIAGE_STATES)}")
         note, user = clean(str(note))[:NOTE_MAX], clean(str(user))[:200]
-        seq = self.ex.scalar("SELECT seq FROM alerts WHERE id = ?", (alert_id,))
-        if seq is None:
+        row = self.ex.one("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        if row is None:
             return False
+        seq = row["seq"]
+        if row["triage"] != verdict:  # move the alert's rollup counts from its old state to the new one
+            lists = [(r["inspector"], r["rule"]) for r in self.ex.rows(
+                "SELECT inspector, rule FROM findings WHERE alert_seq = ?", (seq,))]
+            moved = RollupBatch()
+            old = [(d, v) for d, v in dims_of(row, lists) if d in ("triage", "rule", "list")]
+            moved.add(row["ts_ns"], old, -1)
+            new = [(d, v) for d, v in dims_of({**row, "triage": verdict}, lists) if d in ("triage", "rule", "list")]
+            moved.add(row["ts_ns"], new, 1)
+            moved.flush(self.ex)
         now = time.time()
         self.ex.execute("UPDATE alerts SET triage = ?, triage_note = ?, triage_user = ?, triage_ts = ? WHERE seq = ?",
                         (verdict, note, user, now, seq))
@@ -199,6 +230,9 @@ class AlertRepo:
         ALERTS_TEXT.remove(self.ex, "SELECT seq FROM alerts WHERE ts_ns < ?", (before_ns,))
         n = self.ex.execute("DELETE FROM alerts WHERE ts_ns < ?", (before_ns,))
         ObjectRepo(self.ex).purge_orphans()
+        edge = int(before_ns) // HOUR_NS
+        self.ex.execute("DELETE FROM alert_rollup WHERE hour < ?", (edge,))
+        rebuild_hours(self.ex, edge, edge)
         return n
 
     # -- filters -----------------------------------------------------------------------------------
@@ -223,7 +257,7 @@ class AlertRepo:
                 conds.append(f"{col} = ?")
                 params.append(value)
         if q.triage is not None:
-            cond, p = self._triage_is(q.triage)
+            cond, p = self.triage_is(q.triage)
             conds.append(cond)
             params += p
         for cols, value in ((("src_zone", "dst_zone"), q.zone), (("src_ip", "dest_ip"), q.ip),
@@ -240,7 +274,27 @@ class AlertRepo:
             if cond:
                 conds.append(cond)
                 params += p
+        if q.expr is not None:
+            cond, p = self.compile(q.expr, q.ctx or {}, many)
+            conds.append(cond)
+            params += p
+        if q.before is not None:
+            conds.append("alerts.ts_ns <= ? AND (alerts.ts_ns < ? OR alerts.seq < ?)")
+            params += [int(q.before[0]), int(q.before[0]), int(q.before[1])]
+        if q.after_seq is not None:
+            conds.append("alerts.seq > ?")
+            params.append(int(q.after_seq))
         return conds, params
+
+    def compile(self, expr: Node, extra: dict[str, Any], many: bool = False) -> tuple[str, list[Any]]:
+        """A parsed query as one condition on ``alerts`` (`HIT_FIELDS`); `QueryError` for a bad field or value."""
+        from datetime import UTC
+
+        dialect = self.ex.dialect
+        ctx = CompileCtx(dialect, tz=extra.get("tz") or UTC, now_ns=extra.get("now_ns"),
+                         text=lambda terms, m: ALERTS_TEXT.condition(dialect, terms, "alerts.seq", m),
+                         extra={**extra, "repo": self, "many": many})
+        return Compiler(HIT_FIELDS, ctx).compile(expr)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -256,12 +310,43 @@ class AlertRepo:
                "ORDER BY ts_ns DESC, alerts.seq DESC")
         return self.ex.rows(sql, [*params, max(0, min(int(limit), 10_000)), max(0, int(offset))])
 
-    def count(self, q: AlertQuery | dict[str, Any] | None = None) -> int:
+    def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Summaries of the alerts with these ids (unknown ids are left out), newest first."""
+        ids = [str(i) for i in ids][:1000]
+        if not ids:
+            return []
+        cols = _SUMMARY.format(inspectors=self.ex.agg_distinct("f.inspector"), **self._tri)
+        marks = ", ".join("?" * len(ids))
+        return self.ex.rows(f"SELECT {cols} FROM alerts{self._join} WHERE alerts.id IN ({marks}) "
+                            "ORDER BY ts_ns DESC, alerts.seq DESC", ids)
+
+    def of_flow(self, flow_uid: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The alerts of one session (flow id), oldest first."""
+        cols = _SUMMARY.format(inspectors=self.ex.agg_distinct("f.inspector"), **self._tri)
+        return self.ex.rows(f"SELECT {cols} FROM alerts{self._join} WHERE alerts.flow_uid = ? "
+                            "ORDER BY ts_ns, alerts.seq LIMIT ?", (flow_uid, limit))
+
+    def count(self, q: AlertQuery | dict[str, Any] | None = None, cap: int | None = None) -> int:
+        """How many alerts match *q*; with *cap*, counting stops after ``cap + 1`` (a big store's
+        page says "more than …" instead of reading every match)."""
         q = _query(q)
-        if self.verdicts and q.triage == "new":
+        if cap is None and self.verdicts and q.triage == "new" and q.expr is None:
             return self._count_new(q)
         where, params = self.where(q)
+        if not where and q.before is None:
+            return self._stats.total()
+        if cap is not None:
+            return int(self.ex.scalar(f"SELECT COUNT(*) FROM (SELECT 1 FROM alerts{where} LIMIT ?) AS c",
+                                      [*params, int(cap) + 1]))
         return int(self.ex.scalar(f"SELECT COUNT(*) FROM alerts{where}", params))
+
+    def max_seq(self) -> int:
+        """The newest alert's ``seq`` (0 for none)."""
+        return int(self.ex.scalar("SELECT COALESCE(MAX(seq), 0) FROM alerts") or 0)
+
+    def seq_before(self, ts_ns: int) -> int:
+        """The largest ``seq`` of an alert older than *ts_ns* (0 for none)."""
+        return int(self.ex.scalar("SELECT COALESCE(MAX(seq), 0) FROM alerts WHERE ts_ns < ?", (int(ts_ns),)) or 0)
 
     def _count_new(self, q: AlertQuery) -> int:
         """Untriaged alerts matching *q*: those whose own state is new (an index count), less those a verdict
@@ -290,7 +375,9 @@ class AlertRepo:
         out["triage_log"] = self.ex.rows(
             'SELECT ts, verdict, note, "user" FROM triage_log WHERE alert_seq = ? ORDER BY ts', (out["seq"],))
         if self.verdicts:
-            v = self.ex.one(f'SELECT verdict, note, "user", ts FROM {self.verdicts} WHERE alert_id = ?', (alert_id,))
+            v = self.ex.one(f'SELECT verdict, note, "user", ts, assignee FROM {self.verdicts} WHERE alert_id = ?',
+                            (alert_id,))
+            out["assignee"] = v["assignee"] if v is not None else None
             if v is not None:
                 out.update(triage=v["verdict"], triage_note=v["note"], triage_user=v["user"], triage_ts=v["ts"])
         return out

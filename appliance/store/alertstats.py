@@ -11,6 +11,10 @@ whole EVE record, so a table scan of 200,000 alerts reads ~500 MB on SQLite):
 - analysts' verdicts are not joined onto every alert: counts by the alerts' own triage state come
   from the index, then each verdict moves its alert from its own state to the verdict's (a join of
   the verdicts, which are few, with their alerts).
+
+Where a question covers whole hours it is answered from the hourly rollups (`appliance.store.rollup`):
+totals, the time series and top-N of the dashboard over its hour-aligned ranges, ``/metrics``, rule
+and list quality. Other ranges (a zoom into one hour) read the indexes as above.
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from appliance.store.backend import Executor
+from appliance.store.rollup import HOUR_NS, SEP
 
 __all__ = ["AlertStats"]
 
 Key = tuple[Any, ...]
+ROLLUP_MIN_NS = 12 * HOUR_NS
+"""Time series over at least this many whole hours come from the rollups (hourly columns or wider)."""
 
 _GROUPS = {  # name: (the value shown, the columns grouped by: an index's leading columns, in its order)
     "zones": ("src_zone || ' → ' || dst_zone", "src_zone, dst_zone"), "category": ("category", "category"),
     "policy": ("policy", "policy"), "src_ip": ("src_ip", "src_ip"), "severity": ("severity", "severity"),
 }
-_NOT_NEW = "alerts.triage IN ('investigating', 'confirmed', 'false_positive', 'resolved', 'ignored')"
 
 
 class AlertStats:
@@ -65,31 +71,118 @@ class AlertStats:
         own.update(self._moves([], cond=cond, params=params).get((), Counter()))
         return +own  # drops states left at zero
 
+    # -- rollups ---------------------------------------------------------------------------------
+
+    def rolled(self, dim: str, since_ns: int | None = None, until_ns: int | None = None) -> dict[str, int]:
+        """Alerts per value of a rollup dimension over whole hours [since, until) (None: all)."""
+        cond, params = self._hours(since_ns, until_ns)
+        rows = self.ex.rows(f"SELECT value AS k, SUM(n) AS n FROM alert_rollup WHERE dim = ?{cond} GROUP BY value",
+                            (dim, *params))
+        return {r["k"]: int(r["n"]) for r in rows if int(r["n"])}
+
+    @staticmethod
+    def _hours(since_ns: int | None, until_ns: int | None) -> tuple[str, list[int]]:
+        cond, params = "", []
+        if since_ns is not None:
+            cond += " AND hour >= ?"
+            params.append(int(since_ns) // HOUR_NS)
+        if until_ns is not None:
+            cond += " AND hour < ?"
+            params.append(-(-int(until_ns) // HOUR_NS))
+        return cond, params
+
+    @staticmethod
+    def aligned(since_ns: int, until_ns: int) -> bool:
+        """Whether [since, until) is made of whole hours (then the rollups answer exactly)."""
+        return since_ns % HOUR_NS == 0 and until_ns % HOUR_NS == 0
+
+    def total(self) -> int:
+        """Alerts stored (from the rollup)."""
+        return int(self.ex.scalar("SELECT COALESCE(SUM(n), 0) FROM alert_rollup WHERE dim = 'all'") or 0)
+
+    def count_range(self, since_ns: int, until_ns: int) -> int:
+        """Alerts in [since, until): the rollup when the range is whole hours, else the time index."""
+        if self.aligned(since_ns, until_ns):
+            return sum(self.rolled("all", since_ns, until_ns).values())
+        return int(self.ex.scalar("SELECT COUNT(*) FROM alerts WHERE ts_ns >= ? AND ts_ns < ?",
+                                  (since_ns, until_ns)))
+
+    def series(self, dim: str, since_ns: int, until_ns: int, buckets: int, values: list[str] | None = None
+               ) -> tuple[int, dict[str, list[int]]]:
+        """Per value of *dim* (only *values* when given): counts in *buckets* equal slices of whole hours
+        (the width is rounded up to hours). Returns (bucket width ns, value → counts)."""
+        hours = max(1, (until_ns - since_ns) // HOUR_NS)
+        per = max(1, -(-hours // buckets))
+        buckets = -(-hours // per)
+        h0 = since_ns // HOUR_NS
+        cond, params = self._hours(since_ns, until_ns)
+        extra = ""
+        if values is not None:
+            extra = f" AND value IN ({', '.join('?' * len(values))})" if values else " AND FALSE"
+            params += values
+        rows = self.ex.rows(f"SELECT value AS k, hour AS h, n FROM alert_rollup WHERE dim = ?{cond}{extra}",
+                            (dim, *params))
+        out: dict[str, list[int]] = {}
+        for r in rows:
+            b = (int(r["h"]) - h0) // per
+            if 0 <= b < buckets:
+                out.setdefault(r["k"], [0] * buckets)[b] += int(r["n"])
+        return per * HOUR_NS, out
+
+    _SERIES_COLS = {"category": "category", "severity": "CAST(severity AS TEXT)", "policy": "policy",
+                    "all": "''"}
+
+    def series_any(self, dim: str, since_ns: int, until_ns: int, buckets: int, values: list[str] | None = None
+                   ) -> tuple[int, dict[str, list[int]]]:
+        """`series` from the rollup when [since, until) is whole hours, else from the time index (a zoom into
+        less than a few hours reads those alerts' rows): (bucket width ns, value → counts)."""
+        if self.aligned(since_ns, until_ns) and until_ns - since_ns >= ROLLUP_MIN_NS:
+            return self.series(dim, since_ns, until_ns, buckets, values)
+        col = self._SERIES_COLS[dim]
+        width = max(1, -(-(until_ns - since_ns) // buckets))
+        rows = self.ex.rows(f"SELECT {col} AS k, (ts_ns - ?) / ? AS b, COUNT(*) AS n FROM alerts "
+                            "WHERE ts_ns >= ? AND ts_ns < ? GROUP BY 1, 2", (since_ns, width, since_ns, until_ns))
+        out: dict[str, list[int]] = {}
+        for r in rows:
+            if values is not None and r["k"] not in values:
+                continue
+            b = int(r["b"])
+            if 0 <= b < buckets:
+                out.setdefault(str(r["k"]), [0] * buckets)[b] += int(r["n"])
+        return width, out
+
     def totals(self) -> dict[str, Any]:
         """Alerts stored, the first and last alert's time, suppressed repeats."""
-        row = self.ex.one("SELECT COUNT(*) AS n, MIN(ts_ns) AS a, MAX(ts_ns) AS b FROM alerts") or {}
+        row = self.ex.one("SELECT MIN(ts_ns) AS a, MAX(ts_ns) AS b FROM alerts") or {}
         suppressed = self.ex.scalar("SELECT COALESCE(SUM(suppressed), 0) FROM alerts WHERE suppressed > 0")
-        return {"alerts": int(row.get("n") or 0), "first_ts_ns": row.get("a"), "last_ts_ns": row.get("b"),
+        return {"alerts": self.total(), "first_ts_ns": row.get("a"), "last_ts_ns": row.get("b"),
                 "suppressed": int(suppressed or 0)}
 
     def stats(self) -> dict[str, Any]:
-        """`totals` and the alerts by severity, category, triage state, policy and inspector."""
+        """`totals` and the alerts by severity, category, triage state, policy and inspector (from the rollups)."""
 
-        def grouped(col: str, limit: int = 50) -> dict[Any, int]:
-            rows = self.ex.rows(f"SELECT {col} AS k, COUNT(*) AS n FROM alerts GROUP BY {col} ORDER BY n DESC LIMIT ?",
-                                (limit,))
-            return {r["k"]: int(r["n"]) for r in rows}
+        def top(d: dict[str, int], limit: int = 50) -> dict[str, int]:
+            return dict(sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
 
-        inspectors = self.ex.rows("SELECT inspector AS k, COUNT(DISTINCT alert_seq) AS n FROM findings "
-                                  "GROUP BY inspector ORDER BY n DESC LIMIT 50")
+        inspectors: Counter[str] = Counter()
+        for k, n in self.rolled("list").items():
+            inspectors[k.split(SEP, 1)[0]] += n
+        triage = Counter(self.rolled("triage"))
+        triage.update(self._moves([]).get((), Counter()))
         return {
-            **self.totals(), "by_severity": grouped("severity"), "by_category": grouped("category"),
-            "by_triage": dict(self._triage().most_common(50)), "by_policy": grouped("policy"),
-            "by_inspector": {r["k"]: int(r["n"]) for r in inspectors},
+            **self.totals(), "by_severity": {int(k): n for k, n in top(self.rolled("severity")).items()},
+            "by_category": top(self.rolled("category")), "by_triage": dict((+triage).most_common(50)),
+            "by_policy": top(self.rolled("policy")), "by_inspector": top(dict(inspectors)),
         }
 
     def histogram(self, since_ns: int, until_ns: int, buckets: int = 48) -> list[tuple[int, int]]:
-        """(bucket start ns, hits) for *buckets* equal slices of [since, until)."""
+        """(bucket start ns, hits) for *buckets* equal slices of [since, until) (whole hours: the rollup,
+        each slice a whole number of hours; else the time index)."""
+        if self.aligned(since_ns, until_ns) and until_ns - since_ns >= ROLLUP_MIN_NS:
+            width, got = self.series("all", since_ns, until_ns, buckets)
+            n = -(-(until_ns - since_ns) // width)
+            counts = got.get("", [0] * n)
+            return [(since_ns + i * width, counts[i]) for i in range(n)]
         width = max(1, (until_ns - since_ns + buckets - 1) // buckets)
         rows = self.ex.rows("SELECT (ts_ns - ?) / ? AS b, COUNT(*) AS n FROM alerts WHERE ts_ns >= ? AND ts_ns < ? "
                             "GROUP BY 1", (since_ns, width, since_ns, until_ns))
@@ -99,6 +192,20 @@ class AlertStats:
     def top(self, group: str, since_ns: int, until_ns: int, limit: int = 10) -> list[tuple[str, int]]:
         """The *limit* most frequent values of a fixed grouping (never user input) in [since, until)."""
         rng = (since_ns, until_ns)
+        if self.aligned(since_ns, until_ns) and group in ("zones", "category", "policy", "src_ip", "severity",
+                                                          "host", "client", "server", "triage"):
+            counts = Counter(self.rolled({"src_ip": "client"}.get(group, group), since_ns, until_ns))
+            if group == "triage":
+                counts.update(self._moves([], cond=self._range, params=rng).get((), Counter()))
+            counts.pop("", None)
+            return [(str(k), n) for k, n in sorted((+counts).items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]]
+        if group in ("client", "server"):
+            side = {"client": ("dest_ip", "src_ip"), "server": ("src_ip", "dest_ip")}[group]
+            expr = f"CASE direction WHEN 'download' THEN {side[0]} ELSE {side[1]} END"
+            sql = (f"SELECT {expr} AS k, COUNT(*) AS n FROM alerts WHERE {self._range} GROUP BY {expr} "
+                   "ORDER BY n DESC, k LIMIT ?")
+            got = self.ex.rows(sql, (*rng, limit + 1))
+            return [(str(r["k"]), int(r["n"])) for r in got if r["k"] is not None][:limit]
         if group == "triage":
             counts = self._triage(self._range, rng)
             return [(str(k), n) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]]
@@ -118,12 +225,14 @@ class AlertStats:
     def rule_quality(self) -> list[dict[str, Any]]:
         """Per policy rule and profile: hits, true/false positives, untriaged, precision, last hit."""
         groups: dict[Key, dict[str, Any]] = {}
-        for r in self.ex.rows("SELECT policy, profile, triage, COUNT(*) AS n, MAX(ts_ns) AS last FROM alerts "
-                              "GROUP BY policy, profile, triage"):
-            g = groups.setdefault((r["policy"], r["profile"]), {"hits": 0, "last": None, "states": Counter()})
-            g["hits"] += int(r["n"])
-            g["states"][r["triage"]] += int(r["n"])
-            g["last"] = r["last"] if g["last"] is None else max(g["last"], r["last"])
+        for k, n in self.rolled("rule").items():
+            policy, profile, triage = ([*k.split(SEP), "", "", ""])[:3]
+            g = groups.setdefault((policy, profile), {"hits": 0, "last": None, "states": Counter()})
+            g["hits"] += n
+            g["states"][triage] += n
+        for (policy, profile), g in groups.items():  # one index seek per group
+            g["last"] = self.ex.scalar("SELECT MAX(ts_ns) FROM alerts WHERE policy = ? AND profile = ?",
+                                       (policy, profile))
         for key, moves in self._moves(["alerts.policy", "alerts.profile"]).items():
             if key in groups:
                 groups[key]["states"].update(moves)
@@ -138,13 +247,12 @@ class AlertStats:
     def list_quality(self) -> list[dict[str, Any]]:
         """Per inspector list (finding rule): hits, true/false positives and precision."""
         keys = ["f.inspector", "f.rule"]
-        hits = {(r["inspector"], r["rule"]): int(r["n"]) for r in self.ex.rows(
-            "SELECT inspector, rule, COUNT(DISTINCT alert_seq) AS n FROM findings GROUP BY inspector, rule")}
+        hits: Counter[Key] = Counter()
         states: dict[Key, Counter[str]] = defaultdict(Counter)
-        for r in self.ex.rows("SELECT f.inspector AS i, f.rule AS r, alerts.triage AS s, COUNT(DISTINCT alerts.seq) "
-                              f"AS n FROM alerts JOIN findings f ON f.alert_seq = alerts.seq WHERE {_NOT_NEW} "
-                              "GROUP BY f.inspector, f.rule, alerts.triage"):
-            states[(r["i"], r["r"])][r["s"]] += int(r["n"])
+        for k, n in self.rolled("list").items():
+            inspector, rule, triage = ([*k.split(SEP), "", "", ""])[:3]
+            hits[(inspector, rule)] += n
+            states[(inspector, rule)][triage] += n
         joins = " JOIN findings f ON f.alert_seq = alerts.seq"
         for key, moves in self._moves(keys, joins, count="COUNT(DISTINCT alerts.seq)").items():
             states[key].update(moves)

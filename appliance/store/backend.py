@@ -57,6 +57,10 @@ class Executor:
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        """One statement for each parameter row (batch inserts: SQLite's ``executemany``, psycopg's pipeline)."""
+        raise NotImplementedError
+
     def insert(self, sql: str, params: Params, key: str) -> Any:
         """Run an INSERT; the new row's *key* column (SQLite: its rowid), or None when no row was inserted."""
         raise NotImplementedError
@@ -101,6 +105,9 @@ class SqliteExecutor(Executor):
 
     def execute(self, sql: str, params: Params = ()) -> int:
         return self.conn.execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        self.conn.executemany(sql, rows)
 
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, params)
@@ -205,6 +212,10 @@ class SqliteBackend(SqliteExecutor):
     def insert(self, sql: str, params: Params, key: str) -> Any:
         with self._lock:
             return super().insert(sql, params, key)
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        with self._lock:
+            super().executemany(sql, rows)
 
     def pragma(self, name: str) -> Any:
         """The value of a read-only PRAGMA (journal_mode, synchronous, page_count…)."""

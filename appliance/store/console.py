@@ -23,8 +23,8 @@ from appliance.store.backend import Executor
 from appliance.store.sensors import SensorRepo
 
 __all__ = [
-    "ApiTokenRepo", "AuditRepo", "ConsoleRepos", "DeviceRepo", "PolicyRepo", "SessionRepo", "ThrottleRepo",
-    "TriageRepo", "UserRepo",
+    "ApiTokenRepo", "AuditRepo", "CaseRepo", "ConsoleRepos", "DeviceRepo", "PolicyRepo", "SearchRepo", "SessionRepo",
+    "StateRepo", "ThrottleRepo", "TriageRepo", "UserRepo",
 ]
 
 Key = tuple[str, str, str]
@@ -37,21 +37,29 @@ class _Repo:
 
 
 class TriageRepo(_Repo):
-    """Analysts' verdicts on alerts (``verdicts``: the current one; ``verdict_log``: every one)."""
+    """Analysts' verdicts on alerts (``verdicts``: the current one and its assignee; ``verdict_log``: every one)."""
 
-    def set(self, alert_id: str, verdict: str, note: str, user: str, ts: float) -> None:
-        self.ex.execute('INSERT INTO verdicts (alert_id, verdict, note, "user", ts) VALUES (?,?,?,?,?) '
-                        'ON CONFLICT (alert_id) DO UPDATE SET verdict = excluded.verdict, note = excluded.note, '
-                        '"user" = excluded."user", ts = excluded.ts', (alert_id, verdict, note, user, ts))
-        self.ex.execute('INSERT INTO verdict_log (alert_id, ts, verdict, note, "user") VALUES (?,?,?,?,?)',
-                        (alert_id, ts, verdict, note, user))
+    def set(self, alert_id: str, verdict: str, note: str, user: str, ts: float, assignee: str | None = None) -> None:
+        """Record a verdict (and, when given, an assignee; ``""`` unassigns; None keeps the current one)."""
+        self.ex.execute(
+            'INSERT INTO verdicts (alert_id, verdict, note, "user", ts, assignee) VALUES (?,?,?,?,?,?) '
+            'ON CONFLICT (alert_id) DO UPDATE SET verdict = excluded.verdict, note = excluded.note, '
+            '"user" = excluded."user", ts = excluded.ts, assignee = COALESCE(?, verdicts.assignee)',
+            (alert_id, verdict, note, user, ts, assignee, assignee))
+        self.ex.execute('INSERT INTO verdict_log (alert_id, ts, verdict, note, "user", assignee) VALUES (?,?,?,?,?,?)',
+                        (alert_id, ts, verdict, note, user, assignee))
 
     def get(self, alert_id: str) -> dict[str, Any] | None:
-        return self.ex.one('SELECT alert_id, verdict, note, "user", ts FROM verdicts WHERE alert_id = ?', (alert_id,))
+        return self.ex.one('SELECT alert_id, verdict, note, "user", ts, assignee FROM verdicts WHERE alert_id = ?',
+                           (alert_id,))
 
     def log(self, alert_id: str) -> list[dict[str, Any]]:
-        return self.ex.rows('SELECT ts, verdict, note, "user" FROM verdict_log WHERE alert_id = ? ORDER BY id',
-                            (alert_id,))
+        return self.ex.rows('SELECT ts, verdict, note, "user", assignee FROM verdict_log WHERE alert_id = ? '
+                            "ORDER BY id", (alert_id,))
+
+    def assignees(self) -> list[str]:
+        return self.ex.column("SELECT DISTINCT assignee FROM verdicts WHERE assignee IS NOT NULL AND assignee <> '' "
+                              "ORDER BY 1 LIMIT 200")
 
     def count(self) -> int:
         return int(self.ex.scalar("SELECT COUNT(*) FROM verdicts"))
@@ -126,7 +134,7 @@ class SessionRepo(_Repo):
 
     def with_user(self, token_hash: str) -> dict[str, Any] | None:
         return self.ex.one(
-            "SELECT s.*, u.username, u.role, u.disabled, u.totp_secret, u.totp_last_step FROM sessions s "
+            "SELECT s.*, u.username, u.role, u.disabled, u.totp_secret, u.totp_last_step, u.tz FROM sessions s "
             "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?", (token_hash,))
 
     def touch(self, token_hash: str, now: float) -> None:
@@ -161,8 +169,8 @@ class ApiTokenRepo(_Repo):
         return self.ex.one("SELECT * FROM api_tokens WHERE id = ?", (tid,))
 
     def with_user(self, token_hash: str) -> dict[str, Any] | None:
-        return self.ex.one("SELECT t.id, t.user_id, t.last_used, u.username, u.role, u.disabled FROM api_tokens t "
-                           "JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?", (token_hash,))
+        return self.ex.one("SELECT t.id, t.user_id, t.last_used, u.username, u.role, u.disabled, u.tz "
+                           "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?", (token_hash,))
 
     def touch(self, tid: int, now: float) -> None:
         self.ex.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (now, tid))
@@ -287,6 +295,106 @@ class ThrottleRepo(_Repo):
         return int(self.ex.scalar("SELECT COUNT(*) FROM login_throttle"))
 
 
+class StateRepo(_Repo):
+    """Per user: the time zone, and what the hit list showed at the last visit (``is:new``)."""
+
+    VISIT_GAP_S = 1800.0
+    """A visit ends after this long without looking at a list; the next one shows what came since."""
+
+    def set_tz(self, uid: int, tz: str) -> None:
+        self.ex.execute("UPDATE users SET tz = ? WHERE id = ?", (tz, uid))
+
+    def visit(self, uid: int, max_seq: int, now: float) -> int:
+        """Note a look at the hit list showing alerts up to *max_seq*; returns the visit's baseline: the
+        newest alert seen in the previous visit (alerts stored after it are new)."""
+        row = self.ex.one("SELECT seen_seq, baseline_seq, baseline_ts FROM user_state WHERE user_id = ?", (uid,))
+        if row is None:
+            self.ex.execute("INSERT INTO user_state (user_id, seen_seq, baseline_seq, baseline_ts) VALUES (?,?,?,?) "
+                            "ON CONFLICT (user_id) DO NOTHING", (uid, max_seq, max_seq, now))
+            return max_seq
+        baseline = int(row["baseline_seq"])
+        if now - float(row["baseline_ts"]) > self.VISIT_GAP_S:
+            baseline = int(row["seen_seq"])
+        self.ex.execute("UPDATE user_state SET seen_seq = ?, baseline_seq = ?, baseline_ts = ? WHERE user_id = ?",
+                        (max(int(row["seen_seq"]), max_seq), baseline, now, uid))
+        return baseline
+
+    def baseline(self, uid: int) -> int:
+        return int(self.ex.scalar("SELECT baseline_seq FROM user_state WHERE user_id = ?", (uid,)) or 0)
+
+
+class SearchRepo(_Repo):
+    """Saved searches, per user and scope (``hits`` or ``content``)."""
+
+    def list(self, uid: int, scope: str) -> list[dict[str, Any]]:
+        return self.ex.rows("SELECT id, name, query, created FROM saved_searches WHERE user_id = ? AND scope = ? "
+                            "ORDER BY name", (uid, scope))
+
+    def save(self, uid: int, scope: str, name: str, query: str, now: float) -> None:
+        self.ex.execute("INSERT INTO saved_searches (user_id, scope, name, query, created) VALUES (?,?,?,?,?) "
+                        "ON CONFLICT (user_id, scope, name) DO UPDATE SET query = excluded.query, "
+                        "created = excluded.created", (uid, scope, name, query, now))
+
+    def get(self, uid: int, sid: int) -> dict[str, Any] | None:
+        return self.ex.one("SELECT * FROM saved_searches WHERE id = ? AND user_id = ?", (sid, uid))
+
+    def delete(self, uid: int, sid: int) -> bool:
+        return self.ex.execute("DELETE FROM saved_searches WHERE id = ? AND user_id = ?", (sid, uid)) == 1
+
+
+class CaseRepo(_Repo):
+    """Cases: hits grouped with notes, a status, an assignee and their own log (``case_log``)."""
+
+    def create(self, title: str, description: str, assignee: str, user: str, now: float) -> int:
+        cid = self.ex.insert("INSERT INTO cases (title, description, assignee, status, created, created_by, updated) "
+                             "VALUES (?,?,?,'open',?,?,?)", (title, description, assignee, now, user, now), "id")
+        return int(cid or 0)
+
+    def get(self, cid: int) -> dict[str, Any] | None:
+        row = self.ex.one("SELECT * FROM cases WHERE id = ?", (cid,))
+        if row is not None:
+            row["hits"] = int(self.ex.scalar("SELECT COUNT(*) FROM case_hits WHERE case_id = ?", (cid,)))
+        return row
+
+    def list(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        cond, params = ("WHERE c.status = ? ", [status]) if status else ("", [])
+        return self.ex.rows("SELECT c.*, (SELECT COUNT(*) FROM case_hits h WHERE h.case_id = c.id) AS hits "
+                            f"FROM cases c {cond}ORDER BY c.updated DESC LIMIT ?", [*params, limit])
+
+    def update(self, cid: int, now: float, **fields: str) -> None:
+        cols = [k for k in ("title", "description", "status", "assignee") if k in fields]
+        if cols:
+            self.ex.execute(f"UPDATE cases SET {', '.join(f'{c} = ?' for c in cols)}, updated = ? WHERE id = ?",
+                            [*(fields[c] for c in cols), now, cid])
+
+    def touch(self, cid: int, now: float) -> None:
+        self.ex.execute("UPDATE cases SET updated = ? WHERE id = ?", (now, cid))
+
+    def add_hits(self, cid: int, alert_ids: list[str], user: str, now: float) -> int:
+        before = int(self.ex.scalar("SELECT COUNT(*) FROM case_hits WHERE case_id = ?", (cid,)))
+        self.ex.executemany("INSERT INTO case_hits (case_id, alert_id, added, added_by) VALUES (?,?,?,?) "
+                            "ON CONFLICT (case_id, alert_id) DO NOTHING", [(cid, a, now, user) for a in alert_ids])
+        return int(self.ex.scalar("SELECT COUNT(*) FROM case_hits WHERE case_id = ?", (cid,))) - before
+
+    def remove_hit(self, cid: int, alert_id: str) -> bool:
+        return self.ex.execute("DELETE FROM case_hits WHERE case_id = ? AND alert_id = ?", (cid, alert_id)) == 1
+
+    def hit_ids(self, cid: int, limit: int = 1000) -> list[str]:
+        return self.ex.column("SELECT alert_id FROM case_hits WHERE case_id = ? ORDER BY added DESC LIMIT ?",
+                              (cid, limit))
+
+    def of_hit(self, alert_id: str) -> list[dict[str, Any]]:
+        return self.ex.rows("SELECT c.id, c.title, c.status FROM case_hits h JOIN cases c ON c.id = h.case_id "
+                            "WHERE h.alert_id = ? ORDER BY c.id", (alert_id,))
+
+    def log(self, cid: int, user: str, action: str, detail: str, now: float) -> None:
+        self.ex.execute('INSERT INTO case_log (case_id, ts, "user", action, detail) VALUES (?,?,?,?,?)',
+                        (cid, now, user, action, clean(detail)[:8000]))
+
+    def history(self, cid: int) -> list[dict[str, Any]]:
+        return self.ex.rows('SELECT ts, "user", action, detail FROM case_log WHERE case_id = ? ORDER BY id', (cid,))
+
+
 class ConsoleRepos:
     """Every console repository over one executor (``self.ex``)."""
 
@@ -327,3 +435,15 @@ class ConsoleRepos:
     @property
     def sensors(self) -> SensorRepo:
         return SensorRepo(self.ex)
+
+    @property
+    def user_state(self) -> StateRepo:
+        return StateRepo(self.ex)
+
+    @property
+    def searches(self) -> SearchRepo:
+        return SearchRepo(self.ex)
+
+    @property
+    def cases(self) -> CaseRepo:
+        return CaseRepo(self.ex)

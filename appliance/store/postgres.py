@@ -16,7 +16,7 @@ import functools
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from appliance.store.backend import Dialect, Executor, Params, StoreError
@@ -100,6 +100,12 @@ class PostgresExecutor(Executor):
         with self.conn.cursor() as cur:
             cur.execute(to_pg(sql), _params(params))
             return -1 if self._piped else cur.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(to_pg(sql), [_params(r) for r in rows])
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -224,6 +230,10 @@ class PostgresBackend(Executor):
     def insert(self, sql: str, params: Params, key: str) -> Any:
         with self.connection() as ex:
             return ex.insert(sql, params, key)
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        with self.connection() as ex:
+            ex.executemany(sql, rows)
 
     def size_bytes(self) -> int:
         return int(self.scalar("SELECT pg_database_size(current_database())") or 0)

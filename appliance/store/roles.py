@@ -30,21 +30,24 @@ __all__ = ["ROLE_KINDS", "grant_statements", "init_roles", "role_names"]
 ROLE_KINDS = ("ingest", "console", "reader")
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
-ALERT_TABLES = ("alerts", "findings", "objects", "alerts_text", "triage_log", "sensors")
+ALERT_TABLES = ("alerts", "findings", "objects", "alerts_text", "triage_log", "sensors", "alert_rollup")
+CONTENT_TABLES = ("content", "content_text", "flows", "app_events", "content_blobs", "content_hours")
+CASE_TABLES = ("cases", "case_hits", "case_log")
 _GRANTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "ingest": [
         ("SELECT, INSERT", ("alerts", "findings", "objects", "alerts_text")),
         ("UPDATE (suppressed)", ("alerts",)),
-        ("SELECT, INSERT, UPDATE", ("sensors",)),
+        ("SELECT, INSERT, UPDATE", ("sensors", "alert_rollup")),
+        ("SELECT, INSERT, UPDATE, DELETE", CONTENT_TABLES),
     ],
     "console": [
-        ("SELECT", ALERT_TABLES),
+        ("SELECT", (*ALERT_TABLES, *CONTENT_TABLES)),
         ("SELECT, INSERT, UPDATE, DELETE", ("users", "sessions", "api_tokens", "trusted_devices", "login_throttle",
-                                            "verdicts")),
-        ("SELECT, INSERT", ("audit", "verdict_log", "policy_versions")),
+                                            "verdicts", "user_state", "saved_searches", "cases", "case_hits")),
+        ("SELECT, INSERT", ("audit", "verdict_log", "policy_versions", "case_log")),
     ],
     "reader": [
-        ("SELECT", (*ALERT_TABLES, "verdicts", "verdict_log", "policy_versions")),
+        ("SELECT", (*ALERT_TABLES, *CONTENT_TABLES, "verdicts", "verdict_log", "policy_versions", *CASE_TABLES)),
     ],
 }
 

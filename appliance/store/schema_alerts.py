@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from appliance.store.backend import Executor
 from appliance.store.migrations import Migration
+from appliance.store.querylang import ip_hex
+from appliance.store.rollup import rollup_backfill_sql
 from appliance.store.textindex import gram_keys
 
 __all__ = ["ALERT_MIGRATIONS"]
@@ -273,6 +275,50 @@ CREATE TABLE sensors (
 """
 
 
+# v4: addresses as sortable hex (CIDR queries are index ranges: `querylang.ip_hex`), the session view's
+# index by flow, and the hourly rollups the dashboard, /metrics and the policy page read (`rollup`).
+_V4_COMMON = """
+CREATE INDEX alerts_src_ipx ON alerts(src_ipx, ts_ns);
+CREATE INDEX alerts_dest_ipx ON alerts(dest_ipx, ts_ns);
+CREATE INDEX alerts_flow ON alerts(flow_uid);
+"""
+_SQLITE_V4 = """
+ALTER TABLE alerts ADD COLUMN src_ipx TEXT;
+ALTER TABLE alerts ADD COLUMN dest_ipx TEXT;
+CREATE TABLE alert_rollup (
+    dim TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (dim, hour, value)
+) WITHOUT ROWID;
+""" + _V4_COMMON
+_PG_V4 = """
+ALTER TABLE alerts ADD COLUMN src_ipx TEXT, ADD COLUMN dest_ipx TEXT;
+CREATE TABLE alert_rollup (
+    dim TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    value TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (dim, hour, value)
+);
+""" + _V4_COMMON
+
+
+def _v4_backfill(ex: Executor) -> None:
+    """The hex addresses of the alerts already stored, and their rollups."""
+    last = 0
+    while True:
+        batch = ex.rows("SELECT seq, src_ip, dest_ip FROM alerts WHERE seq > ? ORDER BY seq LIMIT 2000", (last,))
+        if not batch:
+            break
+        ex.executemany("UPDATE alerts SET src_ipx = ?, dest_ipx = ? WHERE seq = ?",
+                       [(ip_hex(r["src_ip"]), ip_hex(r["dest_ip"]), r["seq"]) for r in batch])
+        last = batch[-1]["seq"]
+    for sql in rollup_backfill_sql():
+        ex.execute(sql)
+
+
 def _grams_backfill(ex: Executor) -> None:
     """Index the CJK n-grams of the alerts already in a SQLite store (from its FTS5 text)."""
     if ex.dialect != "sqlite":
@@ -294,4 +340,5 @@ ALERT_MIGRATIONS: list[Migration] = [
     Migration(_SQLITE_V1, _PG_V1),
     Migration(_SQLITE_V2, _PG_V2),
     Migration(_SQLITE_V3, _PG_V3, _grams_backfill),
+    Migration(_SQLITE_V4, _PG_V4, _v4_backfill),
 ]

@@ -105,10 +105,11 @@ class Term:
     kind: Literal["trigram", "gram", "scan"]
 
 
-def plan(text: str) -> list[Term]:
-    """The query's terms and how each is found (see the module doc)."""
+def plan(text: str | list[str]) -> list[Term]:
+    """The query's terms and how each is found (see the module doc). *text* is split on white space;
+    a list is taken as its terms (a term may hold spaces: a phrase, matched as one substring)."""
     out = []
-    for t in text.split():
+    for t in (text.split() if isinstance(text, str) else [x for x in text if x.strip()]):
         if len(t) >= 3:
             out.append(Term(t, "trigram"))
         elif all(is_cjk(c) for c in t):
@@ -142,6 +143,22 @@ class TextIndex:
             ex.execute(f"INSERT INTO {self.pg_table} ({self.pg_key}, doc, grams) VALUES (?, ?, CAST(? AS text[]))",
                        (key, "\n".join(vals), keys))
 
+    def add_many(self, ex: Executor, items: Sequence[tuple[int, Sequence[str | None]]]) -> None:
+        """Index several rows: (key, field values) pairs, in batched statements."""
+        if not items:
+            return
+        rows = [(key, [v or "" for v in values]) for key, values in items]
+        if ex.dialect == "sqlite":
+            cols = ", ".join(self.fields)
+            ex.executemany(f"INSERT INTO {self.fts} (rowid, {cols}) VALUES (?{', ?' * len(self.fields)})",
+                           [[key, *vals] for key, vals in rows])
+            grams = [(key, " ".join(keys)) for key, vals in rows if (keys := gram_keys(*vals))]
+            if grams:
+                ex.executemany(f"INSERT INTO {self.grams} (rowid, grams) VALUES (?, ?)", grams)
+        else:
+            ex.executemany(f"INSERT INTO {self.pg_table} ({self.pg_key}, doc, grams) VALUES (?, ?, CAST(? AS text[]))",
+                           [(key, "\n".join(vals), gram_keys(*vals)) for key, vals in rows])
+
     def remove(self, ex: Executor, keys_sql: str, params: Sequence[Any]) -> None:
         """Drop the entries whose key is among *keys_sql* (a subquery)."""
         if ex.dialect == "sqlite":
@@ -150,8 +167,9 @@ class TextIndex:
         else:
             ex.execute(f"DELETE FROM {self.pg_table} WHERE {self.pg_key} IN ({keys_sql})", params)
 
-    def condition(self, dialect: str, text: str, key_col: str, many: bool = False) -> tuple[str, list[Any]]:
-        """A condition on *key_col* selecting the rows that contain every term, or ``""`` for no terms.
+    def condition(self, dialect: str, text: str | list[str], key_col: str, many: bool = False) -> tuple[str, list[Any]]:
+        """A condition on *key_col* selecting the rows that contain every term, or ``""`` for no terms
+        (*text*: split on white space, or a list of terms, phrases included).
 
         *many*: the caller knows many rows match (PostgreSQL then lets the planner walk the newest rows and
         test each; otherwise the matches are found first, as one set, whatever its estimate of their number)."""

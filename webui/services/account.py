@@ -11,12 +11,22 @@ from webui.services.sessions import API_TOKEN_PREFIX, Principal
 from webui.services.users import set_password
 
 
+def totp_qr(uri: str) -> str:
+    """The provisioning URI as a QR code: an SVG made here (segno), as a ``data:`` URI for an ``<img>``."""
+    import segno
+
+    return segno.make(uri, error="m").svg_data_uri(scale=5, border=2, dark="#0f1b2d")
+
+
 def account_view(db: ConsoleDB, who: Principal) -> dict[str, Any]:
-    """The account page's data: the user row, their tokens, a TOTP secret being set up."""
+    """The account page's data: the user row, their tokens, a TOTP secret being set up (with its QR code)."""
+    from webui.services.searches import time_zones
+
     user = db.user_by_id(who.user_id)
     pending = user["totp_pending"] if user else None
-    return {"account": user, "tokens": tokens(db, who), "pending": pending,
-            "pending_uri": totp_uri(pending, who.username) if pending else ""}
+    uri = totp_uri(pending, who.username) if pending else ""
+    return {"account": user, "tokens": tokens(db, who), "pending": pending, "pending_uri": uri,
+            "pending_qr": totp_qr(uri) if uri else "", "time_zones": time_zones()}
 
 
 def tokens(db: ConsoleDB, who: Principal) -> list[dict[str, Any]]:

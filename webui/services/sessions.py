@@ -32,6 +32,8 @@ class Principal:
     """``session`` or ``token``."""
     csrf: str = ""
     session_hash: str = ""
+    tz: str = "UTC"
+    """The user's time zone (IANA name): times are shown and read in it."""
 
     def can(self, role: str) -> bool:
         return role_at_least(self.role, role)
@@ -74,7 +76,8 @@ def session_principal(db: ConsoleDB, token: str, *, idle_s: float, max_s: float)
     row = session_row(db, token, idle_s=idle_s, max_s=max_s)
     if row is None or row["stage"] != "ok":
         return None
-    return Principal(row["user_id"], row["username"], row["role"], "session", row["csrf"], row["token_hash"])
+    return Principal(row["user_id"], row["username"], row["role"], "session", row["csrf"], row["token_hash"],
+                     row.get("tz") or "UTC")
 
 
 def pending_session(db: ConsoleDB, token: str) -> dict[str, Any] | None:
@@ -93,7 +96,7 @@ def token_principal(db: ConsoleDB, token: str) -> Principal | None:
     now = time.time()
     if not row["last_used"] or now - row["last_used"] > 60:
         db.api_tokens.touch(row["id"], now)
-    return Principal(row["user_id"], row["username"], row["role"], "token")
+    return Principal(row["user_id"], row["username"], row["role"], "token", tz=row.get("tz") or "UTC")
 
 
 # --------------------------------------------------------------------------- trusted devices
