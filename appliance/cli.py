@@ -75,9 +75,10 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _stats(sensor: Any, inspection: Any, cpu: float, wall: float) -> dict[str, Any]:
+def _stats(pipeline: Any, cpu: float, wall: float) -> dict[str, Any]:
     """The ``stats`` event body: what the sensor did so far."""
-    st = sensor.stats
+    sensor = pipeline.sensor
+    st = pipeline.stats
     tcp_counters = dict(getattr(sensor.tcp, "counters", {}))
     mbit = st.bytes * 8 / 1e6
     stats: dict[str, Any] = {
@@ -89,16 +90,36 @@ def _stats(sensor: Any, inspection: Any, cpu: float, wall: float) -> dict[str, A
         "mbit_per_cpu_second": round(mbit / cpu, 1) if cpu > 0 else None,
         "peak_rss_kb": peak_rss_kb(),
     }
-    if inspection is not None:
-        stats["inspection"] = dict(inspection.counters)
+    if pipeline.inspection is not None:
+        stats["inspection"] = dict(pipeline.inspection.counters)
         stats["alerts"] = st.alerts
         stats["suppressed"] = st.suppressed
+        stats["inspector_errors"] = st.inspector_errors
     return stats
+
+
+def _policy_error(settings: Any, exc: Exception) -> str:
+    """One line for a policy that cannot be used."""
+    from policies.schema import PolicyError
+
+    if isinstance(exc, PolicyError):
+        lines = str(exc).splitlines()
+        more = len(lines) - 1
+        return (lines[0] if lines else "invalid policy") + (f" (and {more} more problems)" if more > 0 else "")
+    return f"cannot read policy {settings.inspection.policy}: {getattr(exc, 'strerror', None) or exc}"
 
 
 def cmd_read(args: argparse.Namespace) -> int:
     """Read a capture file, extract its content objects, write EVE events."""
-    from appliance.eve import EveWriter, eve_timestamp, fileinfo_event
+    # --workers N: the capture is sharded by flow over N processes, each running `build_pipeline`
+    from appliance import parallel_read
+
+    workers = args.workers if args.workers is not None else parallel_read.default_workers(args.capture)
+    if args.packet_store or args.content_db:  # the packet store and retention hooks: one pipeline
+        workers = 1
+    if workers > 1 and parallel_read.usable(args.capture):
+        return parallel_read.run(args, workers)
+    from appliance.eve import EveWriter, eve_timestamp
     from appliance.settings import SettingsError, load_settings
     from capture.pcapfile import CaptureError, open_capture
 
@@ -108,27 +129,24 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"tapsift: {exc}", file=sys.stderr)
         return 1
     if args.body_limit is not None:
-        settings.http.body_limit = args.body_limit
+        settings.applayer.set_body_limit(args.body_limit)
     if args.policy is not None:
         settings.inspection.policy = args.policy
     if args.store is not None:
         settings.output.store = args.store
-    holder = None
+    from appliance.pipeline import Outputs, build_pipeline
+
+    policy_errors: tuple[type[Exception], ...] = ()
     if settings.inspection.policy:
-        from policies.reload import PolicyHolder
         from policies.schema import PolicyError
 
-        try:
-            holder = PolicyHolder(settings.inspection.policy)
-        except PolicyError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "invalid policy"
-            more = len(str(exc).splitlines()) - 1
-            print(f"tapsift: {first}" + (f" (and {more} more problems)" if more else ""), file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"tapsift: cannot read policy {settings.inspection.policy}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return 1
+        policy_errors = (PolicyError, OSError)
+    outputs = Outputs(event=lambda ev: None)  # the EVE writer is opened once the capture is
+    try:
+        pipeline = build_pipeline(settings, outputs)
+    except policy_errors as exc:
+        print(f"tapsift: {_policy_error(settings, exc)}", file=sys.stderr)
+        return 1
     try:
         cap = open_capture(args.capture)
     except CaptureError as exc:
@@ -140,14 +158,10 @@ def cmd_read(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tapsift: cannot write EVE output {eve_target}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-
-    from appliance.sensor import Sensor, in_batches
-
+    outputs.event = eve.write
     writer = None
-    inspection = None
-    if holder is not None:
+    if pipeline.holder is not None:
         from appliance.alerts import AlertWriter
-        from appliance.inspection import InspectionStage
         from appliance.store import StoreError
 
         try:
@@ -155,34 +169,12 @@ def cmd_read(args: argparse.Namespace) -> int:
         except (OSError, StoreError) as exc:
             print(f"tapsift: cannot open the alert store {settings.output.store}: {exc}", file=sys.stderr)
             return 1
-        inspection = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
-                                     time_budget_s=settings.inspection.time_budget_s)
+        outputs.alert, outputs.suppressed = writer.alert, writer.suppress
+    extras = _read_extras(args, settings, outputs)
+    if extras is None:
+        return 1
+    cap = extras.tee(cap)
 
-    anomaly_events: list[dict] = []
-
-    def on_object(obj) -> None:  # type: ignore[no-untyped-def]
-        eve.write(fileinfo_event(obj))
-
-    def on_flow_end(flow) -> None:  # type: ignore[no-untyped-def]
-        if flow.anomalies:
-            from collections import Counter
-
-            from reassembly.objects import flow_ref
-
-            ref = flow_ref(flow)
-            for code, count in sorted(Counter(flow.anomalies).items()):
-                eve.write({
-                    "timestamp": eve_timestamp(flow.last_ts_ns), "event_type": "anomaly",
-                    "flow_id": ref.flow_id, "src_ip": ref.src_ip, "src_port": ref.src_port,
-                    "dest_ip": ref.dest_ip, "dest_port": ref.dest_port, "proto": ref.proto,
-                    "app_proto": flow.app_proto or "failed",
-                    "anomaly": {"type": "stream" if code.startswith("tcp") else "applayer", "event": code,
-                                "count": count},
-                    "tapsift": {"flow_uid": flow.uid},
-                })
-
-    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end, inspection=inspection,
-                    on_alert=writer.alert if writer else None, on_suppressed=writer.suppress if writer else None)
     # The packet path allocates short-lived objects by the million; the flow table breaks
     # its reference cycles itself, so young-generation collections are made rarer and the
     # start-up heap is frozen out of the collector's sight.
@@ -193,55 +185,68 @@ def cmd_read(args: argparse.Namespace) -> int:
     bar = _Progress(cap.size, show)
     cpu0 = time.process_time()
     wall0 = time.monotonic()
-    st = sensor.stats
+    st = pipeline.sensor.stats
     try:
         def periodic(ts_ns: int) -> None:
             eve.write({"timestamp": eve_timestamp(ts_ns), "event_type": "stats",
-                       "stats": _stats(sensor, inspection, time.process_time() - cpu0, time.monotonic() - wall0)})
+                       "stats": _stats(pipeline, time.process_time() - cpu0, time.monotonic() - wall0)})
 
         def progress() -> None:
             bar.update(cap.position, st.packets, st.objects)
 
-        every = int(settings.output.stats_interval_s * 1e9)
-        if not (sensor.run_records(cap, progress=progress, on_stats=periodic, stats_every_ns=every)
-                or sensor.run_batched(in_batches(cap.frames()), progress=progress, on_stats=periodic,
-                                      stats_every_ns=every)):
-            sensor.run(cap.frames(), progress=progress, on_stats=periodic, stats_every_ns=every)
-        sensor.finish()
+        pipeline.drive(cap, progress=progress, on_stats=periodic,
+                       stats_every_ns=int(settings.output.stats_interval_s * 1e9))
+        pipeline.finish()
     except KeyboardInterrupt:
-        sensor.finish()
+        pipeline.finish()
         print("tapsift: interrupted; results so far were written", file=sys.stderr)
     finally:
         bar.done()
-    cpu = time.process_time() - cpu0
-    wall = time.monotonic() - wall0
+    _close_read(args, pipeline, cap, eve, writer, time.process_time() - cpu0, time.monotonic() - wall0)
+    extras.close()
+    return 0
+
+
+def _read_extras(args: argparse.Namespace, settings: Any, outputs: Any) -> Any:
+    """`tapsift read`'s packet store (--packet-store) and content retention (--content-db); None on error."""
+    from appliance.readextras import ReadExtras
+
+    try:
+        return ReadExtras.open(args.packet_store, args.content_db, settings, outputs)
+    except (OSError, ValueError) as exc:
+        print(f"tapsift: {exc}", file=sys.stderr)
+        return None
+
+
+def _close_read(args: argparse.Namespace, pipeline: Any, cap: Any, eve: Any, writer: Any, cpu: float,
+                wall: float) -> None:
+    """The end of `tapsift read`: decode anomalies and the final ``stats`` event, the summary line."""
+    from appliance.eve import eve_timestamp
+
+    st = pipeline.sensor.stats
     st.anomalies.update(getattr(cap, "anomalies", {}) or {})
     cap.close()
     for code, count in sorted(st.anomalies.items()):
-        anomaly_events.append({
+        eve.write({
             "timestamp": eve_timestamp(st.last_ts_ns), "event_type": "anomaly",
             "anomaly": {"type": "decode", "event": code, "count": count},
         })
-    for ev in anomaly_events:
-        eve.write(ev)
-    stats = _stats(sensor, inspection, cpu, wall)
-    flows = stats["flows"]
-    mbit = st.bytes * 8 / 1e6
+    stats = _stats(pipeline, cpu, wall)
     eve.write({"timestamp": eve_timestamp(st.last_ts_ns), "event_type": "stats", "stats": stats})
     if writer is not None:
         writer.close()
     eve.close()
     if not args.quiet:
+        mbit = st.bytes * 8 / 1e6
         rate = f"{mbit / cpu:,.0f} Mbit/s per CPU-second" if cpu > 0 else "n/a"
         print(
             f"tapsift: {Path(args.capture).name}: {st.packets:,} packets, {_human_bytes(st.bytes)}, "
-            f"{flows:,} flows, {st.objects:,} objects, "
-            + (f"{st.alerts:,} alerts, " if inspection is not None else "")
+            f"{stats['flows']:,} flows, {st.objects:,} objects, "
+            + (f"{st.alerts:,} alerts, " if pipeline.inspection is not None else "")
             + f"{sum(st.anomalies.values()):,} anomalies; "
             f"{cpu:.2f} s CPU, {rate}",
             file=sys.stderr,
         )
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,10 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("capture", help="capture file (pcap, pcapng, .gz)")
     rd.add_argument("--eve", metavar="PATH", help="write EVE JSON lines here ('-' for stdout)")
     rd.add_argument("--config", metavar="PATH", help="settings file (YAML)")
-    rd.add_argument("--body-limit", type=int, metavar="BYTES", help="bytes of each body to hash and keep")
+    rd.add_argument("--body-limit", type=int, metavar="BYTES",
+                    help="bytes of each object to hash and keep (sets every protocol's applayer.*.body_limit)")
     rd.add_argument("--policy", metavar="FILE", help="zone policy (YAML): inspect objects and raise alerts")
     rd.add_argument("--store", metavar="PATH", help="SQLite alert store to add the alerts to")
+    rd.add_argument("--packet-store", metavar="DIR", help="also write the packets to a packet store (rotating pcaps)")
+    rd.add_argument("--content-db", metavar="DSN", help="retain every object's metadata and text (content store)")
     rd.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    rd.add_argument("--workers", type=int, metavar="N",
+                    help="pipelines to shard the flows over (default: all cores for captures of 64 MB or more)")
     rd.set_defaults(func=cmd_read)
 
     import importlib

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from appliance.model import ContentObject, Direction
+from appliance.model import AppEvent, ContentObject, Direction, Flow, FlowRef
 
 
 def eve_timestamp(ts_ns: int) -> str:
@@ -54,6 +56,13 @@ def fileinfo_event(obj: ContentObject) -> dict[str, Any]:
         email = {k: obj.meta[k] for k in ("from", "to", "subject", "message_id") if obj.meta.get(k)}
         if email:
             ev["email"] = email
+    elif obj.source in ("imap", "pop3"):
+        email = {k: obj.meta[k] for k in ("from", "to", "subject", "message_id") if obj.meta.get(k)}
+        if email:
+            ev["email"] = email
+    elif obj.source == "websocket":
+        ev["websocket"] = {"hostname": obj.host, "url": obj.url, "opcode": obj.meta.get("websocket_opcode", ""),
+                           "messages": obj.meta.get("websocket_messages", "")}
     elif obj.source == "ftp-data":
         ev["ftp_data"] = {"filename": obj.filename, "command": obj.meta.get("command", "")}
     fileinfo: dict[str, Any] = {
@@ -85,6 +94,51 @@ def fileinfo_event(obj: ContentObject) -> dict[str, Any]:
         **({"meta": dict(obj.meta)} if obj.meta else {}),
     }
     return ev
+
+
+def _flow_fields(f: FlowRef) -> dict[str, Any]:
+    return {"flow_id": f.flow_id, "src_ip": f.src_ip, "src_port": f.src_port, "dest_ip": f.dest_ip,
+            "dest_port": f.dest_port, "proto": f.proto}
+
+
+def flow_anomaly_events(flow: Flow) -> list[dict[str, Any]]:
+    """The per-flow ``anomaly`` events (one per anomaly code, with its count) written when a flow ends."""
+    if not flow.anomalies:
+        return []
+    from reassembly.objects import flow_ref
+
+    ref = flow_ref(flow)
+    return [{
+        "timestamp": eve_timestamp(flow.last_ts_ns), "event_type": "anomaly", **_flow_fields(ref),
+        "app_proto": flow.app_proto or "failed",
+        "anomaly": {"type": "stream" if code.startswith("tcp") else "applayer", "event": code, "count": count},
+        "tapsift": {"flow_uid": flow.uid},
+    } for code, count in sorted(Counter(flow.anomalies).items())]
+
+
+def not_inspected_event(obj: ContentObject, reason: str) -> dict[str, Any]:
+    """The record left when an object is shed instead of inspected (wall-clock time: the
+    shedding happens now, not at the object's packet time)."""
+    ev: dict[str, Any] = {"timestamp": eve_timestamp(time.time_ns()), "event_type": "anomaly"}
+    if obj.flow is not None:
+        ev.update(_flow_fields(obj.flow))
+    ev["anomaly"] = {"type": "inspection", "event": "not_inspected", "reason": reason}
+    ev["tapsift"] = {"content_id": obj.id, "md5": obj.md5, "size": obj.size}
+    return ev
+
+
+def app_event(ev: AppEvent) -> dict[str, Any]:
+    """An application-layer metadata record (``tls``, ``dns``…): Suricata's layout, the
+    fields under the event type's own key."""
+    f = ev.flow
+    out: dict[str, Any] = {"timestamp": eve_timestamp(ev.ts_ns), "event_type": ev.event_type, **_flow_fields(f)}
+    if f.vlan:
+        out["vlan"] = [f.vlan]
+    if f.iface:
+        out["in_iface"] = f.iface
+    out[ev.event_type] = dict(ev.fields)
+    out["tapsift"] = {"flow_uid": f.uid, "src_zone": f.src_zone, "dst_zone": f.dst_zone}
+    return out
 
 
 class EveWriter:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance.model import Alert, ContentObject, Finding, InspectorConfig
-from inspectors.base import InspectContext, Inspector, InspectorConfigError, guarded
+from inspectors.base import InspectContext, Inspector, InspectorConfigError, guarded, needs_of
 from inspectors.extract import apply, extract_tree
 from inspectors.extract.base import Budget
 from inspectors.registry import create
@@ -35,10 +35,14 @@ class InspectionResult:
     suppressed: list[Suppressed] = field(default_factory=list)
     children: list[ContentObject] = field(default_factory=list)
     findings: int = 0
+    top: ContentObject | None = None
+    """The object as extraction left it (with its text), when it was extracted (content retention keeps it)."""
 
 
-Extractor = Callable[[ContentObject], tuple[ContentObject, list[ContentObject]]]
-"""Turns an object into (the object with its text, its children); see `InspectionStage`."""
+Extractor = Callable[..., tuple[ContentObject, list[ContentObject]]]
+"""Turns an object into (the object with its text, its children); see `InspectionStage`. One
+that has a true ``takes_needs`` attribute (`make_extractor`'s) is called as
+``extractor(obj, needs=...)`` with what the selected inspectors need (`inspectors.base.NEEDS`)."""
 
 CHEAP_MIMES = frozenset({
     "text/plain", "text/css", "text/csv", "text/javascript", "application/javascript",
@@ -62,6 +66,9 @@ class InspectionStage:
         self._inspectors: dict[int, Inspector | None] = {}
         self._keywords: list[str] = []
         self._kw_generation = -1
+        self._needs: dict[tuple[int, ...], frozenset[str]] = {}
+        self._meta_generation = -1
+        self._meta_wanted = False
 
     @property
     def active(self) -> ActivePolicy:
@@ -122,16 +129,49 @@ class InspectionStage:
             return InspectionResult()
         mime = (obj.sniffed_mime or obj.declared_mime).split(";", 1)[0].strip().lower()
         if (obj.data is None or len(obj.data) != obj.size or obj.size > max_bytes or mime not in CHEAP_MIMES
-                or any(not self._cheap(c) for sel in selections for c in sel.configs)):
+                or any(not self._cheap(c) for c in active.engine.configs(selections))):
             return None
         self.counters["inspected_cheap"] += 1
         return self._run(active, obj, selections, now_ns, None)
+
+    def wants_metadata(self) -> bool:
+        """Whether the active policy runs an inspector on metadata records (``metadata = True``,
+        e.g. ``domains``); cached per policy version."""
+        active = self._refresh()
+        if self._meta_generation != active.generation:
+            self._meta_wanted = any(getattr(self._inspector(c), "metadata", False)
+                                    for p in active.policy.profiles.values() for c in p.configs)
+            self._meta_generation = active.generation
+        return self._meta_wanted
+
+    def inspect_metadata(self, obj: ContentObject, now_ns: int) -> InspectionResult:
+        """A metadata record (a TLS, QUIC or DNS event as a bytes-less object of kind
+        ``metadata``): the selected rules' metadata inspectors only, no extraction. Never raises."""
+        active, selections = self._select(obj)
+        if not selections:
+            return InspectionResult()
+        self.counters["metadata_inspected"] += 1
+        return self._run(active, obj, selections, now_ns, None, metadata=True)
 
     def _cheap(self, config: InspectorConfig) -> bool:
         """Whether the inspector of ``config`` declares itself cheap (one that cannot be
         configured runs nowhere, so it does not hold the object back either)."""
         insp = self._inspector(config)
         return insp is None or getattr(insp, "cost", "expensive") == "cheap"
+
+    def needs(self, configs: list[InspectorConfig]) -> frozenset[str]:
+        """Union of what the inspectors of ``configs`` need from extraction (`needs_of`), cached
+        per policy version and selection."""
+        key = tuple(id(c) for c in configs)
+        got = self._needs.get(key)
+        if got is None:
+            out: set[str] = set()
+            for c in configs:
+                insp = self._inspector(c)
+                if insp is not None:
+                    out |= needs_of(insp, c)
+            got = self._needs[key] = frozenset(out)
+        return got
 
     def warm(self) -> None:
         """Configure (compile) every inspector the active policy names, ahead of the first object."""
@@ -154,14 +194,15 @@ class InspectionStage:
         active = self.holder.current
         if active.generation != self._generation:
             self._inspectors.clear()  # configs of the old policy are gone with it
+            self._needs.clear()
             self._generation = active.generation
         return active
 
     def _run(self, active: ActivePolicy, obj: ContentObject, selections: list[Any], now_ns: int,
-             extractor: Extractor | None) -> InspectionResult:
+             extractor: Extractor | None, *, metadata: bool = False) -> InspectionResult:
         result = InspectionResult()
         engine = active.engine
-        configs = [c for sel in selections for c in sel.configs]
+        configs = engine.configs(selections)  # merged across rules: each inspector runs once
         ctx = InspectContext(
             deadline=time.monotonic() + self.time_budget_s, counters=self.counters,
             max_text_bytes=self.max_text_bytes,
@@ -169,9 +210,13 @@ class InspectionStage:
         targets = [obj]
         if extractor is not None:
             try:
-                obj, children = extractor(obj)
+                if getattr(extractor, "takes_needs", False):
+                    obj, children = extractor(obj, needs=self.needs(configs))
+                else:
+                    obj, children = extractor(obj)
                 # thumbnails are evidence made by the extractor, not content that crossed the wire
                 children = [c for c in children if c.kind != "thumbnail"]
+                result.top = obj
                 targets = [obj, *children]
                 result.children = children
             except Exception as exc:  # extraction failures are counted, never fatal
@@ -187,7 +232,7 @@ class InspectionStage:
                 continue
             seen.add(id(config))
             insp = self._inspector(config)
-            if insp is None:
+            if insp is None or (metadata and not getattr(insp, "metadata", False)):
                 continue
             for target in targets:
                 if insp.kinds and not _kind_matches(insp.kinds, target):
@@ -215,14 +260,17 @@ def make_extractor(factory: object, budget: Budget, sandbox: object | None = Non
                    keywords: Callable[[], list[str]] | None = None) -> Extractor:
     """An `Extractor` over `inspectors.extract`: the object with its text, hidden text and
     links, and every child within ``budget`` (each with its own text), breadth first.
-    ``keywords`` gives the active policy's keywords for spotting in speech."""
+    ``keywords`` gives the active policy's keywords for spotting in speech; ``needs`` (per call)
+    limits media decoding to what the inspectors look at."""
 
-    def run(obj: ContentObject) -> tuple[ContentObject, list[ContentObject]]:
+    def run(obj: ContentObject, needs: frozenset[str] | None = None) -> tuple[ContentObject, list[ContentObject]]:
         kws = keywords() if keywords is not None else None
-        tree = extract_tree(obj, budget, factory, sandbox=sandbox, keywords=kws)  # type: ignore[arg-type]
+        tree = extract_tree(obj, budget, factory, sandbox=sandbox, keywords=kws,  # type: ignore[arg-type]
+                            needs=needs)
         top = apply(tree[0][0], tree[0][1])
         return top, [apply(child, ex) for child, ex in tree[1:]]
 
+    run.takes_needs = True  # type: ignore[attr-defined]
     return run
 
 

@@ -25,6 +25,7 @@ _WORKER_COUNTERS = (
     ("alerts", "tapsift_alerts_total", "Alerts raised"),
     ("anomalies", "tapsift_anomalies_total", "Decoder and stream anomalies"),
     ("not_inspected", "tapsift_not_inspected_total", "Objects shed by the full inspection queue"),
+    ("inspector_errors", "tapsift_inspector_errors_total", "Inspector runs that raised (logged and counted)"),
     ("events_dropped", "tapsift_events_dropped_total", "EVE lines dropped because the writer queue was full"),
 )
 

@@ -14,8 +14,9 @@ The supervisor (the ``tapsift run`` process):
    file; the metrics thread serves the same snapshot;
 5. handles signals: SIGTERM/SIGINT → workers stop reading, flush what is in flight (objects
    still open are finished as truncated by ``Sensor.finish``), send their last lines and exit;
-   SIGHUP → settings re-read and validated (the old ones stay if invalid), EVE reopened (for
-   logrotate), SIGHUP forwarded so workers reload too.
+   SIGHUP → the zone policy reloaded (the old one stays if invalid), the settings file re-read
+   for its application-layer limits (``applayer:``; new flows use them; other sections need a
+   restart), EVE reopened (for logrotate); SIGHUP is forwarded so workers reload too.
 
 Children never block on output: a child's outbox is bounded and lines beyond it are dropped
 and counted (``events_dropped``); objects offered to the expensive-inspection pool when its
@@ -42,6 +43,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from appliance.eve import not_inspected_event
 from appliance.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("tapsift.supervisor")
@@ -49,7 +51,7 @@ log = logging.getLogger("tapsift.supervisor")
 __all__ = ["InspectionPool", "Supervisor", "drop_privileges"]
 
 _COUNTERS = ("packets", "bytes", "flows", "gaps", "objects", "alerts", "anomalies", "not_inspected",
-             "inspected_in_worker", "events_dropped", "eve_lines")
+             "inspected_in_worker", "inspector_errors", "events_dropped", "eve_lines")
 
 # --------------------------------------------------------------------------------------------
 # privileges
@@ -214,36 +216,6 @@ def _now_ts() -> str:
     return eve_timestamp(time.time_ns())
 
 
-def flow_anomaly_events(flow: Any) -> list[dict[str, Any]]:
-    """The per-flow ``anomaly`` events `tapsift read` writes (one per anomaly code)."""
-    if not flow.anomalies:
-        return []
-    from appliance.eve import eve_timestamp
-    from reassembly.objects import flow_ref
-
-    ref = flow_ref(flow)
-    return [{
-        "timestamp": eve_timestamp(flow.last_ts_ns), "event_type": "anomaly",
-        "flow_id": ref.flow_id, "src_ip": ref.src_ip, "src_port": ref.src_port,
-        "dest_ip": ref.dest_ip, "dest_port": ref.dest_port, "proto": ref.proto,
-        "app_proto": flow.app_proto or "failed",
-        "anomaly": {"type": "stream" if code.startswith("tcp") else "applayer", "event": code, "count": count},
-        "tapsift": {"flow_uid": flow.uid},
-    } for code, count in sorted(Counter(flow.anomalies).items())]
-
-
-def not_inspected_event(obj: Any, reason: str) -> dict[str, Any]:
-    """The record left when an object is shed instead of inspected."""
-    f = obj.flow
-    ev: dict[str, Any] = {"timestamp": _now_ts(), "event_type": "anomaly"}
-    if f is not None:
-        ev.update(flow_id=f.flow_id, src_ip=f.src_ip, src_port=f.src_port, dest_ip=f.dest_ip,
-                  dest_port=f.dest_port, proto=f.proto)
-    ev["anomaly"] = {"type": "inspection", "event": "not_inspected", "reason": reason}
-    ev["tapsift"] = {"content_id": obj.id, "md5": obj.md5, "size": obj.size}
-    return ev
-
-
 # --------------------------------------------------------------------------------------------
 # expensive-inspection pool
 # --------------------------------------------------------------------------------------------
@@ -278,13 +250,19 @@ class InspectionPool:
         except NotImplementedError:
             return -1
 
-    def serve(self, out: _Outbox, stop: Callable[[], bool], reload: Callable[[], None] | None = None) -> None:
+    def serve(self, out: _Outbox, stop: Callable[[], bool], reload: Callable[[], None] | None = None,
+              report: Callable[[], dict[str, Any]] | None = None, report_s: float = 1.0) -> None:
         """The loop of one pool process. Alert events go over the control channel (never
-        dropped, recorded by the supervisor's single writer); other events are EVE lines."""
+        dropped, recorded by the supervisor's single writer); other events are EVE lines.
+        ``report()`` (its counters) is sent about every ``report_s`` seconds."""
+        next_report = time.monotonic() + report_s
         while not stop():
             if reload is not None and _flags["reload"]:
                 _flags["reload"] = False
                 reload()
+            if report is not None and time.monotonic() >= next_report:
+                next_report = time.monotonic() + report_s
+                out.control(("stats", out.name, report()))
             try:
                 obj = self.queue.get(timeout=0.2)
             except queue.Empty:
@@ -367,38 +345,17 @@ def _prewarm(policy: str) -> None:
         log.debug("pre-warming the inspectors failed", exc_info=True)
 
 
-def _send_alerts(out: _Outbox, name: str, res: Any) -> None:
-    """Alerts and suppressions of an inspection done in a capture worker: over the control
-    channel (never dropped), after the object's fileinfo line."""
-    from appliance.outputs.alertjson import alert_record
-
-    if res.alerts:
-        out.flush()  # the object's fileinfo line goes first
-    for alert, target in res.alerts:
-        out.control(("alert", name, alert_record(alert, target), alert.ts_ns))
-    for sup_ in res.suppressed:
-        out.control(("suppressed", name, sup_.first_id))
-
-
 def _make_stage(settings: Settings, slot: int, processes: int) -> Any:
-    """An InspectionStage for one process, with its extractor (budgets from the settings)."""
-    from appliance.inspection import InspectionStage, make_extractor
-    from inspectors.extract.base import Budget
-    from policies.engine import AlertIds
-    from policies.reload import PolicyHolder
+    """An InspectionStage for one pool process, with its extractor (budgets from the settings)."""
+    from appliance.pipeline import make_inspection, policy_holder
     from reassembly.objects import ObjectFactory
 
-    ins = settings.inspection
-    holder = PolicyHolder(ins.policy, ids=AlertIds(slot + 1, processes))  # type: ignore[arg-type]
-    stage = InspectionStage(holder, max_text_bytes=ins.max_text_bytes, time_budget_s=ins.time_budget_s)
-    budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
-                    max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
-                    max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+    holder = policy_holder(settings, slot, processes)
+    assert holder is not None
     # children get ids of their own: a prefix per pool process keeps them unique across processes
     factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes,
                             prefix=f"F{slot}x")
-    stage.extractor = make_extractor(factory, budget, keywords=stage.policy_keywords)
-    return stage
+    return make_inspection(settings, holder, factory)
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,10 +393,27 @@ class _Child:
     done: bool = False
 
 
+def _worker_outputs(sup: Supervisor, child: _Child, out: _Outbox) -> Any:
+    """Where a capture worker's pipeline writes: EVE lines through its outbox; alerts and
+    suppressions over the control channel (never dropped, after the object's fileinfo line);
+    expensive objects to the pool."""
+    from appliance.outputs.alertjson import alert_record
+    from appliance.pipeline import Outputs
+
+    def alert(a: Any, obj: Any) -> None:
+        out.flush()  # the object's fileinfo line goes first
+        out.control(("alert", child.name, alert_record(a, obj), a.ts_ns))
+
+    def suppressed(sup_: Any) -> None:
+        out.control(("suppressed", child.name, sup_.first_id))
+
+    return Outputs(event=out.event, alert=alert, suppressed=suppressed,
+                   offload=sup.pool.offer if sup.pool is not None else None)
+
+
 def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     """Body of a capture worker process (forked: ``sup`` is the supervisor's state as of fork)."""
-    from appliance.eve import fileinfo_event
-    from appliance.sensor import Sensor
+    from appliance.pipeline import build_pipeline
 
     _child_signals()
     _die_with_parent()
@@ -451,72 +425,10 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
             if id(h) not in mine:
                 h.close()
     out = _Outbox(conn, child.name, sup.settings.live.event_queue)
-    pool = sup.pool
-    counters: Counter[str] = Counter()
-    settings = sup.settings
-
-    cheap: Any = None  # with a pool: the stage for objects cheap to inspect here (set below)
-
-    def on_object(obj: Any) -> None:
-        out.event(fileinfo_event(obj))
-        if pool is None:
-            return
-        if cheap is not None:
-            res = cheap.inspect_cheap(obj, obj.ts_ns, settings.live.worker_inspect_bytes)
-            if res is not None:
-                counters["inspected_in_worker"] += 1
-                _send_alerts(out, child.name, res)
-                return
-        if not pool.offer(obj):
-            counters["not_inspected"] += 1
-            out.event(not_inspected_event(obj, "queue_full"))
-
-    def on_flow_end(flow: Any) -> None:
-        for ev in flow_anomaly_events(flow):
-            out.event(ev)
-
-    inspection = None
-    holder = None
-    on_alert = on_suppressed = None
-    zone_of = None
-    if settings.inspection.policy and pool is not None:
-        # expensive work goes to the pool (objects shed when it is full); cheap work (plain text,
-        # rules whose inspectors are all cheap) is done here; flows get their zones here
-        from appliance.inspection import InspectionStage
-        from policies.engine import AlertIds
-        from policies.reload import PolicyHolder
-
-        # alert ids stay unique across capture workers and pool processes: N = both together
-        holder = PolicyHolder(settings.inspection.policy,
-                              ids=AlertIds(child.slot + 1, sup.workers + pool.processes))
-        zone_of = lambda flow: holder.current.zones.zones_for(flow)  # noqa: E731
-        if settings.live.worker_inspect_bytes > 0:
-            cheap = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
-                                    time_budget_s=settings.inspection.time_budget_s)
-            cheap.warm()  # compile the inspectors before the first object, not on it
-    elif settings.inspection.policy:
-        from appliance.inspection import InspectionStage
-        from appliance.outputs.alertjson import alert_record
-        from policies.engine import AlertIds
-        from policies.reload import PolicyHolder
-
-        # alert ids stay unique across workers: worker k of N numbers k+1, k+1+N, ...
-        holder = PolicyHolder(settings.inspection.policy, ids=AlertIds(child.slot + 1, sup.workers))
-        inspection = InspectionStage(holder, max_text_bytes=settings.inspection.max_text_bytes,
-                                     time_budget_s=settings.inspection.time_budget_s)
-        inspection.warm()
-
-        def on_alert(alert: Any, obj: Any) -> None:
-            out.flush()  # the object's fileinfo line goes first
-            out.control(("alert", child.name, alert_record(alert, obj), alert.ts_ns))  # never dropped
-
-        def on_suppressed(sup_: Any) -> None:
-            out.control(("suppressed", child.name, sup_.first_id))
-
-    sensor = Sensor(settings, on_object=on_object, on_flow_end=on_flow_end, inspection=inspection,
-                    on_alert=on_alert, on_suppressed=on_suppressed, zone_of=zone_of,
-                    id_prefix="F" if sup.workers == 1 else f"F{child.slot}w")
-    sensor.policy_holder = holder  # type: ignore[attr-defined]
+    # alert ids stay unique across the capture workers and the pool's processes
+    slots = sup.workers + (sup.pool.processes if sup.pool is not None else 0)
+    pipeline = build_pipeline(sup.settings, _worker_outputs(sup, child, out), slot=child.slot, slots=slots,
+                              workers=sup.workers, warm=True)
     if sup.backend == "pcap":
         from capture.live import PcapReader
 
@@ -527,19 +439,21 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         reader = RingReader(child.handles)
 
     def snapshot() -> dict[str, Any]:
+        sensor = pipeline.sensor
         tc = sensor.tcp.counters
-        st = sensor.stats
+        st = pipeline.stats
         snap: dict[str, Any] = {
             "pid": os.getpid(),
-            "inspected_in_worker": counters["inspected_in_worker"],
+            "inspected_in_worker": pipeline.counters["inspected_in_worker"],
             "packets": reader.packets,
             "bytes": reader.bytes,
             "flows": int(tc.get("flows_created", 0)),
             "gaps": int(tc.get("gaps", 0)),
             "objects": st.objects,
-            "alerts": int(getattr(st, "alerts", 0)),
+            "alerts": st.alerts,
             "anomalies": sum(sensor.decoder.counters.values()),
-            "not_inspected": counters["not_inspected"],
+            "not_inspected": pipeline.counters["not_inspected"],
+            "inspector_errors": st.inspector_errors,
             "events_dropped": out.dropped,
             "eve_lines": out.sent,
             "outbox": out.depth,
@@ -559,45 +473,30 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         out.control(("stats", child.name, snapshot()))
         if _flags["reload"]:
             _flags["reload"] = False
-            _reload_worker(sup, sensor)
-
-    def stop() -> bool:
-        return _flags["stop"]
+            _reload_worker(sup, pipeline)
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    # the C fast path: one ring block at a time, or the lists the libpcap backend / the merge of
-    # several rings release; the pure-Python path when it is not built or turned off
-    if sup.backend == "pcap":
-        used = sensor.run_batched(reader.batches(stop, tick))
-    elif len(reader.rings) > 1:
-        used = sensor.run_batched(reader.merged_batches(stop, tick))
-    else:
-        used = sensor.run_ring(reader, stop, tick)
-    if not used:
-        sensor.run(reader.frames(stop, tick))
-    sensor.finish()  # in-flight objects come out truncated
+    # the reader says what it offers the C fast path (one ring's blocks, merged or libpcap
+    # batches); the pure-Python path when the fast path is not built or turned off
+    pipeline.drive(reader, stop=lambda: _flags["stop"], tick=tick)
+    pipeline.finish()  # in-flight objects come out truncated
     out.flush()
     out.control(("bye", child.name, snapshot()))
     out.close()
 
 
-def _reload_worker(sup: Supervisor, sensor: Any) -> None:
-    if sup.config_path is None:
-        return
-    try:
-        new = load_settings(sup.config_path)
-    except SettingsError as exc:
-        log.error("reload: %s (keeping the running settings)", exc)
-        return
-    hook = getattr(sensor, "reload", None)
-    if callable(hook):
-        hook(new)
-    holder = getattr(sensor, "policy_holder", None)
-    if holder is not None:  # the zone policy: the old one stays if the new file is invalid
-        ok, msg = holder.reload()
-        (log.info if ok else log.error)("policy reload: %s", msg)
+def _reload_worker(sup: Supervisor, pipeline: Any) -> None:
+    """SIGHUP in a capture worker: the application-layer limits of the settings file (if it
+    is valid; the running ones stay otherwise) and the zone policy."""
+    new = None
+    if sup.config_path is not None:
+        try:
+            new = load_settings(sup.config_path)
+        except SettingsError as exc:
+            log.error("reload: %s (keeping the running settings)", exc)
+    pipeline.reload(new)
 
 
 def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
@@ -624,8 +523,14 @@ def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
             ok, msg = _POOL_STAGE.holder.reload()
             (log.info if ok else log.error)("policy reload: %s", msg)
 
-    sup.pool.serve(out, lambda: _flags["stop"], reload)
-    out.control(("bye", child.name, {"pid": os.getpid()}))
+    def report() -> dict[str, Any]:
+        from appliance.pipeline import inspector_errors
+
+        errors = inspector_errors(_POOL_STAGE.counters) if _POOL_STAGE is not None else 0
+        return {"pid": os.getpid(), "inspector_errors": errors}
+
+    sup.pool.serve(out, lambda: _flags["stop"], reload, report)
+    out.control(("bye", child.name, report()))
     out.close()
 
 
@@ -648,7 +553,8 @@ def _preload() -> None:
     import importlib
 
     for name in ("multiprocessing.popen_fork", "multiprocessing.connection", "appliance.sensor",
-                 "appliance.eve", "reassembly.objects", "capture.live", "encodings.idna", "gzip", "zlib",
+                 "appliance.pipeline", "appliance.outputs.alertjson", "appliance.eve", "reassembly.objects",
+                 "capture.live", "capture.fastpath", "capture._fastpath", "encodings.idna", "gzip", "zlib",
                  "hashlib", "json", "pcapy"):
         try:
             importlib.import_module(name)
@@ -957,10 +863,12 @@ class Supervisor:
             except SettingsError as exc:
                 log.error("reload: %s (keeping the running settings)", exc)
             else:
-                # Capture geometry (interfaces, workers, rings) needs a restart; the rest is taken.
-                new.live = self.settings.live
-                self.settings = new
-                log.info("reload: settings re-read from %s", self.config_path)
+                # Only the application-layer limits are taken (the workers do the same, so a
+                # re-forked worker agrees with the others); everything else is bound to what
+                # was opened or sized at start (sockets, rings, flow tables, outputs).
+                self.settings = self.settings.model_copy(update={"applayer": new.applayer})
+                log.info("reload: application-layer limits re-read from %s (other settings need a restart)",
+                         self.config_path)
         for c in self.children:
             if c.proc is not None and c.proc.is_alive():
                 os.kill(c.proc.pid, signal.SIGHUP)

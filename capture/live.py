@@ -25,7 +25,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import mmap
-import os
 import select
 import shutil
 import socket
@@ -312,6 +311,25 @@ class RingReader:
         self.truncated = 0
         """Frames longer than what the ring could hold (captured length < wire length)."""
 
+    @property
+    def fast_input(self) -> str:
+        """What this source offers a consumer such as the C fast path: ``"blocks"`` (one ring:
+        `feed_blocks`) or ``"batches"`` (several rings merged in time order: `batches`)."""
+        return "blocks" if len(self.rings) == 1 else "batches"
+
+    @property
+    def linktype(self) -> int:
+        """Link type of the (first) ring."""
+        return self.rings[0].linktype
+
+    def batches(self, stop: Callable[[], bool], tick: Callable[[], None] | None = None) -> Iterator[list[Frame]]:
+        """The frames as lists: per ring block (one ring), or as `merged_batches` releases them."""
+        if len(self.rings) > 1:
+            yield from self.merged_batches(stop, tick)
+            return
+        for r, off, num in self._ready_blocks(stop, tick, 0.5, 100):
+            yield self._block_frames(r, off, num)
+
     def frames(
         self,
         stop: Callable[[], bool],
@@ -589,6 +607,9 @@ def open_pcap(iface: str, opts: LiveOptions, fanout_group: int | None, worker: i
 class PcapReader:
     """Reads libpcap handles (``next_batch``: one C call per up to ``batch`` packets)."""
 
+    fast_input = "batches"
+    """What this source offers a consumer such as the C fast path: lists of frames (`batches`)."""
+
     def __init__(self, handles: Sequence[PcapHandle], batch: int = 512) -> None:
         self.handles = list(handles)
         self.batch = batch
@@ -640,11 +661,3 @@ class PcapReader:
             if not got:
                 poller.poll(100)
 
-
-def fd_is_socket(fd: int) -> bool:
-    """True when ``fd`` is an open socket (used by tests and checks)."""
-    try:
-        import stat
-        return stat.S_ISSOCK(os.fstat(fd).st_mode)
-    except OSError:
-        return False

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from itertools import islice
 from struct import Struct
 from typing import BinaryIO
 
@@ -331,6 +332,18 @@ class CaptureFile:
                 return -1
             need = max(need, hlen + incl)
         return need
+
+    @property
+    def fast_input(self) -> str:
+        """What this source offers a consumer such as the C fast path: ``"records"`` (classic
+        pcap: `feed_records`) or ``"batches"`` (pcapng: `batches`). `frames` always works."""
+        return "records" if self.format == "pcap" else "batches"
+
+    def batches(self, size: int = 512) -> Iterator[list[Frame]]:
+        """`frames` as lists of up to ``size``."""
+        it = self.frames()
+        while chunk := list(islice(it, size)):
+            yield chunk
 
     @property
     def record_format(self) -> tuple[bool, bool, int, int] | None:

@@ -4,7 +4,7 @@ Pure: no I/O, no wall clock (``now_ns`` is passed in). One engine per policy ver
 id counter and the suppressor are separate objects so they survive a reload.
 
     sel = engine.select(src_zone, dst_zone, obj)          # rules that apply → inspector configs
-    configs = inspector_configs(sel)                       # one merged config per inspector
+    configs = engine.configs(sel)                          # one merged config per inspector, all rules
     findings = [... run inspectors ...]
     decision = engine.process(obj, sel, findings, now_ns)  # decide() + suppression
     decision.alerts / decision.suppressed / decision.closed
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from appliance.model import Alert, ContentObject, Finding, InspectorConfig, ListSpec
-from policies.schema import Policy, ProfileDef, RuleDef
+from appliance.model import Alert, ContentObject, Direction, Finding, InspectorConfig, ListSpec
+from policies.schema import ExceptionDef, Policy, ProfileDef, RuleDef
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SELECT_CACHE_MAX = 4096
@@ -90,6 +90,25 @@ def inspector_configs(selections: Iterable[Selection]) -> tuple[InspectorConfig,
     return merge_configs(c for s in selections for c in s.configs)
 
 
+def finding_key(f: Finding) -> tuple:
+    """What makes two findings the same fact (equal fields); hashable although ``detail`` is a dict."""
+    return (f.inspector, f.content_id, f.rule, f.score, f.evidence,
+            tuple(sorted((str(k), repr(v)) for k, v in f.detail.items())) if f.detail else ())
+
+
+def unique_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """``findings`` without repeats (first occurrence order): an inspector that ran twice on the
+    same object (two rules naming it) reports the same fact twice; it must count once."""
+    seen: set[tuple] = set()
+    out = []
+    for f in findings:
+        k = finding_key(f)
+        if k not in seen:
+            seen.add(k)
+            out.append(f)
+    return tuple(out)
+
+
 def finding_matches(f: Finding) -> int:
     """How many matches one finding stands for: ``detail["count"]`` when the inspector gives it,
     else the number of evidence items, at least 1."""
@@ -158,6 +177,8 @@ class Decision:
     """Repeats counted into an earlier alert (log them; do not raise them again)."""
     closed: list[SuppressionSummary] = field(default_factory=list)
     """Suppression windows that ended (final counts)."""
+    excepted: list[tuple[Alert, ExceptionDef]] = field(default_factory=list)
+    """Alerts an analyst's exception stopped (not raised), with the exception."""
 
 
 @dataclass(slots=True)
@@ -272,6 +293,57 @@ class Suppressor:
         return out
 
 
+# --------------------------------------------------------------------------- exceptions
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return host == pattern[2:] or host.endswith(pattern[1:])
+    return host == pattern
+
+
+def exception_matches(e: ExceptionDef, alert: Alert, obj: ContentObject | None, now_ns: int) -> bool:
+    """Whether *e* stops *alert* (about *obj*) at packet time *now_ns*: not expired, and every field it
+    sets matches (rule, profile; the object's host, URL, file name, hashes; zones; the client's address)."""
+    import fnmatch
+    import ipaddress
+
+    if e.expires_ns is not None and now_ns >= e.expires_ns:
+        return False
+    if e.rule is not None and e.rule != alert.policy and e.rule not in alert.rules:
+        return False
+    if e.profile is not None and e.profile != alert.profile:
+        return False
+    if e.zone is not None and e.zone not in (alert.src_zone, alert.dst_zone):
+        return False
+    if (e.src_zone is not None and e.src_zone != alert.src_zone) or \
+            (e.dst_zone is not None and e.dst_zone != alert.dst_zone):
+        return False
+    o = obj
+    if e.host is not None and (o is None or not _host_matches(e.host, o.host or "")):
+        return False
+    if e.url is not None and (o is None or not (o.url.startswith(e.url[:-1]) if e.url.endswith("*")
+                                                 else o.url == e.url)):
+        return False
+    if e.filename is not None and (o is None or not fnmatch.fnmatchcase(o.filename, e.filename)):
+        return False
+    if (e.sha256 is not None and (o is None or o.sha256.lower() != e.sha256)) or \
+            (e.md5 is not None and (o is None or o.md5.lower() != e.md5)):
+        return False
+    if e.client is not None:
+        flow = o.flow if o is not None and o.flow is not None else alert.flow
+        if flow is None:
+            return False
+        down = o is not None and o.direction == Direction.TO_CLIENT
+        try:
+            if ipaddress.ip_address(flow.dest_ip if down else flow.src_ip) not in e.client:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- engine
 
 
@@ -296,6 +368,7 @@ class PolicyEngine:
             for r in policy.rules
         )
         self._cache: dict[tuple[str, str, str, str], tuple[Selection, ...]] = {}
+        self._merged: dict[tuple[int, ...], tuple[InspectorConfig, ...]] = {}
 
     @staticmethod
     def rule_matches(rule: RuleDef, src_zone: str, dst_zone: str, direction: str, protocol: str) -> bool:
@@ -330,6 +403,19 @@ class PolicyEngine:
             self._cache[key] = hit
         return list(hit)
 
+    def configs(self, selections: Sequence[Selection]) -> tuple[InspectorConfig, ...]:
+        """The inspector configs of all ``selections`` merged across rules (`merge_configs`), so
+        each inspector runs once per object even when several matching rules name it. The same
+        rules give the same config objects (callers may cache compiled inspectors by identity)."""
+        key = tuple(id(s.rule) for s in selections)
+        hit = self._merged.get(key)
+        if hit is None:
+            hit = inspector_configs(selections)
+            if len(self._merged) >= _SELECT_CACHE_MAX:
+                self._merged.clear()
+            self._merged[key] = hit
+        return hit
+
     def profile_findings(self, profile: str, findings: Iterable[Finding]) -> tuple[Finding, ...]:
         """The findings that count for ``profile``: same inspector and ``Finding.rule`` naming one
         of the profile's lists for it (or ``list:…``), or any finding of an inspector the profile
@@ -352,29 +438,62 @@ class PolicyEngine:
 
     def decide(self, obj: ContentObject, selections: Iterable[Selection], findings: Sequence[Finding],
                now_ns: int) -> list[Alert]:
-        """One alert per (rule, profile) whose findings reach a threshold, carrying those findings.
+        """One alert per profile whose findings reach a threshold, carrying those findings.
+
+        A profile that several matching rules apply (``continue``) is judged once, on its
+        findings counted once each (repeated findings are dropped, see `unique_findings`); its
+        alert names the first of those rules as ``policy`` and all of them in ``rules``. Alerts
+        come in the order their profiles first appear in ``selections``.
 
         ``findings`` are the ones to attribute to ``obj`` (its own, and its children's if the
         caller wants them reported on the parent). No suppression here: see `process`.
         """
-        alerts = []
-        complete = obj.complete
+        order: dict[str, tuple[Selection, ProfileDef, list[str]]] = {}
         for sel in selections:
+            for prof in sel.profiles:
+                got = order.get(prof.name)
+                if got is None:
+                    order[prof.name] = (sel, prof, [sel.rule.name])
+                elif sel.rule.name not in got[2]:
+                    got[2].append(sel.rule.name)
+        if not order:
+            return []
+        unique = unique_findings(findings)
+        alerts = []
+        for sel, prof, rules in order.values():
+            fs = self.profile_findings(prof.name, unique)
+            if not self.fires(prof, fs):
+                continue
             flow = obj.flow
             if flow is not None and (flow.src_zone, flow.dst_zone) != (sel.src_zone, sel.dst_zone):
                 flow = flow._replace(src_zone=sel.src_zone, dst_zone=sel.dst_zone)
-            for prof in sel.profiles:
-                fs = self.profile_findings(prof.name, findings)
-                if not self.fires(prof, fs):
-                    continue
-                alerts.append(Alert(
-                    id=self.ids.next(), ts_ns=now_ns, policy=sel.rule.name, profile=prof.name,
-                    severity=prof.severity, category=prof.category, content_id=obj.id, flow=flow,
-                    findings=fs, src_zone=sel.src_zone, dst_zone=sel.dst_zone, complete=complete,
-                ))
+            alerts.append(Alert(
+                id=self.ids.next(), ts_ns=now_ns, policy=rules[0], profile=prof.name,
+                severity=prof.severity, category=prof.category, content_id=obj.id, flow=flow,
+                findings=fs, src_zone=sel.src_zone, dst_zone=sel.dst_zone, complete=obj.complete,
+                rules=tuple(rules),
+            ))
         return alerts
+
+    def except_(self, alerts: Sequence[Alert], obj: ContentObject | None, now_ns: int
+                ) -> tuple[list[Alert], list[tuple[Alert, ExceptionDef]]]:
+        """Split *alerts* into raised and stopped by an analyst's exception (the first that matches)."""
+        excs = self.policy.exceptions
+        if not excs or not alerts:
+            return list(alerts), []
+        kept, stopped = [], []
+        for a in alerts:
+            hit = next((e for e in excs if exception_matches(e, a, obj, now_ns)), None)
+            if hit is None:
+                kept.append(a)
+            else:
+                stopped.append((a, hit))
+        return kept, stopped
 
     def process(self, obj: ContentObject, selections: Iterable[Selection], findings: Sequence[Finding],
                 now_ns: int) -> Decision:
-        """`decide`, then suppression of repeats."""
-        return self.suppressor.filter(self.decide(obj, selections, findings, now_ns), now_ns, obj)
+        """`decide`, then analysts' exceptions, then suppression of repeats."""
+        kept, stopped = self.except_(self.decide(obj, selections, findings, now_ns), obj, now_ns)
+        out = self.suppressor.filter(kept, now_ns, obj)
+        out.excepted = stopped
+        return out

@@ -6,10 +6,11 @@ Three sans-IO pieces:
   EPRT, PASV/227, EPSV/229, RETR/STOR/STOU/APPE (and LIST/NLST/MLSD), the 1xx/2xx/4xx/5xx
   replies, AUTH TLS. At PORT/EPRT (the server will connect to the client's endpoint) or at the
   227/229 reply (the client connects to the server's endpoint) it registers an `FtpDataContext`
-  in the shared `FtpExpectations` table, keyed by the data connection's *listening* endpoint.
-* `FtpExpectations.match(flow)` is called by the sensor for every new TCP flow and hands back
-  the context (both endpoints are tried, since a flow picked up mid-stream may be oriented
-  wrongly). Entries expire on packet time and the table is capped.
+  in the shared expectation table (`reassembly.applayer.expect.Expectations`, also known here
+  as `FtpExpectations`), keyed by the data connection's *listening* endpoint.
+* The application layer matches every new TCP flow against that table before probing its
+  content and hands the context (``protocol = "ftp-data"``) to the ``ftp-data`` entry (both
+  endpoints are tried, since a flow picked up mid-stream may be oriented wrongly).
 * `FtpDataParser` turns the data connection's bytes (whichever direction carries them) into one
   ``ftp-data`` object. The context is mutable and read when the object finishes, so the file
   name and direction are right even when the data bytes race ahead of RETR/STOR on the wire.
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
+from typing import ClassVar
 
 from appliance.model import ContentObject, Direction, Flow, StreamClosed, StreamData, StreamEvent, StreamGap
+from reassembly.applayer.expect import Expectations
 from reassembly.mime import header_text
 from reassembly.objects import ObjectFactory, flow_ref
 
@@ -36,8 +38,6 @@ DOWNLOADS = frozenset({"RETR", "LIST", "NLST", "MLSD"})
 TRANSFERS = UPLOADS | DOWNLOADS
 MAX_LINE = 4096
 MAX_ANOMALIES = 32
-DEFAULT_TTL_NS = 120 * 1_000_000_000
-DEFAULT_CAP = 4096
 
 _FTP_CLIENT_VERBS = frozenset(
     b"USER PASS ACCT AUTH FEAT SYST OPTS CLNT HOST PBSZ PROT CWD PWD TYPE PASV EPSV PORT EPRT "
@@ -80,6 +80,9 @@ def looks_like_ftp(server_first_bytes: bytes, client_first_bytes: bytes) -> bool
 class FtpDataContext:
     """The transfer a data connection belongs to; filled in as the control connection goes on."""
 
+    protocol: ClassVar[str] = "ftp-data"
+    """The table entry that parses the expected connection."""
+
     control_uid: str
     client_ip: bytes
     """The control connection's client (the FTP user's host)."""
@@ -105,52 +108,8 @@ class FtpDataContext:
         return None
 
 
-class FtpExpectations:
-    """Expected data connections: (ip bytes, port) of the listening endpoint → context."""
-
-    def __init__(self, *, ttl_ns: int = DEFAULT_TTL_NS, cap: int = DEFAULT_CAP) -> None:
-        self.ttl_ns = ttl_ns
-        self.cap = cap
-        self._table: OrderedDict[tuple[bytes, int], tuple[FtpDataContext, int]] = OrderedDict()
-        self.evicted = 0
-        self.matched = 0
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def expect(self, ip: bytes, port: int, ctx: FtpDataContext, now_ns: int) -> None:
-        """Register a data connection to ``ip``:``port`` for ``ctx`` until ``now_ns`` + ttl."""
-        if not (0 < port < 65536) or len(ip) not in (4, 16):
-            return
-        key = (ip, port)
-        self._table.pop(key, None)
-        self._table[key] = (ctx, now_ns + self.ttl_ns)
-        while len(self._table) > self.cap:
-            self._table.popitem(last=False)
-            self.evicted += 1
-
-    def expire(self, now_ns: int) -> None:
-        """Drop entries whose time is up."""
-        for key in [k for k, (_, exp) in self._table.items() if exp < now_ns]:
-            del self._table[key]
-
-    def match(self, flow: Flow) -> FtpDataContext | None:
-        """The context for new flow ``flow`` (server endpoint first, then client), or None."""
-        now = flow.first_ts_ns
-        for key in ((flow.server_ip, flow.server_port), (flow.client_ip, flow.client_port)):
-            hit = self._table.get(key)
-            if hit is None:
-                continue
-            ctx, exp = hit
-            if exp < now:
-                del self._table[key]
-                continue
-            for k in [k for k, (c, _) in self._table.items() if c is ctx]:
-                del self._table[k]
-            ctx.data_uid = flow.uid
-            self.matched += 1
-            return ctx
-        return None
+FtpExpectations = Expectations
+"""The expectation table under its historical name."""
 
 
 def _ip_bytes(text: str) -> bytes | None:

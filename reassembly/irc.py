@@ -4,8 +4,8 @@ The IRC connection itself is not content; what matters is the CTCP offer
 ``\\x01DCC SEND <file> <ip> <port> [<size>]\\x01`` in a PRIVMSG. The receiver then connects to
 ``ip:port`` and the sender streams the file, while the receiver answers with 4-byte
 acknowledgements. Offers are registered in the same expected-connection table as FTP data
-channels (`reassembly.ftp.FtpExpectations`); the sensor hands the matching connection to
-`DccDataParser`, which makes one content object of the file (source ``irc-dcc``).
+channels (`reassembly.applayer.expect.Expectations`); the application layer hands the matching
+connection to `DccDataParser`, which makes one content object of the file (source ``irc-dcc``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from appliance.model import ContentObject, Direction, Flow, StreamClosed, StreamData, StreamEvent, StreamGap
-from reassembly.ftp import FtpExpectations
+from reassembly.applayer.expect import Expectations
 from reassembly.objects import ObjectBuilder, ObjectFactory, flow_ref
 
 _DCC_SEND = re.compile(rb'\x01DCC SEND ("[^"\x01]{1,512}"|[^ \x01]{1,512}) (\d{1,39}|[0-9a-fA-F:.]{2,45}) (\d{1,5})'
@@ -38,6 +39,9 @@ def looks_like_irc(server_first: bytes, client_first: bytes) -> bool | None:
 @dataclass(slots=True)
 class DccContext:
     """A DCC SEND offer: what the connection to ``ip:port`` will carry."""
+
+    protocol: ClassVar[str] = "irc-dcc"
+    """The table entry that parses the expected connection."""
 
     control_uid: str
     filename: str
@@ -62,7 +66,7 @@ def _dcc_ip(text: bytes) -> bytes | None:
 class IrcParser:
     """Scans an IRC connection (both directions) for DCC SEND offers; makes no objects itself."""
 
-    def __init__(self, flow: Flow, expectations: FtpExpectations) -> None:
+    def __init__(self, flow: Flow, expectations: Expectations) -> None:
         self.flow = flow
         self.expectations = expectations
         self._buf = [b"", b""]

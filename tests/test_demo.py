@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,17 +20,21 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]
     pcap = out / "demo.pcap"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo.py"), str(pcap)], check=True,
                    capture_output=True)
-    # as scripts/demo.sh does: a copy of the sample policy with a trained classifier beside it
+    # as scripts/demo.sh does: a copy of the sample policy, a trained classifier in the model directory
     policy = out / "policy.yaml"
     policy.write_bytes((ROOT / "policies" / "sample.yaml").read_bytes())
     subprocess.run([sys.executable, str(ROOT / "bench" / "darkword_bench.py"), "--make-ml-set", str(out / "mlset"),
                     "--per-label", "300"], check=True, capture_output=True, timeout=300)
     subprocess.run([str(BIN / "tapsift"), "ml", "train", str(out / "mlset"), "--model-dir", str(out / "models")],
                    check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "TAPSIFT_MODEL_DIR": str(out)}  # the policy's model 'models' is out/models
+    check = subprocess.run([str(BIN / "tapsift"), "policy", "check", str(policy)], capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert check.returncode == 0, check.stderr
     p = subprocess.run(
         [str(BIN / "tapsift"), "read", str(pcap), "--policy", str(policy),
          "--store", str(out / "alerts.db"), "--eve", "-", "-q"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=env,
     )
     assert p.returncode == 0, p.stderr
     return out, [json.loads(line) for line in p.stdout.splitlines()]

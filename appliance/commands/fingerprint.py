@@ -57,8 +57,14 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    """Import; exit 1 when nothing could be imported (a file of no fingerprints: wrong format,
+    wrong algorithm, binary data), saying why. Everything already present is success."""
     from fingerprints.library import Library, sniff_format
 
+    if not os.path.exists(args.source_path):
+        return _err(f"{args.source_path}: no such file or folder")
+    if not os.path.isdir(args.source_path) and not os.access(args.source_path, os.R_OK):
+        return _err(f"{args.source_path}: not readable")
     fmt = args.format or sniff_format(args.source_path)
     try:
         with Library(_db(args)) as lib:
@@ -77,7 +83,16 @@ def _import(args: argparse.Namespace) -> int:
                 return _err(f"unknown format {fmt!r}")
     except (OSError, ValueError) as exc:
         return _err(str(exc))
-    return _report(st)
+    _report(st)
+    if st.added or st.duplicates:
+        return 0
+    if st.invalid:
+        why = (f"none of its {st.invalid} entries is a fingerprint"
+               + (f" of {args.algorithm}" if args.algorithm else "")
+               + f" (read as {fmt!r}; is it the right file, --format and --algorithm?)")
+    else:
+        why = "it holds no entries"
+    return _err(f"nothing imported from {args.source_path}: {why}")
 
 
 def _list(args: argparse.Namespace) -> int:

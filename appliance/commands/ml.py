@@ -1,4 +1,8 @@
-"""``tapsift ml train|evaluate|info|predict``: the text classifier (see inspectors/ml_text.py)."""
+"""``tapsift ml train|evaluate|info|predict|convert``: the text classifier (see inspectors/ml_text.py).
+
+Models are JSON (data only). ``convert`` turns the pickles earlier versions wrote into JSON, once,
+on an administrator's command; nothing else reads a pickle.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,26 @@ import json
 import sys
 from pathlib import Path
 
+from inspectors.modelstore import DEFAULT_MODEL_DIR
+
 
 def _err(msg: str) -> int:
     print(f"tapsift: {msg}", file=sys.stderr)
     return 1
 
 
-def _resolve(path: str) -> str:
-    from inspectors.ml_text import latest_model
+def _load(path: str) -> object:
+    """A JSON model file, or the newest one of a folder (any path: an administrator's command)."""
+    from inspectors.ml_text import ModelError, TextModel, latest_model
 
     if Path(path).is_dir():
         got = latest_model(path)
         if got is None:
-            raise ValueError(f"no text-vNNNN.pkl model in {path}")
-        return str(got)
-    return path
+            hint = " (pickles of an earlier version are there: 'tapsift ml convert' them)" \
+                if any(Path(path).glob("text-v*.pkl")) else ""
+            raise ModelError(f"no text-vNNNN.json model in {path}{hint}")
+        path = str(got)
+    return TextModel.load(path)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -56,7 +65,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from inspectors.ml_text import TextModel, evaluate, load_labelled
 
     try:
-        model = TextModel.load(_resolve(args.model))
+        model: TextModel = _load(args.model)  # type: ignore[assignment]
         texts, labels = load_labelled(args.data)
     except (OSError, ValueError) as exc:
         return _err(str(exc))
@@ -75,7 +84,7 @@ def _info(args: argparse.Namespace) -> int:
     from inspectors.ml_text import TextModel
 
     try:
-        m = TextModel.load(_resolve(args.model))
+        m: TextModel = _load(args.model)  # type: ignore[assignment]
     except (OSError, ValueError) as exc:
         return _err(str(exc))
     held = m.metrics.get("held_out", {})
@@ -91,7 +100,7 @@ def _predict(args: argparse.Namespace) -> int:
     from inspectors.ml_text import TextModel, read_text_file
 
     try:
-        m = TextModel.load(_resolve(args.model))
+        m: TextModel = _load(args.model)  # type: ignore[assignment]
     except (OSError, ValueError) as exc:
         return _err(str(exc))
     for f in args.files:
@@ -102,13 +111,36 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from inspectors.ml_text import convert_folder
+
+    target = Path(args.target)
+    if not target.exists():
+        return _err(f"{target}: no such file or folder")
+    results = convert_folder(target)
+    if not results:
+        print(f"{target}: no text-vNNNN.pkl to convert")
+        return 0
+    failed = 0
+    for src, dst, msg in results:
+        if dst is None and not msg.endswith("skipped"):
+            failed += 1
+            print(f"tapsift: {src}: {msg}" if not msg.startswith(str(src)) else f"tapsift: {msg}", file=sys.stderr)
+        else:
+            print(msg)
+    if not failed:
+        print("the pickles are no longer read; delete them once the JSON models are in use")
+    return 1 if failed else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ml", help="text classifier: train, evaluate, inspect models")
     ps = p.add_subparsers(dest="ml_command", required=True, metavar="ACTION")
     t = ps.add_parser("train", help="train from DATA/<label>/* and print P/R/F1 on a held-out split")
     t.add_argument("data", metavar="DATA")
-    t.add_argument("--model-dir", default="/var/lib/tapsift/models",
-                   help="write text-vNNNN.pkl with the next version number here")
+    t.add_argument("--model-dir", default=DEFAULT_MODEL_DIR,
+                   help="write text-vNNNN.json with the next version number here (the sensor's "
+                        "inspection.model_dir)")
     t.add_argument("-o", "--output", help="write exactly this file instead")
     t.add_argument("--test-size", type=float, default=0.2)
     t.add_argument("--seed", type=int, default=0)
@@ -127,3 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pr.add_argument("model")
     pr.add_argument("files", nargs="+")
     pr.set_defaults(func=_predict)
+    c = ps.add_parser("convert", help="convert pickled models of an earlier version to JSON (once, as an "
+                                      "administrator: the pickle is read, through a restricted unpickler)")
+    c.add_argument("target", metavar="PICKLE_OR_FOLDER")
+    c.set_defaults(func=_convert)

@@ -30,8 +30,28 @@ def _read_password(args: argparse.Namespace) -> str | None:
     return first
 
 
+def _list(db) -> None:  # type: ignore[no-untyped-def]
+    from webui.services.throttle import throttled_users
+
+    throttled = throttled_users(db)
+    for u in db.users():
+        state = "disabled" if u["disabled"] else "throttled" if u["username"].lower() in throttled else "active"
+        print(f"{u['username']:24s} {u['role']:8s} {state:9s} totp={'on' if u['totp'] else 'off'}")
+
+
+def _unthrottle_address(db, address: str | None, actor: str) -> None:  # type: ignore[no-untyped-def]
+    from webui.services.throttle import clear_throttle
+
+    if address is None:
+        raise ValueError("name a user, or --address ADDR")
+    n = clear_throttle(db, ip=address)
+    db.audit(None, actor, "login.unthrottle_address", address, None, {"cleared": n})
+    print(f"cleared the login throttling of address {address} ({n} key{'s' if n != 1 else ''})")
+
+
 def _run(args: argparse.Namespace) -> int:
-    from webui.auth import UserError, create_user, set_password
+    from webui.errors import UserError
+    from webui.services.users import create_user, delete_user, set_password, unlock
     from webui.settings import ConsoleSettingsError
 
     try:
@@ -48,9 +68,9 @@ def _run(args: argparse.Namespace) -> int:
             if given is None:
                 print(f"password (shown once): {password}")
         elif args.user_command == "list":
-            for u in db.users():
-                state = "disabled" if u["disabled"] else "locked" if u["locked_until"] else "active"
-                print(f"{u['username']:24s} {u['role']:8s} {state:8s} totp={'on' if u['totp'] else 'off'}")
+            _list(db)
+        elif args.user_command == "unlock" and args.name is None:
+            _unthrottle_address(db, args.address, actor)
         else:
             user = db.user_by_name(args.name)
             if user is None:
@@ -66,14 +86,12 @@ def _run(args: argparse.Namespace) -> int:
                     conn.execute("DELETE FROM sessions WHERE user_id = ?", (user["id"],))
                 print(f"password of {args.name} changed" + ("" if given else f" to (shown once): {password}"))
             elif args.user_command == "unlock":
-                with db.tx() as conn:
-                    conn.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE id = ?", (user["id"],))
-                    db.audit(conn, actor, "user.unlock", args.name)
-                print(f"unlocked {args.name}")
+                n = unlock(db, user, actor=actor)
+                if args.address is not None:
+                    _unthrottle_address(db, args.address, actor)
+                print(f"cleared the login throttling of {args.name} ({n} key{'s' if n != 1 else ''})")
             elif args.user_command == "del":
-                with db.tx() as conn:
-                    conn.execute("DELETE FROM users WHERE id = ?", (user["id"],))
-                    db.audit(conn, actor, "user.delete", args.name, {"role": user["role"]}, None)
+                delete_user(db, user, actor=actor)
                 print(f"deleted {args.name}")
     except (UserError, ValueError) as exc:
         print(f"tapsift: {exc}", file=sys.stderr)
@@ -97,7 +115,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         q.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
         q.add_argument("--generate", action="store_true", help="generate a password and print it once")
     usub.add_parser("list", help="list users")
-    usub.add_parser("unlock", help="clear a lockout").add_argument("name")
+    u = usub.add_parser("unlock", help="clear login throttling of a user (every address) and/or of an address")
+    u.add_argument("name", nargs="?")
+    u.add_argument("--address", metavar="ADDR", help="also (or only) clear the throttling of this client address")
     usub.add_parser("del", help="delete a user").add_argument("name")
     for q in usub.choices.values():
         add_console_options(q)

@@ -12,6 +12,7 @@ anomaly codes), never an exception.
 
 from appliance.model.alerts import Alert, Evidence, Finding, Severity
 from appliance.model.content import ContentObject, FlowRef, Link, Truncation
+from appliance.model.events import AppEvent
 from appliance.model.flows import Flow, FlowKey, FlowState
 from appliance.model.http import (
     HttpBodyData,
@@ -28,6 +29,7 @@ from appliance.model.streams import Direction, StreamClosed, StreamData, StreamE
 __all__ = [
     "EMPTY",
     "Alert",
+    "AppEvent",
     "ContentObject",
     "Direction",
     "Evidence",

@@ -43,8 +43,12 @@ class Finding:
 
 @dataclass(slots=True, frozen=True)
 class Alert:
-    """A policy decision: one per (object, policy rule, profile) with all its findings, or one per
-    behaviour anomaly (``subject`` and the window set, ``content_id`` empty)."""
+    """A policy decision: one per (object, profile) with all its findings, each counted once.
+
+    ``policy`` is the first rule (in file order) that applied the profile; ``rules`` lists every
+    rule that matched the object and applied it (``policy`` first). Empty ``rules`` (alerts made
+    before the field existed) means ``(policy,)``. A behaviour anomaly makes one alert with
+    ``subject`` and its window set and ``content_id`` empty."""
 
     id: str
     ts_ns: int
@@ -58,6 +62,7 @@ class Alert:
     src_zone: str = "any"
     dst_zone: str = "any"
     complete: bool = True
+    rules: tuple[str, ...] = ()
     subject: str = ""
     """What a behaviour alert is about when it is not one content object: ``host:10.1.2.3``,
     ``zone:office`` or ``ua:curl`` (empty for content alerts)."""
@@ -65,3 +70,8 @@ class Alert:
     """Start of the time window a behaviour alert covers (0 for content alerts)."""
     window_end_ns: int = 0
     """End (exclusive) of the time window a behaviour alert covers."""
+
+    @property
+    def matched_rules(self) -> tuple[str, ...]:
+        """Every rule that matched and applied the profile (at least ``policy``)."""
+        return self.rules or (self.policy,)

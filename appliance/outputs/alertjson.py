@@ -118,6 +118,7 @@ def alert_record(alert: Alert, obj: ContentObject | None = None) -> dict[str, An
     ts: dict[str, Any] = {
         "alert_id": alert.id,
         "policy": alert.policy,
+        "rules": list(alert.matched_rules),
         "profile": alert.profile,
         "src_zone": alert.src_zone,
         "dst_zone": alert.dst_zone,
@@ -192,6 +193,7 @@ _OPTIONAL: tuple[tuple[str, ...], ...] = (
     ("http", "http_content_type"), ("http", "length"), ("alert", "gid"), ("alert", "rev"),
     ("tapsift", "kind"), ("tapsift", "parent_id"), ("tapsift", "object_truncated"),
     ("tapsift", "findings", "*", "content_id"), ("tapsift", "findings", "*", "evidence_count"),
+    ("tapsift", "rules"),
     ("http", "http_user_agent"), ("in_iface",), ("vlan",), ("tapsift", "mime"), ("tapsift", "flow_uid"),
     ("tapsift", "direction"), ("http", "status"), ("fileinfo", "md5"), ("alert", "action"),
     ("alert", "signature_id"), ("flow_id",), ("app_proto",), ("tapsift", "content_id"),

@@ -2,6 +2,11 @@
 
 ``CEF:0|tapsift|tapsift|<version>|<signature_id>|<name>|<severity 0-10>|key=value ...``
 
+``src``/``spt`` are always the client (who opened the connection) and ``dst``/``dpt`` the server,
+as the zone pair ``cs3``/``cs4`` (``srcZone``/``dstZone``); ``deviceDirection`` says which way the
+content went (1 outbound: upload, the client sent it; 0 inbound: download, the server sent it) and
+``msg`` says it in words with every rule that matched.
+
 Escaping follows the CEF spec: in the header ``\\`` and ``|`` are backslash-escaped; in
 extension values ``\\``, ``=`` are escaped and CR/LF become the two-character sequences
 ``\\r``/``\\n``. Wire-derived text is sanitised first: TAB becomes a space, other control
@@ -16,7 +21,7 @@ import re
 from typing import Any
 
 from appliance import __version__
-from appliance.outputs.fields import CONTROL, cut, fit_pairs, flat
+from appliance.outputs.fields import CONTROL, cut, fit_pairs, flat, transfer_summary
 
 __all__ = ["cef_message", "escape_ext", "escape_header", "sanitize"]
 
@@ -37,9 +42,9 @@ LABELS = {
     "flexString2": "fileState",
 }
 
-_DROP_FIRST = ("cs6", "requestClientApplication", "cs5")
-_KEEP = ("rt", "externalId", "cat", "src", "spt", "dst", "dpt", "proto", "cs1", "cs2", "cs3", "cs4",
-         "fileHash", "cn1")
+_DROP_FIRST = ("cs6", "msg", "requestClientApplication", "cs5")
+_KEEP = ("rt", "externalId", "cat", "src", "spt", "dst", "dpt", "proto", "deviceDirection", "cs1", "cs2", "cs3",
+         "cs4", "fileHash", "cn1")
 _PROTECT = frozenset({"rt", "fileHash", "flexString1"})
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 
@@ -73,6 +78,7 @@ def _pairs(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("dst", f["dest_ip"]),
         ("dpt", f["dest_port"]),
         ("proto", f["proto"]),
+        ("deviceDirection", f["direction_code"]),
         ("app", f["app_proto"]),
         ("deviceInboundInterface", f["in_iface"]),
         ("cs1", f["policy"]),
@@ -91,6 +97,7 @@ def _pairs(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("flexString1", f["md5"]),
         ("flexString2", f["file_state"]),
         ("fileId", f["content_id"]),
+        ("msg", transfer_summary(f)),
         ("cs5", f["findings"]),
         ("cs6", f["evidence"]),
     ]

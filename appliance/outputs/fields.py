@@ -42,6 +42,26 @@ def evidence_text(findings: list[dict[str, Any]]) -> str:
     )
 
 
+DIRECTIONS = {"upload": "1", "download": "0"}
+"""Transfer direction → CEF ``deviceDirection``: 1 outbound (the content left the client, src),
+0 inbound (it came to the client from the server, dst)."""
+
+
+def transfer_summary(f: dict[str, Any]) -> str:
+    """Who sent the content to whom, in words (CEF ``msg``): src is always the client."""
+    client = f"client {f['src_ip']}" if f["src_ip"] else "the client"
+    server = f"server {f['dest_ip']}" if f["dest_ip"] else "the server"
+    if f["http_host"]:
+        server += f" ({f['http_host']})"
+    if f["direction"] == "upload":
+        what = f"upload: {client} sent the content to {server}"
+    elif f["direction"] == "download":
+        what = f"download: {server} sent the content to {client}"
+    else:
+        what = f"between {client} and {server}"
+    return f"{what}; rules: {f['rules']}" if f["rules"] else what
+
+
 def flat(record: dict[str, Any]) -> dict[str, Any]:
     """The fields every key=value format reports, from the canonical alert record."""
     alert = record.get("alert") or {}
@@ -66,6 +86,8 @@ def flat(record: dict[str, Any]) -> dict[str, Any]:
         "content_id": ts.get("content_id", ""),
         "flow_uid": ts.get("flow_uid") or "",
         "direction": ts.get("direction", ""),
+        "direction_code": DIRECTIONS.get(ts.get("direction", ""), ""),
+        "rules": ", ".join(str(r) for r in ts.get("rules") or ([ts["policy"]] if ts.get("policy") else [])),
         "complete": ts.get("complete", True),
         "src_ip": record.get("src_ip", ""),
         "src_port": record.get("src_port", ""),

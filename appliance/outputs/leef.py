@@ -6,7 +6,12 @@ The attribute delimiter is configurable (default ``^``, written in the header as
 a tab is written ``x09``). LEEF defines no escape for the delimiter inside a value, so values
 are sanitised instead: CR, LF and TAB become spaces, the delimiter character and other
 controls (C0, DEL, C1, U+2028/2029, BOM) become U+FFFD, and values are trimmed. In the
-header ``\\`` and ``|`` are backslash-escaped. Times use ``devTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ``.
+header ``\\`` and ``|`` are backslash-escaped.
+
+``src``/``srcPort`` are always the client (who opened the connection) and ``dst``/``dstPort`` the
+server, as ``srcZone``/``dstZone``; the custom key ``direction`` (``upload``: the client sent the
+content; ``download``: the server sent it) says which way it went, ``rules`` every rule that
+matched. Times use ``devTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ __all__ = ["DEV_TIME_FORMAT", "delimiter_spec", "escape_header", "leef_message",
 DEV_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
 _DROP_FIRST = ("evidence", "userAgent", "findings")
 _KEEP = ("devTime", "devTimeFormat", "alertId", "cat", "sev", "src", "dst", "srcPort", "dstPort",
-         "proto", "policy", "profile", "srcZone", "dstZone", "sha256", "findingCount")
+         "proto", "direction", "policy", "profile", "srcZone", "dstZone", "sha256", "findingCount")
 _PROTECT = frozenset({"devTime", "devTimeFormat", "md5", "sha256"})
 _WS = re.compile(r"[\r\n\t]")
 
@@ -66,10 +71,12 @@ def _pairs(f: dict[str, Any], delim: str) -> list[tuple[str, str]]:
         ("dst", f["dest_ip"]),
         ("dstPort", f["dest_port"]),
         ("proto", f["proto"]),
+        ("direction", f["direction"]),
         ("appProto", f["app_proto"]),
         ("vSrc", f["vlan"]),
         ("iface", f["in_iface"]),
         ("policy", f["policy"]),
+        ("rules", f["rules"]),
         ("profile", f["profile"]),
         ("srcZone", f["src_zone"]),
         ("dstZone", f["dst_zone"]),

@@ -35,34 +35,46 @@ class Inflated:
 
 
 def _run(d: object, data: bytes, max_out: int) -> Inflated:
-    """Feed ``data`` to decompressor ``d`` in chunks, stopping at ``max_out`` output bytes."""
+    """Feed ``data`` to decompressor ``d`` in chunks, stopping at ``max_out`` output bytes.
+
+    ``consumed`` is exact for zlib: input the decompressor holds back (``unconsumed_tail``, when
+    the output cap stopped it; ``unused_data``, after the end of the stream) is not counted, so
+    ``len(data) / consumed`` is the true compression ratio of what was inflated. bz2 and lzma
+    buffer their input internally; for them it is the input fed so far (at most one `CHUNK` more).
+    """
     out: list[bytes] = []
     n = 0
     pos = 0
+
+    def used() -> int:
+        return pos - len(getattr(d, "unconsumed_tail", b""))
+
     try:
         while True:
+            room = max_out - n
             tail = getattr(d, "unconsumed_tail", b"")
             if tail:
-                chunk = tail
+                chunk = tail  # already counted in ``pos``
             elif not getattr(d, "needs_input", True):
                 chunk = b""  # bz2/lzma: output pending inside the decompressor
             elif pos < len(data):
+                if room <= 0:
+                    return Inflated(b"".join(out), False, used(), "limit")
                 chunk = data[pos:pos + CHUNK]
                 pos += len(chunk)
             else:
                 break
-            room = max_out - n
             if room <= 0:
-                return Inflated(b"".join(out), False, pos, "limit")
+                return Inflated(b"".join(out), False, used(), "limit")
             piece = d.decompress(chunk, room)  # type: ignore[attr-defined]
             out.append(piece)
             n += len(piece)
             if d.eof:  # type: ignore[attr-defined]
                 unused = len(getattr(d, "unused_data", b""))
-                return Inflated(b"".join(out), True, pos - unused, "")
+                return Inflated(b"".join(out), True, used() - unused, "")
     except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
-        return Inflated(b"".join(out), False, pos, "error")
-    return Inflated(b"".join(out), False, pos, "limit" if n >= max_out else "eof")
+        return Inflated(b"".join(out), False, used(), "error")
+    return Inflated(b"".join(out), False, used(), "limit" if n >= max_out else "eof")
 
 
 def inflate(data: bytes, max_out: int, *, wbits: int = 47) -> Inflated:

@@ -1,9 +1,10 @@
 """PDF text and images with pypdfium2 (fast, robust on damaged files, CJK via ToUnicode/CMaps).
 
-Runs inside a sandbox worker. Before PDFium sees the file, a cheap pre-scan inflates at most
-1 MiB of every Flate stream (through stacked filters too): a stream that yields 1 MiB from less
-than 1/``max_ratio`` of that is a decompression bomb (``pdf_bomb``); PDFium inflates streams
-whole and never stops on its own, so such a file is read by the bounded salvage path instead.
+Runs inside a sandbox worker. Before PDFium sees the file, `inspectors.extract.pdfscan` decodes
+at most 1 MiB per filter stage of every stream and measures how far it expands: a decompression
+bomb (``pdf_ratio`` / ``pdf_bomb``, the reason in ``meta["pdf_bomb"]``) never reaches PDFium, which
+inflates streams whole and never stops on its own; such a file is read by the bounded salvage
+path instead. An encrypted file's streams cannot be judged (``pdf_encrypted_unscanned``).
 Image children: JPEG/JPEG 2000 data is passed through as is; other images are rendered to PNG
 only when ``width × height`` is within ``max_pixels`` (``pdf_pixel_bomb`` otherwise).
 
@@ -16,97 +17,40 @@ result is best-effort text with the anomaly ``pdf_salvaged``.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 
 from inspectors.extract.bounded import inflate
 from inspectors.extract.parts import Child, Clock, Limits, Partial, TextSink, add_child
-
-PRESCAN_OUT = 1024 * 1024
-_STREAM = re.compile(rb"(?<!end)stream\r?\n")
-_DICT_FILTER = re.compile(rb"/Filter\s*(\[[^\]]{0,200}\]|/[A-Za-z0-9]+)")
-_LENGTH = re.compile(rb"/Length\s+(\d+)(?!\s+\d+\s+R)")
+from inspectors.extract.pdfscan import IMAGE_CODECS, decode_chain, prescan, streams
 
 
-def _streams(data: bytes, max_streams: int = 100_000) -> list[tuple[int, int, int]]:
-    """(dict start, data start, data end) of every ``stream … endstream`` found by scanning."""
-    out: list[tuple[int, int, int]] = []
-    pos = 0
-    while len(out) < max_streams:
-        m = _STREAM.search(data, pos)
-        if not m:
-            break
-        start = m.end()
-        dstart = data.rfind(b"<<", max(0, m.start() - 4096), m.start())
-        end = -1
-        lm = _LENGTH.search(data, max(dstart, 0), m.start()) if dstart >= 0 else None
-        if lm:
-            n = int(lm.group(1))
-            if data.startswith(b"endstream", start + n) or data[start + n:start + n + 12].strip().startswith(
-                    b"endstream"):
-                end = start + n
-        if end < 0:
-            e = data.find(b"endstream", start)
-            end = e if e >= 0 else len(data)
-            if end > start and data[end - 1:end] == b"\n":
-                end -= 1
-                if data[end - 1:end] == b"\r":
-                    end -= 1
-        out.append((dstart, start, end))
-        pos = max(end, start + 1)
-    return out
-
-
-def _filters(data: bytes, dstart: int, sstart: int) -> list[bytes]:
-    if dstart < 0:
-        return []
-    m = _DICT_FILTER.search(data, dstart, sstart)
-    if not m:
-        return []
-    return re.findall(rb"/([A-Za-z0-9]+)", m.group(1))
-
-
-def _decode_stream(raw: bytes, filters: list[bytes], cap: int) -> tuple[bytes, bool, float]:
-    """(data, whole, worst ratio) through Flate filters, bounded; other filters stop the chain."""
-    data = raw
-    whole = True
-    ratio = 1.0
-    for f in filters:
-        if f not in (b"FlateDecode", b"Fl"):
-            break
-        r = inflate(data, cap, wbits=47) if data[:1] in (b"x", b"\x78") else inflate(data, cap, wbits=-15)
-        if not r.data and not r.complete:
-            r = inflate(data, cap, wbits=-15)
-        ratio = max(ratio, len(r.data) / max(1, r.consumed))
-        whole = whole and r.complete
-        data = r.data
-    return data, whole, ratio
-
-
-def prescan(data: bytes, max_ratio: float, clock: Clock) -> tuple[bool, int]:
-    """(bomb suspected, streams): inflate ≤ 1 MiB of each Flate stream and judge its ratio."""
-    streams = _streams(data)
-    for dstart, s, e in streams:
-        fl = _filters(data, dstart, s)
-        if not fl or fl[0] not in (b"FlateDecode", b"Fl"):
-            continue
-        out, whole, ratio = _decode_stream(data[s:e], fl, PRESCAN_OUT)
-        if len(out) >= PRESCAN_OUT and not whole and ratio > max_ratio * 5:
-            return True, len(streams)
-        if len(fl) > 1 and len(out) >= PRESCAN_OUT and not whole:
-            return True, len(streams)
-        if clock.over():
-            break
-    return False, len(streams)
+def _salvage_decode(raw: bytes, filters: list[bytes] | None, cap: int) -> tuple[bytes, bool]:
+    """A stream's bytes for salvage: the bounded filter chain; a Flate stream PDFium would not
+    read (raw DEFLATE, gzip) is still tried, for the text."""
+    dec = decode_chain(raw, filters, cap)
+    st = dec.stages
+    if len(st) == 1 and st[0].filter == b"FlateDecode" and st[0].out == 0 and not st[0].whole:
+        r = inflate(raw, cap, wbits=47) if raw[:1] == b"\x78" else inflate(raw, cap, wbits=-15)
+        return r.data, r.complete
+    return dec.data, dec.whole
 
 
 def extract_pdf(data: bytes, *, limits: Limits) -> Partial:
     """Text (per page) and image children of a PDF; salvage when PDFium cannot open it."""
     clock = Clock(limits.max_seconds)
-    bomb, nstreams = prescan(data, limits.max_ratio, clock)
-    if bomb:
+    scan = prescan(data, limits.max_ratio, clock, limits.max_expanded_bytes, limits.max_child_bytes)
+    nstreams = scan.streams
+    if scan.bomb or scan.unscanned:
         part = salvage_pdf(data, limits)
-        part.flag("pdf_ratio", "pdf_bomb")
+        if scan.bomb:
+            part.flag("pdf_ratio", "pdf_bomb")
+            part.meta["pdf_bomb"] = scan.reason[:200]
+        else:  # not every stream was measured in time: PDFium may not see it either
+            part.flag("time", "pdf_unscanned")
         return part
+    # an encrypted file's streams are ciphertext: the pre-scan could not judge them
+    part_note = "pdf_encrypted_unscanned" if scan.encrypted else ""
     import pypdfium2 as pdfium
 
     try:
@@ -119,6 +63,8 @@ def extract_pdf(data: bytes, *, limits: Limits) -> Partial:
         part.meta["pdfium_error"] = str(exc)[:100]
         return part
     part = Partial(meta={"format": "pdf"})
+    if part_note:
+        part.note(part_note)
     sink = TextSink(limits.max_text_chars)
     try:
         n = len(doc)
@@ -288,6 +234,18 @@ def _decode_string(tok: bytes, cmap: dict[bytes, str], width: int) -> str:
     return raw.decode("cp1252", errors="replace")
 
 
+_OPERATOR = re.compile(rb"(?<![^\s\]\)>])(?:BT|ET|Tj|TJ|Td|TD|Tf|Tm|T\*|re|cm|gs|Do|[lmcqQfSwW])(?=[\s\[\(<]|$)")
+
+
+def _looks_like_content(data: bytes) -> bool:
+    """Whether decoded bytes read like a content stream (operators between delimiters):
+    binary data that happens to hold ``BT`` and ``Tj`` is not scanned for text operators (the
+    scan costs seconds per 16 MiB of noise)."""
+    head = data[:65536]
+    need = max(1, min(8, len(head) // 256))
+    return sum(1 for _ in itertools.islice(_OPERATOR.finditer(head), need)) >= need
+
+
 def salvage_pdf(data: bytes, limits: Limits) -> Partial:
     """Best-effort text of a damaged or hostile PDF with bounded inflation (see module doc)."""
     part = Partial(meta={"format": "pdf"})
@@ -298,28 +256,30 @@ def salvage_pdf(data: bytes, limits: Limits) -> Partial:
     contents: list[bytes] = []
     cmap: dict[bytes, str] = {}
     width = 0
-    for dstart, s, e in _streams(data):
+    for info in streams(data):
         if clock.over():
             part.flag("time", "extract_time_limit")
             break
-        fl = _filters(data, dstart, s)
-        if any(f not in (b"FlateDecode", b"Fl") for f in fl):
-            continue  # images (DCT/JPX/CCITT) and exotic filters
+        if info.filters and any(f in IMAGE_CODECS for f in info.filters):
+            continue  # images (DCT/JPX/CCITT/JBIG2), encrypted streams
         cap = min(per_stream, budget)
         if cap <= 0:
             part.flag("expanded_bytes", "extract_expanded_limit")
             break
-        out, whole, _ratio = _decode_stream(data[s:e], fl, cap)
+        out, whole = _salvage_decode(data[info.start:info.end], info.filters, cap)
         budget -= len(out)
         if not whole and len(out) >= cap:
             part.flag("pdf_ratio", "pdf_bomb")
         if b"begincmap" in out[:4096] or b"beginbfchar" in out or b"beginbfrange" in out:
             width = max(width, _parse_cmap(out, cmap))
-        elif b"BT" in out and (b"Tj" in out or b"TJ" in out):
+        elif b"BT" in out and (b"Tj" in out or b"TJ" in out) and _looks_like_content(out):
             contents.append(out)
     part.expanded = limits.max_expanded_bytes - budget
     sink = TextSink(limits.max_text_chars)
     for content in contents:
+        if clock.over():
+            part.flag("time", "extract_time_limit")
+            break
         for m in _TEXT_OPS.finditer(content):
             tok, op, sep = m.group(1), m.group(2), m.group(3)
             if sep:

@@ -71,4 +71,4 @@ def test_every_flow_finishes_once(tmp_path: Path) -> None:
     sensor.finish()
     assert len(objs) == 20 and all(o.state == "CLOSED" for o in objs)
     assert sorted(f.uid for f in ended) == sorted({f.uid for f in ended}) and len(ended) == 20
-    assert not sensor._apps and not sensor._pending
+    assert not sensor.applayer._apps and not sensor.applayer._closes

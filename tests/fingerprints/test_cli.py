@@ -32,3 +32,24 @@ def test_fingerprint_commands(tmp_path, capsys):
     assert main(["fingerprint", "--db", db, "remove", h]) == 1
     assert main(["fingerprint", "--db", db, "stats"]) == 0
     assert "4 entries" in capsys.readouterr().out
+
+
+def test_an_import_that_imports_nothing_fails_and_says_why(tmp_path, capsys):
+    """A binary file read as a hash list was "0 added, 655 invalid" and exit 0."""
+    db = str(tmp_path / "fp.db")
+    junk = tmp_path / "photo.txt"
+    junk.write_bytes(bytes(range(256)) * 40 + b"\n".join(b"line %d" % i for i in range(655)))
+    assert main(["fingerprint", "--db", db, "import", str(junk), "--format", "hashes"]) == 1
+    got = capsys.readouterr()
+    assert "0 added" in got.out and "nothing imported from" in got.err and "is a fingerprint" in got.err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing here\n")
+    assert main(["fingerprint", "--db", db, "import", str(empty), "--format", "hashes"]) == 1
+    assert "holds no entries" in capsys.readouterr().err
+    assert main(["fingerprint", "--db", db, "import", str(tmp_path / "missing.txt")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    good = tmp_path / "l.txt"
+    good.write_text(hashlib.md5(b"one").hexdigest() + "\n")
+    assert main(["fingerprint", "--db", db, "import", str(good)]) == 0
+    assert main(["fingerprint", "--db", db, "import", str(good)]) == 0  # already present: nothing new, no failure
+    assert "1 already present" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from bench.perceptual_bench import encode, scene
 from inspectors.base import InspectContext, InspectorConfigError, guarded
 from inspectors.ml_image import MlImageInspector
 from inspectors.ml_text import MlTextInspector, TextModel, latest_model, load_labelled, train
+from inspectors.modelstore import DEFAULT_MODEL_DIR, set_model_dir
 from tests.inspectors.factories import make_obj
 
 
@@ -29,21 +30,23 @@ def dataset(tmp_path_factory):
 def model_dir(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     assert main(["ml", "train", str(dataset), "--model-dir", str(out)]) == 0
-    return out
+    set_model_dir(out)  # the sensor's inspection.model_dir
+    yield out
+    set_model_dir(DEFAULT_MODEL_DIR)
 
 
 def test_train_prints_precision_recall_f1_and_versions(dataset, model_dir, capsys):
-    assert (model_dir / "text-v0001.pkl").exists()
+    assert (model_dir / "text-v0001.json").exists()
     assert main(["ml", "train", str(dataset), "--model-dir", str(model_dir), "--test-size", "0.3"]) == 0
     out = capsys.readouterr().out
     assert "| label | precision | recall | F1 | support |" in out and "macro average" in out
-    assert "model version 2" in out and latest_model(model_dir).name == "text-v0002.pkl"
-    m = TextModel.load(model_dir / "text-v0002.pkl")
+    assert "model version 2" in out and latest_model(model_dir).name == "text-v0002.json"
+    m = TextModel.load(model_dir / "text-v0002.json")
     assert m.version == 2 and m.negative == "benign" and m.metrics["held_out"]["macro"]["f1"] > 0.8
 
 
 def test_evaluate_and_info(dataset, model_dir, capsys, tmp_path):
-    assert main(["ml", "evaluate", str(model_dir / "text-v0001.pkl"), str(dataset), "--json",
+    assert main(["ml", "evaluate", str(model_dir / "text-v0001.json"), str(dataset), "--json",
                  str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "any harmful label vs negative" in out and (tmp_path / "r.json").exists()
@@ -62,12 +65,12 @@ def test_train_api_generalises(dataset):
 
 def test_inspector_findings_and_thresholds(model_dir):
     ins = MlTextInspector()
-    ins.configure(InspectorConfig("ml_text", params={"model": str(model_dir / "text-v0001.pkl"),
+    ins.configure(InspectorConfig("ml_text", params={"model": "text-v0001.json",
                                                      "thresholds": {"gambling": 0.5}}))
     spam = make_obj(text="最新六合彩开奖结果，百家乐平台注册即送彩金。Play casino online.")
     (f,) = guarded(ins, spam, InspectContext())
     assert f.inspector == "ml_text" and f.rule == "gambling" and 0.5 <= f.score <= 1
-    assert f.detail["model_version"] == "1" and f.detail["model"] == "text-v0001.pkl"
+    assert f.detail["model_version"] == "1" and f.detail["model"] == "text-v0001.json"
     news = make_obj(text="本市今日召开新闻发布会，介绍城市更新的最新进展。天气晴。")
     assert guarded(ins, news, InspectContext()) == []
     assert guarded(ins, make_obj(text="short"), InspectContext()) == []
@@ -79,10 +82,10 @@ def test_inspector_configuration_errors(model_dir, tmp_path):
     with pytest.raises(InspectorConfigError, match="thresholds"):
         MlTextInspector().configure(InspectorConfig("ml_text", params={"model": str(model_dir),
                                                                         "thresholds": {"nope": 0.5}}))
-    bogus = tmp_path / "x.pkl"
-    bogus.write_bytes(b"not a pickle")
-    with pytest.raises(InspectorConfigError, match="cannot load"):
-        MlTextInspector().configure(InspectorConfig("ml_text", params={"model": str(bogus)}))
+    bogus = model_dir / "x.json"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(InspectorConfigError, match=r"cannot load.*not a JSON model"):
+        MlTextInspector().configure(InspectorConfig("ml_text", params={"model": "x.json"}))
 
 
 # ---------------------------------------------------------------- ml_image (optional extra)

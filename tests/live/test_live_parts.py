@@ -107,6 +107,36 @@ def test_inspection_pool_sheds_instead_of_blocking() -> None:
     assert pool.offer("c") is False  # full: the caller counts it and writes a record
 
 
+def test_pool_process_reports_its_counters() -> None:
+    """A pool process sends its counters (inspector errors) like a capture worker does."""
+    from multiprocessing import Pipe
+
+    from appliance.supervisor import _Outbox
+
+    r, w = Pipe(duplex=False)
+    out = _Outbox(w, "p0", 16)
+    pool = InspectionPool(lambda obj: [{"event_type": "fileinfo", "n": obj}], processes=1, maxsize=4)
+    pool.drain_s = 0.5
+    assert pool.offer(1)
+    polls: list[int] = []
+
+    def stop() -> bool:
+        polls.append(1)
+        return len(polls) > 3
+
+    pool.serve(out, stop, report=lambda: {"inspector_errors": 2}, report_s=0)
+    out.close()
+    msgs = []
+    try:
+        while r.poll(5):
+            msgs.append(r.recv())
+    except EOFError:
+        pass
+    assert ("stats", "p0", {"inspector_errors": 2}) in msgs
+    assert any(m[0] == "eve" and '"n":1' in m[2][0] for m in msgs)
+    assert 'tapsift_inspector_errors_total{worker="p0"} 2' in render({"workers": {"p0": {"inspector_errors": 2}}})
+
+
 def test_not_inspected_record() -> None:
     from reassembly.objects import ObjectFactory
 

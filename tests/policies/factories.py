@@ -21,8 +21,10 @@ def obj(direction: Direction = Direction.TO_SERVER, source: str = "http", *, id:
 
 
 def finding(rule: str, score: float = 1.0, inspector: str = "keyword", *, content_id: str = "F000001",
-            evidence: int = 0, **detail: str) -> Finding:
-    ev = tuple(Evidence(i, i + 1, "x") for i in range(evidence))
+            evidence: int = 0, at: int = 0, **detail: str) -> Finding:
+    """A finding; ``evidence`` items start at offset ``at`` (findings at different offsets are
+    different facts; equal findings count once)."""
+    ev = tuple(Evidence(at + i, at + i + 1, "x") for i in range(evidence))
     return Finding(inspector, content_id, rule, score, ev, dict(detail))
 
 

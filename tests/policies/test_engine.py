@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import textwrap
+from pathlib import Path
+from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from appliance.inspection import InspectionStage
 from appliance.model import Direction, InspectorConfig, ListSpec, Severity
 from policies.engine import (
     AlertIds,
@@ -14,6 +21,7 @@ from policies.engine import (
     inspector_configs,
     merge_configs,
 )
+from policies.reload import PolicyHolder
 from tests.policies.factories import finding, flow_ref, obj, policy
 
 UP, DOWN = Direction.TO_SERVER, Direction.TO_CLIENT
@@ -139,17 +147,20 @@ def decide(engine: PolicyEngine, findings: list, o=None, src: str = "office", ds
 
 
 def test_weight_threshold_below_and_at(engine: PolicyEngine) -> None:
-    assert decide(engine, [finding("secret", 3), finding("secret", 3), finding("secret", 3)]) == []
-    alerts = decide(engine, [finding("secret", 3), finding("secret", 3), finding("secret", 4)])
+    assert decide(engine, [finding("secret", 3, evidence=1, at=i) for i in range(3)]) == []
+    alerts = decide(engine, [finding("secret", 3, evidence=1, at=0), finding("secret", 3, evidence=1, at=1),
+                             finding("secret", 4, evidence=1, at=2)])
     assert [(a.policy, a.profile) for a in alerts] == [("office-up", "leak")]
     assert decide(engine, [finding("secret", 9.99)]) == []
-    assert len(decide(engine, [finding("secret", 0.1)] * 100)) == 1  # float sums are not off by epsilon
+    tenths = [finding("secret", 0.1, evidence=1, at=i) for i in range(100)]
+    assert len(decide(engine, tenths)) == 1  # float sums are not off by epsilon
 
 
 def test_count_threshold_below_and_at(engine: PolicyEngine) -> None:
     # pii: weight 10 or count 4; each ID weighs 2 → 3 IDs is 6 and 3 matches: nothing
     assert decide(engine, [finding("ids", 2, "dataclass")] * 3) == []
-    alerts = decide(engine, [finding("ids", 2, "dataclass")] * 2 + [finding("cards", 2, "dataclass")] * 2)
+    alerts = decide(engine, [finding("ids", 2, "dataclass", evidence=1, at=i) for i in range(2)]
+                    + [finding("cards", 2, "dataclass", evidence=1, at=i) for i in range(2)])
     assert [a.profile for a in alerts] == ["pii"]
     # one finding standing for 4 matches (detail count) or carrying 4 evidence items
     assert [a.profile for a in decide(engine, [finding("ids", 2, "dataclass", count="4")])] == ["pii"]
@@ -192,12 +203,14 @@ def test_alert_fields(engine: PolicyEngine) -> None:
     assert a.findings == (fs[0],) and a.complete is False
 
 
-def test_one_alert_per_rule_and_profile_with_continue(engine: PolicyEngine) -> None:
+def test_one_alert_per_profile_naming_every_rule(engine: PolicyEngine) -> None:
     fs = [finding("secret", 10), finding("ids", 2, "dataclass", count="5")]
     alerts = decide(engine, fs, o=obj(UP, "smtp"), dst="dmz")
-    assert [(a.policy, a.profile) for a in alerts] == [("office-up", "leak"), ("office-up", "pii"),
-                                                        ("to-dmz", "leak")]
-    assert [a.id for a in alerts] == ["A000001", "A000002", "A000003"]
+    # office-up (continue) and to-dmz both apply leak: one leak alert that names both rules
+    assert [(a.policy, a.profile, a.rules) for a in alerts] == [
+        ("office-up", "leak", ("office-up", "to-dmz")), ("office-up", "pii", ("office-up",))]
+    assert [a.id for a in alerts] == ["A000001", "A000002"]
+    assert alerts[0].findings == (fs[0],)
 
 
 def test_ids_are_deterministic_and_shardable() -> None:
@@ -243,9 +256,13 @@ def test_different_hosts_profiles_rules_are_separate(engine: PolicyEngine) -> No
     for o in (o1, o2, o3):
         d = engine.process(o, engine.select("office", "any", o), fs, S)
         assert len(d.alerts) == 1
-    d = engine.process(o3, engine.select("office", "dmz", o3), fs, 2 * S)
-    # office-up/leak to 192.0.2.1 repeats; to-dmz/leak is a different rule
-    assert [a.policy for a in d.alerts] == ["to-dmz"] and [s.host for s in d.suppressed] == ["192.0.2.1"]
+    # to-dmz/leak is a different rule
+    d = engine.process(o3, engine.select("any", "dmz", o3), fs, 2 * S)
+    assert [a.policy for a in d.alerts] == ["to-dmz"] and d.suppressed == []
+    # office-up/leak to 192.0.2.1 repeats (to-dmz also applies leak: the same, single alert)
+    d = engine.process(o3, engine.select("office", "dmz", o3), fs, 3 * S)
+    assert d.alerts == [] and [(s.host, s.alert.rules) for s in d.suppressed] == [
+        ("192.0.2.1", ("office-up", "to-dmz"))]
 
 
 def test_window_zero_and_per_rule_override() -> None:
@@ -308,3 +325,113 @@ def test_expire_reports_finished_windows() -> None:
     assert s.expire(9 * S) == []
     (c,) = s.expire(10 * S)
     assert (c.profile, c.count) == ("leak", 1) and s.open_windows == 0
+
+
+# --------------------------------------------------------------------------- rules sharing a profile
+
+SHARED = """
+    lists:
+      words: {type: keywords, keywords: [{text: Nightjar, weight: 5}]}
+    profiles:
+      leak:
+        category: data-leak/confidential
+        severity: high
+        inspect: [{inspector: keyword, lists: [words]}]
+        threshold: {weight: 8}
+    policies:
+      - {name: first, profiles: [leak], continue: true}
+      - {name: second, profiles: [leak]}
+"""
+
+
+def test_two_rules_applying_one_profile_count_each_finding_once() -> None:
+    """The reported case: one keyword of weight 5 against a threshold of 8 raised two alerts
+    (the inspector ran once per rule and each alert summed both runs)."""
+    e = PolicyEngine(policy(SHARED))
+    sel = e.select("any", "any", obj(UP, "http"))
+    assert names(sel) == ["first", "second"]
+    once = finding("words", 5, evidence=1)
+    assert e.decide(obj(UP, "http"), sel, [once, once], S) == []  # two runs of one inspector: one fact
+    (a,) = e.decide(obj(UP, "http"), sel, [once, finding("words", 5, evidence=1, at=9)], S)
+    assert (a.policy, a.rules, a.matched_rules) == ("first", ("first", "second"), ("first", "second"))
+    # the configs of both rules are merged: the keyword inspector runs once, with the same object
+    assert [c.inspector for c in e.configs(sel)] == ["keyword"] and e.configs(sel) is e.configs(list(sel))
+
+
+def test_inspection_stage_runs_a_shared_inspector_once(tmp_path: Path) -> None:
+    """End to end with the real keyword inspector: weight 5 < 8 is no alert; 5 + 5 is one alert."""
+    p = tmp_path / "policy.yaml"
+    p.write_text(textwrap.dedent(SHARED), encoding="utf-8")
+    stage = InspectionStage(PolicyHolder(p))
+    one = obj(UP, "http", declared_mime="text/plain", data=b"the Nightjar plan")
+    assert stage.inspect(one, S).alerts == [] and stage.counters["findings"] == 1
+    two = obj(UP, "http", declared_mime="text/plain", data=b"Nightjar, again Nightjar")
+    ((a, _),) = stage.inspect(two, 2 * S).alerts
+    assert (a.profile, a.rules, sum(f.score for f in a.findings)) == ("leak", ("first", "second"), 10)
+
+
+PROFILES = {"p0": ("l0", 4), "p1": ("l1", 6), "p2": ("l2", 3)}
+"""profile → (its keyword list, weight threshold)."""
+
+
+def _policy_text(rules: list[tuple[str, tuple[str, ...], bool]]) -> str:
+    lists = "".join(f"  {lst}: {{type: keywords, keywords: [{{text: w{lst}, weight: 1}}]}}\n"
+                    for lst, _ in PROFILES.values())
+    profiles = "".join(
+        f"  {p}:\n    category: fraud\n    severity: high\n"
+        f"    inspect: [{{inspector: keyword, lists: [{lst}]}}]\n    threshold: {{weight: {t}}}\n"
+        for p, (lst, t) in PROFILES.items())
+    pol = "".join(f"  - {{name: {n}, profiles: [{', '.join(ps)}], continue: {str(c).lower()}}}\n"
+                  for n, ps, c in rules)
+    return f"lists:\n{lists}profiles:\n{profiles}policies:\n{pol}"
+
+
+rule_sets = st.lists(
+    st.tuples(st.lists(st.sampled_from(sorted(PROFILES)), min_size=1, max_size=3, unique=True).map(tuple),
+              st.booleans()),
+    min_size=1, max_size=5,
+).map(lambda rs: [(f"r{i}", ps, c) for i, (ps, c) in enumerate(rs)])
+facts = st.lists(st.tuples(st.sampled_from([lst for lst, _ in PROFILES.values()]),
+                           st.integers(1, 4), st.integers(0, 6)), max_size=8)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=rule_sets, order=st.randoms(use_true_random=False), found=facts, repeats=st.integers(1, 3))
+def test_any_rule_order_and_continue_flags_give_the_same_alerts(
+        rules: list[tuple[str, tuple[str, ...], bool]], order: Any, found: list[tuple[str, int, int]],
+        repeats: int) -> None:
+    """Whatever the order of the rules and their ``continue`` flags, each profile that the selected
+    rules apply alerts at most once, exactly when its findings (each counted once, however often
+    the inspectors reported it) reach its threshold, naming every selected rule that applies it."""
+    shuffled = list(rules)
+    order.shuffle(shuffled)
+    e = PolicyEngine(policy(_policy_text(shuffled)))
+    o = obj(UP, "http")
+    sel = e.select("any", "any", o)
+    fs = [finding(lst, w, evidence=1, at=at) for lst, w, at in found]
+    alerts = e.decide(o, sel, fs * repeats, S)  # an inspector run once per rule repeats its findings
+
+    selected = names(sel)
+    # the model: first match, plus followers while `continue`
+    expect_sel = []
+    for n, _, c in shuffled:
+        expect_sel.append(n)
+        if not c:
+            break
+    assert selected == expect_sel
+    applying: dict[str, list[str]] = {}
+    for n, ps, _ in shuffled[:len(expect_sel)]:
+        for p in ps:
+            applying.setdefault(p, []).append(n)
+    unique = {(lst, w, at) for lst, w, at in found}
+    expect = {}
+    for p, rs in applying.items():
+        lst, threshold = PROFILES[p]
+        mine = {u for u in unique if u[0] == lst}
+        if sum(w for _, w, _ in mine) >= threshold:
+            expect[p] = (frozenset(mine), tuple(rs))
+    got = {a.profile: (frozenset((f.rule, int(f.score), f.evidence[0].start) for f in a.findings), a.rules)
+           for a in alerts}
+    assert len(alerts) == len(got) == len(expect)  # one alert per profile
+    assert got == expect
+    assert all(a.policy == a.rules[0] for a in alerts)

@@ -103,3 +103,71 @@ def test_readers_always_see_a_whole_policy(tmp_path: Path) -> None:
     stop.set()
     t.join()
     assert bad == []
+
+
+RELOADABLE = """\
+lists:
+  secret: {type: keywords, keywords: [{text: Nightjar, weight: 10}]}
+profiles:
+  leak:
+    category: data-leak/confidential
+    inspect: [{inspector: keyword, lists: [secret]}]
+    threshold: {weight: 10}
+  gambling:
+    category: fraud
+    inspect: [{inspector: ml_text, params: {model: MODEL, threshold: 0.5}}]
+    threshold: {weight: 0.5}
+policies:
+  - {name: all, profiles: [leak, gambling]}
+"""
+
+
+def test_a_profile_whose_inspector_cannot_be_built_keeps_running(tmp_path: Path) -> None:
+    """The new model file is missing: the gambling profile keeps the running model and still
+    alerts, the rest of the new policy takes effect, and the error is logged and counted."""
+    from appliance.inspection import InspectionStage
+    from appliance.model import ContentObject, Direction, FlowRef
+    from inspectors.modelstore import DEFAULT_MODEL_DIR, set_model_dir
+    from inspectors.registry import profile_problems
+    from tests.inspectors.model_factories import small_model
+
+    models = tmp_path / "models"
+    small_model().save(models / "text-v0001.json")
+    set_model_dir(models)
+    try:
+        f = write(tmp_path / "p.yaml", RELOADABLE.replace("MODEL", "text-v0001.json"))
+        h = PolicyHolder(f, check=profile_problems, model_dir=models)
+        assert h.problems == []
+        stage = InspectionStage(h)
+        flow = FlowRef("C1", 1, "10.0.0.2", 40000, "192.0.2.9", 80, "TCP", 0, "")
+
+        def alerts(text: str, n: int) -> list[str]:
+            data = text.encode()
+            o = ContentObject(id=f"F{n}", source="http", direction=Direction.TO_SERVER, flow=flow, ts_ns=n,
+                              size=len(data), md5="", sha256="", declared_mime="text/plain", data=data)
+            return sorted(a.profile for a, _ in stage.inspect(o, n * 10**12).alerts)
+
+        spam = "百家乐真人荷官在线，注册即送彩金，六合彩开奖结果。Play casino online now."
+        assert alerts(spam, 1) == ["gambling"]
+        v1 = h.current.policy.version
+        # the new version changes the keyword weight and names a model that is not there
+        write(f, RELOADABLE.replace("MODEL", "text-v0002.json").replace("weight: 10}]", "weight: 5}]"))
+        ok, msg = h.reload()
+        assert ok and "gambling kept as in version " + v1 in msg and "text-v0002.json" in msg
+        assert h.counters["policy_reload_inspector_errors"] == 1 and h.current.policy.version.endswith("+kept")
+        assert h.current.policy.profiles["gambling"].configs[0].params["model"] == "text-v0001.json"
+        assert h.current.policy.lists["secret"].keywords[0].weight == 5  # the rest took effect
+        assert alerts(spam, 2) == ["gambling"] and stage.counters["inspector_config_errors.ml_text"] == 0
+        assert alerts("Nightjar", 3) == []  # weight 5 now, under the threshold of 10
+        # the model arrives: the same file reloads in full
+        small_model().save(models / "text-v0002.json")
+        ok, msg = h.reload()
+        assert ok and "kept as in" not in msg and not h.current.policy.version.endswith("+kept") and h.problems == []
+        assert h.current.policy.profiles["gambling"].configs[0].params["model"] == "text-v0002.json"
+        # a new profile that cannot be built has nothing to keep: it is said not to run
+        write(f, RELOADABLE.replace("MODEL", "text-v0002.json").replace("gambling", "gambling2"))
+        (models / "text-v0002.json").unlink()
+        ok, msg = h.reload()
+        assert ok and "gambling2 not running" in msg and h.counters["policy_reload_inspector_errors"] == 2
+    finally:
+        set_model_dir(DEFAULT_MODEL_DIR)

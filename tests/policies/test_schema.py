@@ -209,7 +209,7 @@ def test_yaml_tab_error() -> None:
 
 def test_unknown_key_top_and_nested() -> None:
     errs = errors(MINIMAL + "extra: 1\n" + "").copy()
-    assert errs == ["18:1: unknown key 'extra' (expected one of: description, lists, policies, "
+    assert errs == ["18:1: unknown key 'extra' (expected one of: description, exceptions, lists, policies, "
                     "profiles, suppression, zones)"]
     e = one_error(MINIMAL.replace("    cidrs: [10.20.0.0/16]", "    cidrs: [10.20.0.0/16]\n    vlan: 3"))
     assert e == "4:5: unknown key 'vlan' (did you mean 'vlans'?)"
@@ -304,9 +304,9 @@ def test_list_kind_must_suit_inspector() -> None:
         ("keywords: [Nightjar]", "keywords: []",
          "7:15: keywords: List should have at least 1 item after validation, not 0"),
         ("type: keywords", "type: words",
-         "6:11: unknown list type 'words' (expected one of: keywords, dataclass, darkwords, fingerprints)"),
+         "6:11: unknown list type 'words' (expected one of: keywords, dataclass, darkwords, fingerprints, domains)"),
         ("    type: keywords\n", "",
-         "6:5: missing 'type' (one of: keywords, dataclass, darkwords, fingerprints)"),
+         "6:5: missing 'type' (one of: keywords, dataclass, darkwords, fingerprints, domains)"),
         ("category: data-leak", "category: leaks", "10:15: category: Input should be"),
         ("category: data-leak", "category: spam\n    severity: urgent",
          "11:15: severity must be one of critical, high"),
@@ -361,8 +361,8 @@ def test_check_command_lines(tmp_path: Path) -> None:
     code, text = check_command_text(MINIMAL.replace("source_zone: office", "source_zone: lab") + "x: 1\n")
     assert code == 1
     assert text.splitlines() == ["p.yaml:16:18: undefined zone 'lab'",
-                                 "p.yaml:18:1: unknown key 'x' (expected one of: description, lists, "
-                                 "policies, profiles, suppression, zones)"]
+                                 "p.yaml:18:1: unknown key 'x' (expected one of: description, exceptions, "
+                                 "lists, policies, profiles, suppression, zones)"]
     code, text = check_command(tmp_path / "missing.yaml")
     assert code == 1 and text == f"{tmp_path / 'missing.yaml'}: cannot read: No such file or directory"
     code, text = check_command_text(MINIMAL)
@@ -443,7 +443,8 @@ def test_control_character_is_located() -> None:
 
 
 def test_relative_paths_are_relative_to_the_policy_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A model or fingerprint file named relatively in a policy lives next to the policy."""
+    """A fingerprint file named relatively lives next to the policy; a model name is kept as
+    written (the sensor resolves it inside its model directory)."""
     from policies.schema import load_policy as _load
 
     (tmp_path / "sub").mkdir()
@@ -457,5 +458,39 @@ def test_relative_paths_are_relative_to_the_policy_file(tmp_path) -> None:  # ty
     )
     pol = _load(p)
     ml, md5 = pol.profiles["t"].configs
-    assert ml.params["model"] == str(tmp_path / "sub" / "models")
+    assert ml.params["model"] == "models"
     assert md5.lists[0].options["path"] == str(tmp_path / "sub" / "lists" / "known.txt")
+    assert pol.where("profiles.t.inspect.0.params.model") == f"{p}:7:46"
+    assert pol.where("lists.fp.path") == f"{p}:2:50" and pol.where("nothing") == str(p)
+
+@pytest.mark.parametrize(("model", "problem"), [
+    ("../../etc/planted.pkl", "'..' is not allowed"),
+    ("sub/../../x", "'..' is not allowed"),
+    ("/tmp/planted.pkl", "outside the model directory"),
+    ("/var/lib/tapsift/models-evil/x.json", "outside the model directory"),
+    ("", "must be a file or folder name"),
+])
+def test_model_names_outside_the_model_directory_are_refused(model: str, problem: str) -> None:
+    """What the console can save is what the schema accepts: no model path may leave the model
+    directory (the analyst who planted a pickle named it by an absolute path)."""
+    text = ("profiles:\n  t:\n    category: fraud\n    inspect:\n"
+            f"      - {{inspector: ml_text, params: {{model: '{model}'}}}}\n"
+            "policies:\n  - {name: r, profiles: [t]}\n")
+    with pytest.raises(PolicyError) as exc:
+        load_policy(text)
+    (issue,) = exc.value.issues
+    assert (issue.line, issue.column) == (5, 46) and problem in issue.message
+
+
+def test_model_names_inside_the_model_directory_are_accepted() -> None:
+    for model in ("text-v0002.json", "sub/dir", "/var/lib/tapsift/models", "/var/lib/tapsift/models/t.json"):
+        text = ("profiles:\n  t:\n    category: fraud\n    inspect:\n"
+                f"      - {{inspector: ml_text, params: {{model: '{model}'}}}}\n"
+                "policies:\n  - {name: r, profiles: [t]}\n")
+        assert load_policy(text).profiles["t"].configs[0].params["model"] == model
+    other = ("profiles:\n  t:\n    category: fraud\n    inspect:\n"
+             "      - {inspector: ml_text, params: {model: /srv/models/t.json}}\n"
+             "policies:\n  - {name: r, profiles: [t]}\n")
+    assert load_policy(other, model_dir="/srv/models").profiles["t"].configs[0].params["model"] == "/srv/models/t.json"
+    with pytest.raises(PolicyError):
+        load_policy(other)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import shutil
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from appliance.model import Alert, ContentObject, Direction, Evidence, Finding, FlowRef, Severity
+from appliance.model import Alert, ContentObject, Direction, Evidence, Finding, Flow, FlowKey, FlowRef, Severity
 from appliance.store import AlertStore
+from reassembly.objects import flow_ref
 
 BASE_TS = 1_714_564_800_000_000_000  # 2024-05-01 12:00 UTC
 SAMPLE_POLICY = Path(__file__).resolve().parents[2] / "policies" / "sample.yaml"
@@ -18,8 +20,14 @@ XSS_SNIPPET = 'Quarterly <script>alert(1)</script> notes <img src=x onerror=aler
 XSS_URL = '/upload?name=<script>alert(1)</script>&x="><img src=x onerror=alert(2)>'
 
 
-def _flow(i: int, src: str, dst: str, src_zone: str, dst_zone: str, vlan: int = 0) -> FlowRef:
-    return FlowRef(f"C{i:04d}", 900_000 + i, src, 40_000 + i, dst, 80, "TCP", vlan, "eth1", src_zone, dst_zone)
+def _flow(i: int, client: str, server: str, client_zone: str, server_zone: str,
+          direction: Direction = Direction.TO_SERVER) -> FlowRef:
+    """The `FlowRef` the sensor records for an object going *direction* (src/dest follow the transfer)."""
+    cip, sip = ipaddress.ip_address(client).packed, ipaddress.ip_address(server).packed
+    flow = Flow(f"C{i:04d}", 900_000 + i, FlowKey.of(cip, 40_000 + i, sip, 80, 6), cip, 40_000 + i, sip, 80,
+                "eth1", 0)
+    flow.src_zone, flow.dst_zone = client_zone, server_zone
+    return flow_ref(flow, direction)
 
 
 def _obj(i: int, flow: FlowRef, *, host: str, url: str, filename: str = "", mime: str = "text/html",
@@ -47,7 +55,7 @@ def demo_alerts(evidence_dir: Path | None = None) -> list[tuple[Alert, ContentOb
         host = hosts[i % len(hosts)]
         client = f"10.20.{(i % 3) * 10 + 1}.{i + 10}"
         if i % 5 == 0:
-            flow = _flow(i, client, "198.51.100.7", "office", "any")
+            flow = _flow(i, client, "198.51.100.7", "office", "any", Direction.TO_CLIENT)
             snippet = "Welcome bonus: 网络赌场 百家乐 online casino sports betting, 充值 返水 every day"
             f = (_kw(i, "gambling", "online casino", snippet, 10.0),)
             alert = Alert(f"A{i:05d}", ts, "office-web-content", "gambling-content", Severity.MEDIUM, "fraud",
@@ -75,7 +83,7 @@ def demo_alerts(evidence_dir: Path | None = None) -> list[tuple[Alert, ContentOb
                        truncated=("body_limit",) if i % 7 == 0 else (), missing=1200 if i % 7 == 0 else 0)
         out.append((alert, obj))
     # An image hit: a perceptual match with a thumbnail the sensor wrote to the evidence directory.
-    flow = _flow(40, "10.20.1.99", "203.0.113.9", "office", "any")
+    flow = _flow(40, "10.20.1.99", "203.0.113.9", "office", "any", Direction.TO_CLIENT)
     ref = ""
     if evidence_dir is not None:
         (evidence_dir / "thumbs").mkdir(parents=True, exist_ok=True)
@@ -109,8 +117,8 @@ def hostile_alert() -> tuple[Alert, ContentObject]:
     return alert, obj
 
 
-def fill_store(path: Path, evidence_dir: Path | None = None) -> int:
-    """Create an alert store at *path* with the demo hits and the hostile one; returns how many."""
+def fill_store(path: str | Path, evidence_dir: Path | None = None) -> int:
+    """Create an alert store at *path* (or a DSN) with the demo hits and the hostile one; returns how many."""
     with AlertStore(path) as store:
         return store.add_many([*demo_alerts(evidence_dir), hostile_alert()])
 

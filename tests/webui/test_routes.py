@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from appliance.store import AlertStore
 from tests.webui.conftest import Env, add_users, csrf_of, login
-from webui.auth import Principal, create_api_token
+from webui.services.account import create_api_token
+from webui.services.sessions import Principal
 
 
 def _token(app, role: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -80,19 +83,24 @@ def test_hits_list_filters_search_pagination(env: Env) -> None:
     with TestClient(app) as c:
         login(c, "viewer")
         r = c.get("/hits")
-        assert r.status_code == 200 and "Page 1 of 7" in r.text and r.text.count('href="/hits/A') == 5
-        assert "Page 2 of 7" in c.get("/hits?page=2").text
+        first = re.findall(r'href="/hits/(A\d+)"', r.text)
+        assert r.status_code == 200 and '<span class="muted" id="hit-count">32</span>' in r.text and len(first) == 5
+        seen = list(first)
+        while m := re.search(r'href="/hits\?(before=[^"]+)" rel="next"', r.text):  # keyset pages, older each time
+            r = c.get("/hits?" + m.group(1).replace("&amp;", "&"))
+            seen += re.findall(r'href="/hits/(A\d+)"', r.text)
+        assert len(seen) == len(set(seen)) == 32
         t = c.get("/hits?category=fraud").text
-        assert "casino.example.biz" in t and "Nightjar" not in t and "Page 1 of 2" in t
+        assert "casino.example.biz" in t and "Nightjar" not in t and 'id="hit-count">6<' in t
         t = c.get("/hits?q=customers-3").text
         assert "/hits/A00003" in t and "/hits/A00006" not in t
         assert "/hits/A00040" in c.get("/hits?inspector=perceptual").text
         assert "No hits match" in c.get("/hits?severity=1&category=fraud").text
         assert "/hits/A00040" in c.get("/hits?severity=1").text
         t = c.get("/hits?host=10.20.1.66").text  # host/IP box takes an address
-        assert "/hits/A00066" in t and "Page 1 of 1" in t
+        assert "/hits/A00066" in t and 'id="hit-count">1<' in t
         t = c.get("/hits?host=casino.example.biz").text
-        assert "/hits/A00030" in t and "Page 1 of 3" in t
+        assert "/hits/A00030" in t and 'id="hit-count">12<' in t
         t = c.get("/hits?since=2024-05-01T11:00&until=2024-05-01T13:00").text
         assert "/hits/A00040" in t and "/hits/A00001" not in t
 
@@ -145,6 +153,66 @@ def test_csv_neutralises_formulas(env: Env) -> None:
         login(c, "viewer")
         rows = list(csv.DictReader(io.StringIO(c.get("/hits.csv").text)))
         assert [r["policy"] for r in rows if r["id"] == "A09999"] == ["'=HYPERLINK(\"http://x\")"]
+
+
+def _dd(html: str, dd_id: str) -> str:
+    m = re.search(rf'<dd id="{dd_id}">(.*?)</dd>', html, re.S)
+    assert m, f"no #{dd_id} on the page"
+    return re.sub(r"<[^>]+>", "", m.group(1))
+
+
+def test_hit_page_names_client_and_server_for_each_direction(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
+    """EVE's src/dest follow the transfer; the page shows who is client and who is server either way."""
+    login(client, "viewer")
+    up = client.get("/hits/A00001").text  # an upload from an office PC to a web server
+    assert _dd(up, "flow-direction") == "upload (client → server)"
+    assert _dd(up, "flow-client") == "10.20.11.11:40001 (zone office)"
+    assert _dd(up, "flow-server") == "192.0.2.80:80 (zone any)"
+    down = client.get("/hits/A00005").text  # a download: the record's source is the web server
+    assert _dd(down, "flow-direction") == "download (server → client)"
+    assert _dd(down, "flow-client") == "10.20.21.15:40005 (zone office)"
+    assert _dd(down, "flow-server") == "198.51.100.7:80 (zone any)"
+    h = _token(app, "viewer")
+    flow = client.get("/api/v1/hits/A00005", headers=h).json()["flow"]
+    assert flow == {"direction": "download", "client": {"ip": "10.20.21.15", "port": 40005, "zone": "office"},
+                    "server": {"ip": "198.51.100.7", "port": 80, "zone": "any"}}
+    assert client.get("/api/v1/hits/A00001", headers=h).json()["flow"]["client"]["ip"] == "10.20.11.11"
+
+
+def test_hits_list_and_dashboard_show_the_server_of_downloads(env: Env) -> None:
+    """Without an HTTP host, the list's "Where" and the dashboard's top hosts name the server, not the PC."""
+    from appliance.model import Alert, ContentObject, Direction, Finding
+    from tests.webui.factories import _flow
+
+    flow = _flow(77, "10.20.1.77", "203.0.113.77", "office", "any", Direction.TO_CLIENT)
+    obj = ContentObject(id="F0077", source="ftp", direction=Direction.TO_CLIENT, flow=flow,
+                        ts_ns=1_714_564_900_000_000_000, size=9, md5="0" * 32, sha256="0" * 64,
+                        filename="plans-77.pdf")
+    with AlertStore(env.settings.alert_db) as store:
+        store.add(Alert("A00077", obj.ts_ns, "office-web-content", "confidential-leak", 2, "data-leak/confidential",
+                        "F0077", flow, (Finding("keyword", "F0077", "confidential-projects", 10.0),), "office", "any"),
+                  obj)
+    app = env.app()
+    add_users(app)
+    with TestClient(app) as c:
+        login(c, "viewer")
+        row = c.get("/hits?q=plans-77").text.split('href="/hits/A00077"')[1].split("</tr>")[0]
+        where = row.split('class="where"')[1].split("</td>")[0]
+        assert ">203.0.113.77</a>" in where and "10.20.1.77" not in where  # the client has its own column
+        t = c.get("/?range=all").text
+        assert "203.0.113.77" in t and "10.20.1.77" not in t
+        assert _dd(c.get("/hits/A00077").text, "flow-server") == "203.0.113.77:80 (zone any)"
+
+
+def test_flow_ends_without_a_direction() -> None:
+    from webui.services.hits import flow_ends
+
+    ends = flow_ends({"src_ip": "2001:db8::1", "src_port": 5, "dest_ip": "192.0.2.1", "dest_port": 80,
+                      "src_zone": "lan", "dst_zone": "wan", "record": {"tapsift": {}}})
+    assert ends.direction is None and ends.transfer == ""
+    assert (ends.client.address, ends.server.address) == ("[2001:db8::1]:5", "192.0.2.1:80")
+    assert flow_ends({"record": {}, "object": {"direction": "download"}, "src_ip": "a", "dest_ip": "b",
+                      "src_port": None, "dest_port": None}).client.address == "b"
 
 
 def test_hit_detail_and_hostile_evidence_is_escaped(client: TestClient) -> None:
@@ -381,6 +449,13 @@ def test_metrics_and_openapi(app) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_store_missing_is_a_clear_error(env: Env, tmp_path: Path) -> None:
+    if env.dsn is not None:  # one database for everything: the console cannot start without it
+        from appliance.store import StoreError
+
+        missing = env.dsn.replace(env.dsn.split("?")[0].rsplit("/", 1)[1], "nope", 1)
+        with pytest.raises(StoreError, match='database "nope" does not exist'):
+            env.app(alert_db=missing, console_db=missing)
+        return
     app = env.app(alert_db=tmp_path / "nope.db")
     add_users(app)
     with TestClient(app) as c:
@@ -468,9 +543,9 @@ def test_cli_user_add_then_login(env: Env) -> None:
 
 
 def test_first_start_creates_an_admin_once(tmp_path: Path) -> None:
-    from webui.auth import ensure_first_admin
     from webui.db import ConsoleDB
     from webui.security import Passwords
+    from webui.services.users import ensure_first_admin
 
     db, pw = ConsoleDB(tmp_path / "c.db"), Passwords(1, 256, 1)
     password = ensure_first_admin(db, pw)

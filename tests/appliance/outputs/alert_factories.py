@@ -16,9 +16,10 @@ def flow(i: int = 0, src_zone: str = "lan", dst_zone: str = "wan") -> FlowRef:
 
 
 def content(i: int = 0, *, url: str = "/upload/plan.docx", host: str = "files.example.com",
-            filename: str = "plan.docx", fl: FlowRef | None = None) -> ContentObject:
+            filename: str = "plan.docx", fl: FlowRef | None = None,
+            direction: Direction = Direction.TO_SERVER) -> ContentObject:
     return ContentObject(
-        id=f"F{i:06d}", source="http", direction=Direction.TO_SERVER, flow=fl or flow(i), ts_ns=BASE_TS + i,
+        id=f"F{i:06d}", source="http", direction=direction, flow=fl or flow(i), ts_ns=BASE_TS + i,
         size=12345, md5="0" * 31 + "1", sha256=f"{i:064x}", tx_id=0, kind="body",
         declared_mime="application/msword", sniffed_mime="application/msword", magic="Microsoft Word",
         filename=filename, url=url, host=host, method="POST", status=200, user_agent="curl/8.0",
@@ -28,7 +29,8 @@ def content(i: int = 0, *, url: str = "/upload/plan.docx", host: str = "files.ex
 def alert(i: int = 0, *, snippet: str = "confidential merger plan", severity: Severity = Severity.HIGH,
           category: str = "data-leak", policy: str = "lan-to-wan", profile: str = "dlp",
           inspector: str = "keyword", rule: str = "secret-words", n_findings: int = 1,
-          src_zone: str = "lan", dst_zone: str = "wan", detail: dict[str, str] | None = None) -> Alert:
+          src_zone: str = "lan", dst_zone: str = "wan", detail: dict[str, str] | None = None,
+          rules: tuple[str, ...] = ()) -> Alert:
     fl = flow(i, src_zone, dst_zone)
     findings = tuple(
         Finding(inspector=inspector, content_id=f"F{i:06d}", rule=rule if k == 0 else f"{rule}-{k}",
@@ -39,5 +41,5 @@ def alert(i: int = 0, *, snippet: str = "confidential merger plan", severity: Se
     return Alert(
         id=f"A{i:08d}", ts_ns=BASE_TS + i * 1_000_000, policy=policy, profile=profile, severity=severity,
         category=category, content_id=f"F{i:06d}", flow=fl, findings=findings, src_zone=src_zone,
-        dst_zone=dst_zone,
+        dst_zone=dst_zone, rules=rules,
     )

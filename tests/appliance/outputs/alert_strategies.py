@@ -40,5 +40,5 @@ alert = st.builds(
     Alert, id=hostile_text, ts_ns=st.integers(0, 2**62), policy=hostile_text, profile=hostile_text,
     severity=st.sampled_from(list(Severity)), category=hostile_text, content_id=hostile_text,
     flow=st.none() | flow, findings=st.lists(finding, max_size=6).map(tuple), src_zone=hostile_text,
-    dst_zone=hostile_text, complete=st.booleans(),
+    dst_zone=hostile_text, complete=st.booleans(), rules=st.lists(hostile_text, max_size=3).map(tuple),
 )

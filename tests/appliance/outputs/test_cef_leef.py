@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tests.appliance.outputs.alert_strategies as hs
+from appliance.model import Direction
 from appliance.outputs import cef, leef
 from appliance.outputs.alertjson import alert_record
 from tests.appliance.outputs.alert_factories import alert, content
@@ -19,7 +20,8 @@ _BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 
 def _rec(**kw):  # type: ignore[no-untyped-def]
     url = kw.pop("url", "/upload/plan.docx")
-    return alert_record(alert(1, **kw), content(1, url=url))
+    direction = kw.pop("direction", Direction.TO_SERVER)
+    return alert_record(alert(1, **kw), content(1, url=url, direction=direction))
 
 
 def test_cef_layout_and_mapping() -> None:
@@ -35,7 +37,36 @@ def test_cef_layout_and_mapping() -> None:
     assert ext["request"] == "/upload/plan.docx" and ext["dhost"] == "files.example.com"
     assert ext["fname"] == "plan.docx" and ext["fileHash"] == "0" * 63 + "1"
     assert ext["cs5"] == "keyword:secret-words(3.5)" and ext["cs6"] == "confidential merger plan"
+    assert ext["deviceDirection"] == "1"
+    assert ext["msg"] == ("upload: client 10.0.0.2 sent the content to server 192.0.2.80 (files.example.com); "
+                          "rules: lan-to-wan")
     assert "cn3" not in ext
+
+
+@pytest.mark.parametrize("fmt", ["json", "cef", "leef"])
+def test_a_download_names_client_and_server_as_an_upload_does(fmt: str) -> None:
+    """src is the client and dst the server in both directions (as the zone pair); the direction
+    of the transfer is a field of its own, and the alert names every rule that matched."""
+    up = _rec(rules=("lan-to-wan", "all-web"))
+    down = _rec(rules=("lan-to-wan", "all-web"), direction=Direction.TO_CLIENT)
+    if fmt == "json":
+        for rec, word in ((up, "upload"), (down, "download")):
+            assert (rec["src_ip"], rec["dest_ip"], rec["tapsift"]["src_zone"]) == ("10.0.0.2", "192.0.2.80", "lan")
+            assert rec["tapsift"]["direction"] == word and rec["tapsift"]["rules"] == ["lan-to-wan", "all-web"]
+        return
+    if fmt == "cef":
+        (_, a), (_, b) = parse_cef(cef.cef_message(up)), parse_cef(cef.cef_message(down))
+        keys = ("src", "dst", "cs3", "cs4")
+        assert [a[k] for k in keys] == [b[k] for k in keys] == ["10.0.0.2", "192.0.2.80", "lan", "wan"]
+        assert (a["deviceDirection"], b["deviceDirection"]) == ("1", "0")
+        assert b["msg"] == ("download: server 192.0.2.80 (files.example.com) sent the content to client "
+                            "10.0.0.2; rules: lan-to-wan, all-web")
+        return
+    (_, a), (_, b) = parse_leef(leef.leef_message(up)), parse_leef(leef.leef_message(down))
+    keys = ("src", "dst", "srcZone", "dstZone")
+    assert [a[k] for k in keys] == [b[k] for k in keys] == ["10.0.0.2", "192.0.2.80", "lan", "wan"]
+    assert (a["direction"], b["direction"]) == ("upload", "download")
+    assert a["rules"] == b["rules"] == "lan-to-wan, all-web" and a["policy"] == "lan-to-wan"
 
 
 def test_cef_escapes() -> None:
@@ -65,6 +96,7 @@ def test_leef_layout_and_mapping() -> None:
     assert attrs["policy"] == "lan-to-wan" and attrs["srcZone"] == "lan" and attrs["dstZone"] == "wan"
     assert attrs["url"] == "/upload/plan.docx" and attrs["sha256"] == "0" * 63 + "1"
     assert attrs["findings"] == "keyword:secret-words(3.5)" and attrs["evidence"] == "confidential merger plan"
+    assert attrs["direction"] == "upload" and attrs["rules"] == "lan-to-wan"
 
 
 def test_leef_tab_delimiter_and_delimiter_in_values() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.model import Direction
 from appliance.outputs.alertjson import alert_record
 from appliance.outputs.syslog import SyslogOutput
 from appliance.store import AlertStore
@@ -42,7 +43,10 @@ def _alert_id(fmt: str, msg: str) -> str:
 ] + [("tcp", "json", "3164"), ("tls", "cef", "3164"), ("udp", "leef", "3164")])
 def test_formats_parse_after_rsyslog(rsyslog: Rsyslog, tmp_path: Path, transport: str, fmt: str, rfc: str) -> None:
     out = _output(rsyslog, transport, tmp_path / "spool", format=fmt, rfc=rfc)
-    recs = [alert_record(alert(i, snippet=HOSTILE), content(i, url=f"/p?q={i}&x=\r\nX: y|^=")) for i in range(5)]
+    recs = [alert_record(alert(i, snippet=HOSTILE, rules=("lan-to-wan", "all-web")),
+                         content(i, url=f"/p?q={i}&x=\r\nX: y|^=",
+                                 direction=Direction.TO_CLIENT if i % 2 else Direction.TO_SERVER))
+            for i in range(5)]
     assert out.send_many(recs) == 5
     assert out.flush(10)
     out.close()
@@ -54,19 +58,26 @@ def test_formats_parse_after_rsyslog(rsyslog: Rsyslog, tmp_path: Path, transport
             assert msgid == "alert"
         msg = msg.lstrip(" ")
         assert _alert_id(fmt, msg) == f"A{i:08d}"
+        word = "download" if i % 2 else "upload"  # src is the client either way
+        client = f"10.0.0.{i + 1}"
         if fmt == "json":
             rec = json.loads(msg)
             assert rec["tapsift"]["findings"][0]["evidence"][0]["snippet"] == HOSTILE
             assert rec["http"]["url"] == f"/p?q={i}&x=\r\nX: y|^="
+            assert (rec["src_ip"], rec["tapsift"]["direction"], rec["tapsift"]["rules"]) == (
+                client, word, ["lan-to-wan", "all-web"])
         elif fmt == "cef":
             hdr, ext = parse_cef(msg)
             assert hdr[5] == "data-leak: lan-to-wan/dlp"
             assert ext["request"] == f"/p?q={i}&x=\r\nX: y|^=" and ext["cs1"] == "lan-to-wan"
             assert ext["cs6"] == HOSTILE.replace("\x00", "\ufffd").replace("\x1b", "\ufffd")
+            assert (ext["src"], ext["deviceDirection"]) == (client, "0" if i % 2 else "1")
+            assert ext["msg"].startswith(word + ":") and ext["msg"].endswith("rules: lan-to-wan, all-web")
         else:
             _, attrs = parse_leef(msg)
             assert attrs["url"] == f"/p?q={i}&x=  X: y|\ufffd="
             assert attrs["policy"] == "lan-to-wan"
+            assert (attrs["src"], attrs["direction"], attrs["rules"]) == (client, word, "lan-to-wan, all-web")
 
 
 @pytest.mark.parametrize("fmt", ["json", "cef", "leef"])
@@ -138,6 +149,7 @@ _CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from tests.appliance.outputs.alert_factories import alert, content
+from appliance.model import Direction
 from appliance.outputs.alertjson import alert_record
 from appliance.outputs.syslog import SyslogOutput
 from appliance.store import AlertStore

@@ -99,6 +99,17 @@ def test_pdf_bomb(bomb_sandbox, factory):
     _flagged(tree, "pdf_ratio", "pdf_bomb")
 
 
+def test_pdf_single_flate_bomb(bomb_sandbox, factory):
+    """The reported file: one /FlateDecode content stream of 1 GiB in 1 MB. The pre-scan's ratio
+    read 16:1 (whole 64 KiB chunks counted as consumed) and PDFium inflated it until the worker
+    died; now it is measured, flagged and salvaged within the worker's cap."""
+    from tests.inspectors.extract import pdf_samples as P
+
+    tree = _run(P.flate_1gib(), bomb_sandbox, factory)
+    _flagged(tree, "pdf_ratio", "pdf_bomb")
+    assert not any(t.startswith("sandbox:") for _o, ex in tree for t in ex.truncated)  # the worker lived
+
+
 def test_pdf_pixel_bomb(bomb_sandbox, factory):
     tree = _run(S.pdf_pixel_bomb(), bomb_sandbox, factory)
     _flagged(tree, "pixels", "pdf_pixel_bomb")
