@@ -109,13 +109,23 @@ def _policy_error(settings: Any, exc: Exception) -> str:
     return f"cannot read policy {settings.inspection.policy}: {getattr(exc, 'strerror', None) or exc}"
 
 
+def _behaviour_enabled(args: argparse.Namespace) -> bool:
+    """Behaviour anomalies follow each host over the whole capture: one pipeline, not shards."""
+    from appliance.settings import SettingsError, load_settings
+
+    try:
+        return bool(load_settings(args.config).behaviour.enabled)
+    except SettingsError:
+        return False  # reported by the read itself
+
+
 def cmd_read(args: argparse.Namespace) -> int:
     """Read a capture file, extract its content objects, write EVE events."""
     # --workers N: the capture is sharded by flow over N processes, each running `build_pipeline`
     from appliance import parallel_read
 
     workers = args.workers if args.workers is not None else parallel_read.default_workers(args.capture)
-    if args.packet_store or args.content_db:  # the packet store and retention hooks: one pipeline
+    if args.packet_store or args.content_db or _behaviour_enabled(args):  # hooks that need one pipeline
         workers = 1
     if workers > 1 and parallel_read.usable(args.capture):
         return parallel_read.run(args, workers)

@@ -29,6 +29,7 @@ from appliance.sensor import Sensor, Stats
 from appliance.settings import Settings
 
 if TYPE_CHECKING:  # the inspection side is imported only when a policy is in use
+    from appliance.behaviour import BehaviourHook
     from appliance.inspection import InspectionResult, InspectionStage
     from policies.engine import Suppressed
     from policies.reload import PolicyHolder
@@ -49,8 +50,9 @@ class Outputs:
 
     event: Callable[[dict[str, Any]], None]
     """One EVE record: ``fileinfo``, ``anomaly``, application metadata (``tls``, ``dns``…)."""
-    alert: Callable[[Alert, ContentObject], None] | None = None
-    """An alert and the object it is about (after that object's ``fileinfo`` record)."""
+    alert: Callable[[Alert, ContentObject | None], None] | None = None
+    """An alert and the object it is about (after that object's ``fileinfo`` record); no object
+    for a behaviour anomaly (the alert names its subject and window)."""
     suppressed: Callable[[Suppressed], None] | None = None
     """A repeat the policy suppressed."""
     offload: Callable[[ContentObject], bool] | None = None
@@ -96,7 +98,8 @@ class Pipeline:
     """A built pipeline: drive it over a source, then `finish`; `reload` on SIGHUP."""
 
     def __init__(self, settings: Settings, outputs: Outputs, holder: PolicyHolder | None, *, id_prefix: str,
-                 seed: int, warm: bool, cheap_bytes: int, protocols: Iterable[AppProtocol] | None) -> None:
+                 seed: int, warm: bool, cheap_bytes: int, protocols: Iterable[AppProtocol] | None,
+                 behaviour_suffix: str = "") -> None:
         self.outputs = outputs
         self.holder = holder
         self.counters: Counter[str] = Counter()
@@ -115,6 +118,13 @@ class Pipeline:
             self.inspection = make_inspection(settings, holder, extract)
             if warm:
                 self.inspection.warm()  # compile the inspectors before the first object, not on it
+        self.behaviour: BehaviourHook | None = None
+        """Behaviour anomalies (``behaviour.enabled`` with a zone policy; inline mode)."""
+        if holder is not None and settings.behaviour.enabled and outputs.offload is None:
+            from appliance.behaviour import BehaviourHook
+
+            self.behaviour = BehaviourHook(settings, holder, outputs, suffix=behaviour_suffix)
+            self.behaviour.stats = self.sensor.stats
 
     @property
     def stats(self) -> Stats:
@@ -129,8 +139,11 @@ class Pipeline:
         self.sensor.drive(source, **kw)
 
     def finish(self) -> None:
-        """End of input: objects still open come out (truncated)."""
+        """End of input: objects still open come out (truncated); the behaviour state is saved."""
         self.sensor.finish()
+        if self.behaviour is not None:
+            self.behaviour.finish()
+            self.behaviour = None
 
     def reload(self, settings: Settings | None = None) -> None:
         """SIGHUP: the zone policy (the old one stays if the new file is invalid) and, given
@@ -148,6 +161,8 @@ class Pipeline:
         res = self.inspection.inspect(obj, obj.ts_ns) if self.inspection is not None else None
         if res is not None:
             self._results(res)
+        if self.behaviour is not None and obj.depth == 0:
+            self.behaviour.object(obj, res.alerts if res is not None else [])
         if self.outputs.retain is not None:  # content retention: the object as inspected, its children
             self.outputs.retain.object(res.top or obj if res else obj, res.children if res else (),
                                        alerted=bool(res and res.alerts))
@@ -208,5 +223,6 @@ def build_pipeline(settings: Settings, outputs: Outputs, *, slot: int = 0, slots
     """
     holder = policy_holder(settings, slot, slots)
     return Pipeline(settings, outputs, holder, id_prefix="F" if workers == 1 else f"F{slot}w", seed=slot,
-                    warm=warm, cheap_bytes=settings.live.worker_inspect_bytes, protocols=protocols)
+                    warm=warm, cheap_bytes=settings.live.worker_inspect_bytes, protocols=protocols,
+                    behaviour_suffix=f"-w{slot}" if workers > 1 else "")
 

@@ -38,3 +38,19 @@ def behaviour_configs(policy: Policy) -> tuple[InspectorConfig, ...]:
                 "detectors": {k: dict(v) for k, v in b["detectors"].items()},
             }))
     return tuple(out)
+
+
+def destination_categories(policy: Policy) -> dict[str, str]:
+    """Domain → destination category from the policy's ``domains`` lists: the list's
+    ``options.category`` when set, else the list's name (a list ``file-sharing`` makes its
+    domains ``file-sharing`` destinations for the behaviour stage's novelty detector)."""
+    out: dict[str, str] = {}
+    for name, spec in policy.lists.items():
+        if spec.kind != "domains":
+            continue
+        cat = str(spec.options.get("category") or name)
+        for d in spec.options.get("domains", ()):
+            key = str(d).strip().lower().removeprefix("*.").rstrip(".")
+            if key:
+                out.setdefault(key, cat)
+    return out

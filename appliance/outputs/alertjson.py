@@ -133,6 +133,10 @@ def alert_record(alert: Alert, obj: ContentObject | None = None) -> dict[str, An
             ts["parent_id"] = obj.parent_id
         if obj.truncated:
             ts["object_truncated"] = list(obj.truncated)
+    if alert.subject:  # a behaviour anomaly: what it is about and the window it covers
+        ts["subject"] = alert.subject
+        ts["window_start"] = eve_timestamp(alert.window_start_ns)
+        ts["window_end"] = eve_timestamp(alert.window_end_ns)
     ts["findings"] = [_finding(f) for f in alert.findings]
     ts["complete"] = bool(alert.complete)
     rec["tapsift"] = ts

@@ -1,7 +1,7 @@
 """Saving and loading the stage to and from its state file, and applying analysts' verdicts.
 
 The stage calls these; nothing else needs them. What is kept: every entity (baselines, daily
-totals, CUSUM, known destinations, periodic tracks, and its open window, so that a window cut by
+upload sums, known destinations, periodic tracks, and its open window, so that a window cut by
 the end of one capture is completed by the next), every zone (peer-forest ring, destination
 prevalence), and the stage's clock (open window, pending observations of the next one, the day
 being summed). A blob that does not decode drops that entity (counted as ``state_corrupt``); a
@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from inspectors.behaviour.baseline import DAYS
 from inspectors.behaviour.decide import Raised
-from inspectors.behaviour.detectors import DAILY_FEATURES, TRACK_EVENTS, Track
-from inspectors.behaviour.entities import Entity, ZoneState
-from inspectors.behaviour.features import FEATURES, SEASONAL, Observation, Window
+from inspectors.behaviour.detectors import TRACK_EVENTS, DaySeries, Track
+from inspectors.behaviour.entities import DAY_DESTS, MAX_DEST_SERIES, DestTable, Entity, ZoneState
+from inspectors.behaviour.features import FEATURES, MAX_WINDOW_DESTS, SEASONAL, Observation, Window
 from inspectors.behaviour.forest import DIM
 from inspectors.behaviour.state import BehaviourState, StateError, pack, unpack
 
@@ -37,8 +38,7 @@ def open_state(path: str) -> BehaviourState:
 
 def _layout(stage: BehaviourStage) -> dict[str, Any]:
     return {"window_s": stage.cfg.window_s, "weeks": stage.cfg.history_weeks,
-            "features": [f.name for f in FEATURES], "seasonal": list(SEASONAL),
-            "daily": [n for n, _ in DAILY_FEATURES], "forest_dim": DIM}
+            "features": [f.name for f in FEATURES], "seasonal": list(SEASONAL), "days": DAYS, "forest_dim": DIM}
 
 
 # --------------------------------------------------------------------------- entities
@@ -47,11 +47,12 @@ def _layout(stage: BehaviourStage) -> dict[str, Any]:
 def _window_header(w: Window | None) -> dict[str, Any] | None:
     if w is None:
         return None
-    return {"v": w.v, "dest_bytes": w.dest_bytes, "minutes": sorted(w.minutes), "up_minutes": sorted(w.up_minutes),
-            "new_up": sorted(w.new_up)}
+    return {"v": w.v, "dest_bytes": w.dest_bytes, "dest_max": w.dest_max, "minutes": sorted(w.minutes),
+            "up_minutes": sorted(w.up_minutes), "new_up": w.new_up, "top": w.top}
 
 
 def _window_from(h: dict[str, Any] | None) -> Window | None:
+    """An open window back (the per-window look-up cache is not kept: it is rebuilt on use)."""
     if not h:
         return None
     w = Window()
@@ -59,31 +60,48 @@ def _window_from(h: dict[str, Any] | None) -> Window | None:
     if len(v) != len(w.v):
         raise StateError("window vector length")
     w.v = v
-    w.dest_bytes = {str(k): float(b) for k, b in dict(h["dest_bytes"]).items()}
-    w.minutes = {int(m) for m in h["minutes"]}
-    w.up_minutes = {int(m) for m in h["up_minutes"]}
-    w.new_up = {str(d) for d in h["new_up"]}
+    dests = dict(h["dest_bytes"])
+    if len(dests) > MAX_WINDOW_DESTS + 1:
+        raise StateError("window destinations")
+    w.dest_bytes = {str(k): float(b) for k, b in dests.items()}
+    w.dest_max = {str(k): float(b) for k, b in dict(h.get("dest_max") or {}).items() if k in w.dest_bytes}
+    w.minutes = {int(m) for m in h["minutes"][:1440]}
+    w.up_minutes = {int(m) for m in h["up_minutes"][:1440]}
+    w.new_up = {str(d): int(n) for d, n in list(dict(h.get("new_up") or {}).items())[:MAX_WINDOW_DESTS]}
+    top = h.get("top")
+    if top is not None:
+        if len(top) != len(w.v):
+            raise StateError("window top length")
+        w.top = [float(x) for x in top]
     return w
 
 
 def entity_blob(e: Entity) -> bytes:
-    header: dict[str, Any] = {
-        "cusum": [e.cusum.s, e.cusum.start_ns, e.cusum.days], "window": _window_header(e.window),
-        "day_dests": e.day_dests,
-    }
+    """One entity as a blob (`pack`): its baselines, day sums, destinations, tracks and open window."""
+    header: dict[str, Any] = {"window": _window_header(e.window)}
     arrays: dict[str, np.ndarray] = {"ring": e.seasonal.ring, "count": e.seasonal.count}
     if e.is_host:
-        header["daily_count"] = e.daily.count  # type: ignore[union-attr]
-        header["tracks"] = [[d, t.n, t.first_s, t.bytes, t.known, t.last_eval, list(t.times)]
-                            for d, t in e.tracks.items()]
-        arrays |= {"daily": e.daily.values, "kinds": e.daily.kinds, "totals": e.day_totals,  # type: ignore[union-attr]
-                   "known_k": e.known.keys, "known_d": e.known.days,  # type: ignore[union-attr]
-                   "up_k": e.uploaded.keys, "up_d": e.uploaded.days}  # type: ignore[union-attr]
+        items = e.dests.items()  # type: ignore[union-attr]
+        header |= {
+            "total_n": e.total_days.n,  # type: ignore[union-attr]
+            "dest_days": {d: s.n for d, s in e.dest_days.items()},
+            "day": [e.day_total, e.day_largest, e.hold], "day_dests": e.day_dests,
+            "tracks": [[d, t.n, t.first_s, t.bytes, t.known, t.last_eval, list(t.times)] for d, t in e.tracks.items()],
+        }
+        arrays |= {
+            "total": e.total_days.values,  # type: ignore[union-attr]
+            "dest_k": np.array([k for k, _, _ in items], dtype=np.uint64),
+            "dest_d": np.array([d for _, d, _ in items], dtype=np.uint16),
+            "dest_f": np.array([f for _, _, f in items], dtype=np.uint8),
+        }
+        for i, s in enumerate(e.dest_days.values()):
+            arrays[f"dd{i}"] = s.values
     return pack(header, arrays)
 
 
 def entity_from(stage: BehaviourStage, key: str, zone: str, first: int, last: int, windows: int,
                 blob: bytes) -> Entity:
+    """The inverse of `entity_blob`; raises `StateError` (or KeyError/TypeError/ValueError) on a bad blob."""
     header, a = unpack(blob)
     cfg = stage.cfg
     e = Entity(key, zone, int(first), weeks=cfg.history_weeks, max_dests=cfg.max_destinations)
@@ -91,29 +109,36 @@ def entity_from(stage: BehaviourStage, key: str, zone: str, first: int, last: in
     if a["ring"].shape != e.seasonal.ring.shape or a["count"].shape != e.seasonal.count.shape:
         raise StateError("baseline shape")
     e.seasonal.ring, e.seasonal.count = a["ring"], a["count"].astype(np.uint16)
-    s, start, days = header["cusum"]
-    e.cusum.s, e.cusum.start_ns, e.cusum.days = float(s), int(start), int(days)
     e.window = _window_from(header.get("window"))
-    e.day_dests = {str(k): float(v) for k, v in dict(header.get("day_dests") or {}).items()}
-    if e.is_host:
-        d = e.daily
-        if a["daily"].shape != d.values.shape or a["kinds"].shape != d.kinds.shape:  # type: ignore[union-attr]
-            raise StateError("daily shape")
-        d.values, d.kinds, d.count = a["daily"], a["kinds"], int(header["daily_count"])  # type: ignore[union-attr]
-        e.day_totals = a["totals"].astype(np.float64)
-        for name, ds in (("known", e.known), ("up", e.uploaded)):
-            k, dd = a[f"{name}_k"], a[f"{name}_d"]
-            if k.shape != dd.shape or len(k) > cfg.max_destinations:
-                raise StateError("destination set")
-            ds.keys, ds.days = k, dd  # type: ignore[union-attr]
-        for dest, n, first_s, nbytes, known, last_eval, times in header.get("tracks", [])[-cfg.max_tracks:]:
-            t = Track()
-            if len(times) != TRACK_EVENTS:
-                raise StateError("track length")
-            t.n, t.first_s, t.bytes = int(n), int(first_s), int(nbytes)
-            t.known, t.last_eval = bool(known), int(last_eval)
-            t.times[:] = type(t.times)("q", (int(x) for x in times))
-            e.tracks[str(dest)] = t
+    if not e.is_host:
+        return e
+    if a["total"].shape != (DAYS,):
+        raise StateError("day series shape")
+    e.total_days = DaySeries(int(header["total_n"]))
+    e.total_days.values = a["total"].astype(np.float32)
+    for i, (dest, n) in enumerate(list(dict(header.get("dest_days") or {}).items())[:MAX_DEST_SERIES]):
+        vals = a.get(f"dd{i}")
+        if vals is None or vals.shape != (DAYS,):
+            raise StateError("destination day series")
+        s = DaySeries(int(n))
+        s.values = vals.astype(np.float32)
+        e.dest_days[str(dest)] = s
+    total, largest, hold = header["day"]
+    e.day_total, e.day_largest, e.hold = float(total), float(largest), int(hold)
+    e.day_dests = {str(k): [float(v[0]), float(v[1])]
+                   for k, v in list(dict(header.get("day_dests") or {}).items())[:DAY_DESTS]}
+    k, d, f = a["dest_k"], a["dest_d"], a["dest_f"]
+    if not (k.shape == d.shape == f.shape) or k.ndim != 1:
+        raise StateError("destination table")
+    e.dests = DestTable.from_items(cfg.max_destinations, list(zip(k.tolist(), d.tolist(), f.tolist(), strict=True)))
+    for dest, n, first_s, nbytes, known, last_eval, times in header.get("tracks", [])[-cfg.max_tracks:]:
+        t = Track()
+        if len(times) != TRACK_EVENTS:
+            raise StateError("track length")
+        t.n, t.first_s, t.bytes = int(n), int(first_s), int(nbytes)
+        t.known, t.last_eval = bool(known), int(last_eval)
+        t.times[:] = type(t.times)("q", (int(x) for x in times))
+        e.tracks[str(dest)] = t
     return e
 
 
@@ -238,4 +263,6 @@ def apply_pending(stage: BehaviourStage) -> None:
             row = st.anomaly(anomaly_id)
             if row is not None:
                 stage.learn_destination(row["subject"], row["destination"], int(row["window_end_ns"]))
+        if action in ("true_positive", "false_positive"):
+            stage.counters[f"verdicts.{action}"] += 1
     st.mark_applied(done)

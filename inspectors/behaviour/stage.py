@@ -242,13 +242,16 @@ class BehaviourStage:
 
     def learn_false_positive(self, a: Anomaly) -> None:
         """What a false positive teaches: its destination becomes known for the host."""
-        host = self.hosts.get(a.subject)
-        if host is None or not a.destination:
+        self.learn_destination(a.subject, a.destination, a.end_ns)
+
+    def learn_destination(self, subject: str, destination: str, end_ns: int) -> None:
+        """``destination`` becomes a known upload destination (and periodic pair) of host ``subject``."""
+        host = self.hosts.get(subject)
+        if host is None or not destination:
             return
-        h = dest_hash(a.destination)
-        day = int(a.end_ns // (86400 * NS)) & 0xFFFF
-        host.dests.mark(h, day, 3)  # type: ignore[union-attr]
-        t = host.tracks.get(a.destination)
+        day = int(end_ns // (86400 * NS)) & 0xFFFF
+        host.dests.mark(dest_hash(destination), day, 3)  # type: ignore[union-attr]
+        t = host.tracks.get(destination)
         if t is not None:
             t.known = True
 
