@@ -1131,8 +1131,9 @@ def _warnings(m: PolicyModel, doc: _Doc) -> list[str]:
     for p in m.profiles:
         if p not in used_profiles:
             warn(("profiles", p), f"profile {p!r} is not used by any enabled rule", True)
-    for ln in m.lists:
-        if ln not in used_lists:
+    behaviour = any(p.behaviour is not None for p in m.profiles.values())
+    for ln, lst in m.lists.items():
+        if ln not in used_lists and not (behaviour and isinstance(lst, DomainList)):  # destination categories
             warn(("lists", ln), f"list {ln!r} is not used by any profile", True)
     catch_all: int | None = None
     for i, r in enumerate(m.policies):
