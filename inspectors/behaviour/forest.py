@@ -37,7 +37,7 @@ def vector(window: list[float], hour: int, weekend: bool) -> np.ndarray:
 class PeerForest:
     """One zone's forest and its ring of recent window vectors."""
 
-    __slots__ = ("_fast", "med", "model", "n", "ring", "scale", "seed", "trained_ns", "trees")
+    __slots__ = ("_fast", "med", "model", "n", "ring", "scale", "seed", "trained", "trained_ns", "trees")
 
     def __init__(self, capacity: int, *, trees: int = 100, seed: int = 0) -> None:
         self.ring = np.zeros((capacity, DIM), dtype=np.float32)
@@ -47,12 +47,14 @@ class PeerForest:
         self.model: object | None = None
         self._fast: tuple[list[tuple[object, np.ndarray]], float] | None = None
         self.trained_ns = 0
+        self.trained = np.zeros((0, DIM), dtype=np.float32)
+        """The windows the model was fitted on (persisted: a restart refits the same forest)."""
         self.med = np.zeros(DIM)
         self.scale = np.ones(DIM)
 
     @property
     def nbytes(self) -> int:
-        return int(self.ring.nbytes) + (self.trees * 40_000 if self.model is not None else 0)
+        return int(self.ring.nbytes + self.trained.nbytes) + (self.trees * 40_000 if self.model is not None else 0)
 
     def add(self, v: np.ndarray) -> None:
         self.ring[self.n % len(self.ring)] = v
@@ -61,13 +63,15 @@ class PeerForest:
     def samples(self) -> np.ndarray:
         return self.ring[: min(self.n, len(self.ring))]
 
-    def train(self, now_ns: int, min_samples: int) -> bool:
-        """Refit on the ring (False: fewer than ``min_samples`` windows so far)."""
+    def train(self, now_ns: int, min_samples: int, data: np.ndarray | None = None) -> bool:
+        """Refit on the ring, or on ``data`` (a restart: the windows it was fitted on before);
+        False: fewer than ``min_samples`` windows so far."""
         from sklearn.ensemble import IsolationForest
 
-        data = self.samples()
-        if len(data) < min_samples:
+        data = self.samples().copy() if data is None else data
+        if len(data) < min_samples or data.ndim != 2 or data.shape[1] != DIM:
             return False
+        self.trained = data
         model = IsolationForest(n_estimators=self.trees, max_samples=min(256, len(data)),
                                 random_state=self.seed, n_jobs=1)
         model.fit(data)

@@ -78,8 +78,10 @@ def _window_from(h: dict[str, Any] | None) -> Window | None:
 
 def entity_blob(e: Entity) -> bytes:
     """One entity as a blob (`pack`): its baselines, day sums, destinations, tracks and open window."""
-    header: dict[str, Any] = {"window": _window_header(e.window)}
+    header: dict[str, Any] = {"window": _window_header(e.window), "level_day": e.level_day}
     arrays: dict[str, np.ndarray] = {"ring": e.seasonal.ring, "count": e.seasonal.count}
+    if e.level is not None:
+        arrays |= {"level_med": e.level[0], "level_scale": e.level[1], "level_n": np.asarray(e.level[2], np.float64)}
     if e.is_host:
         items = e.dests.items()  # type: ignore[union-attr]
         header |= {
@@ -110,6 +112,11 @@ def entity_from(stage: BehaviourStage, key: str, zone: str, first: int, last: in
         raise StateError("baseline shape")
     e.seasonal.ring, e.seasonal.count = a["ring"], a["count"].astype(np.uint16)
     e.window = _window_from(header.get("window"))
+    if "level_med" in a:
+        lv = (a["level_med"], a["level_scale"], a["level_n"])
+        if any(x.shape != (len(SEASONAL),) for x in lv):
+            raise StateError("level shape")
+        e.level, e.level_day = lv, int(header.get("level_day", -1))
     if not e.is_host:
         return e
     if a["total"].shape != (DAYS,):
@@ -146,7 +153,8 @@ def zone_blob(z: ZoneState) -> bytes:
     keys = np.fromiter(z.prevalence.keys(), dtype=np.uint64, count=len(z.prevalence))
     counts = np.fromiter(z.prevalence.values(), dtype=np.uint32, count=len(z.prevalence))
     f = z.forest
-    return pack({"n": f.n, "trained_ns": f.trained_ns}, {"ring": f.ring, "prev_k": keys, "prev_c": counts})
+    return pack({"n": f.n, "trained_ns": f.trained_ns},
+                {"ring": f.ring, "trained": f.trained, "prev_k": keys, "prev_c": counts})
 
 
 def zone_from(stage: BehaviourStage, hosts: int, trained_ns: int, blob: bytes) -> ZoneState:
@@ -160,8 +168,9 @@ def zone_from(stage: BehaviourStage, hosts: int, trained_ns: int, blob: bytes) -
     if len(a["prev_k"]) != len(a["prev_c"]):
         raise StateError("prevalence")
     z.prevalence = {int(k): int(c) for k, c in zip(a["prev_k"].tolist(), a["prev_c"].tolist(), strict=True)}
-    if trained_ns:
-        z.forest.train(int(trained_ns), 1)  # the same ring and seed give the same forest
+    trained = a.get("trained")
+    if trained_ns and trained is not None and len(trained):
+        z.forest.train(int(trained_ns), 1, trained.astype(np.float32))  # same windows, same seed: same forest
     return z
 
 
@@ -180,7 +189,8 @@ def save(stage: BehaviourStage) -> None:
         "layout": _layout(stage), "win_start": stage.win_start, "win_end": stage.win_end, "win_obs": stage.win_obs,
         "day": stage.day.isoformat() if stage.day else None, "day_windows": stage.day_windows,
         "day_masks": stage.day_masks, "ids": stage.ids, "counters": dict(stage.counters),
-        "pending": [list(o) for o in stage.pending],
+        "pending": [list(o) for o in stage.pending], "workdays": stage.workdays,
+        "suppression": [[*k, *v] for k, v in stage.decider._open.items()],
     }
     with st.tx() as db:
         st.put_entities(db, rows)
@@ -241,6 +251,10 @@ def load(stage: BehaviourStage) -> None:
     stage.ids = int(meta.get("ids", 0))
     stage.counters.update({str(k): int(v) for k, v in (meta.get("counters") or {}).items()})
     stage.pending = [Observation(*o) for o in meta.get("pending", [])]
+    stage.workdays = [int(x) for x in meta.get("workdays", [])]
+    for rule, profile, subject, detector, first_id, first_ns, window_ns in meta.get("suppression", []):
+        stage.decider._open[(str(rule), str(profile), str(subject), str(detector))] = (
+            str(first_id), int(first_ns), int(window_ns))
     while len(stage.hosts) > stage.cfg.max_hosts:
         stage._evict(next(iter(stage.hosts)))
 
