@@ -39,7 +39,7 @@ DETECTORS: tuple[str, ...] = ("zscore", "offhours", "sustained", "novelty", "per
 detector when the entity and its peers are usually idle at that hour."""
 
 DEFAULT_THRESHOLDS: Mapping[str, float] = {
-    "zscore": 6.0, "offhours": 4.5, "sustained": 4.0, "novelty": 2.0, "periodicity": 0.8, "iforest": 0.72,
+    "zscore": 6.0, "offhours": 4.5, "sustained": 3.5, "novelty": 2.0, "periodicity": 0.8, "iforest": 0.75,
 }
 """Alert thresholds when a profile does not set its own (see docs/behaviour.md: tuning)."""
 

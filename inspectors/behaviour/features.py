@@ -129,6 +129,22 @@ def dest_key(host: str, ip: str) -> str:
     return ip
 
 
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go"})
+
+
+def site_of(dest: str) -> str:
+    """The site a destination belongs to: its registrable domain by a simple rule (the last two
+    labels, three under ``co.uk``-style second levels), an address as it is. A vendor's
+    ``telemetry-3.vendor.io`` and ``telemetry-5.vendor.io`` are one site."""
+    if not dest or dest[-1].isdigit() or ":" in dest:
+        return dest
+    labels = dest.split(".")
+    if len(labels) <= 2:
+        return dest
+    k = 3 if len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-k:])
+
+
 def dest_hash(dest: str) -> int:
     """A stable 63-bit hash of a destination (stored in the state file, so not Python's hash)."""
     return int.from_bytes(hashlib.blake2b(dest.encode("utf-8", "replace"), digest_size=8).digest(), "big") >> 1

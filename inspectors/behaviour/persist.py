@@ -24,6 +24,7 @@ from inspectors.behaviour.detectors import TRACK_EVENTS, DaySeries, Track
 from inspectors.behaviour.entities import DAY_DESTS, MAX_DEST_SERIES, DestTable, Entity, ZoneState
 from inspectors.behaviour.features import FEATURES, MAX_WINDOW_DESTS, SEASONAL, Observation, Window
 from inspectors.behaviour.forest import DIM
+from inspectors.behaviour.stage import KNOWN_SITES_MAX
 from inspectors.behaviour.state import BehaviourState, StateError, pack, unpack
 
 if TYPE_CHECKING:
@@ -190,6 +191,7 @@ def save(stage: BehaviourStage) -> None:
         "day": stage.day.isoformat() if stage.day else None, "day_windows": stage.day_windows,
         "day_masks": stage.day_masks, "ids": stage.ids, "counters": dict(stage.counters),
         "pending": [list(o) for o in stage.pending], "workdays": stage.workdays,
+        "known_periodic": list(stage.known_periodic),
         "suppression": [[*k, *v] for k, v in stage.decider._open.items()],
     }
     with st.tx() as db:
@@ -252,6 +254,7 @@ def load(stage: BehaviourStage) -> None:
     stage.counters.update({str(k): int(v) for k, v in (meta.get("counters") or {}).items()})
     stage.pending = [Observation(*o) for o in meta.get("pending", [])]
     stage.workdays = [int(x) for x in meta.get("workdays", [])]
+    stage.known_periodic = dict.fromkeys(str(x) for x in meta.get("known_periodic", [])[-KNOWN_SITES_MAX:])
     for rule, profile, subject, detector, first_id, first_ns, window_ns in meta.get("suppression", []):
         stage.decider._open[(str(rule), str(profile), str(subject), str(detector))] = (
             str(first_id), int(first_ns), int(window_ns))
@@ -276,7 +279,6 @@ def apply_pending(stage: BehaviourStage) -> None:
         elif action == "false_positive" and anomaly_id:
             row = st.anomaly(anomaly_id)
             if row is not None:
-                stage.learn_destination(row["subject"], row["destination"], int(row["window_end_ns"]))
-        if action in ("true_positive", "false_positive"):
-            stage.counters[f"verdicts.{action}"] += 1
+                stage.learn_destination(row["subject"], row["destination"], int(row["window_end_ns"]),
+                                        row["detector"])
     st.mark_applied(done)

@@ -57,6 +57,7 @@ from inspectors.behaviour.features import (
     Window,
     dest_hash,
     observation,
+    site_of,
 )
 from inspectors.behaviour.forest import vector
 
@@ -68,6 +69,8 @@ _UNITS_S = np.array([FEATURES[i].unit for i in SEASONAL])
 _ZEROS_S = np.zeros(len(SEASONAL), dtype=np.uint8)
 _SUSTAIN_DEST_MIN = 64 * 1024
 """A destination gets its own daily series once it receives this much in a day."""
+KNOWN_SITES_MAX = 4096
+"""Sites remembered as normally periodic (`learn_destination`)."""
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -118,6 +121,8 @@ class BehaviourStage:
         self.anomaly_log: list[Anomaly] | None = None
         """Set to a list to collect every anomaly reported, alerted or not (tuning, benchmarks)."""
         self.last_persist_ns = 0
+        self.known_periodic: dict[str, None] = {}
+        """Sites whose periodic uploads an analyst judged normal (bounded, oldest first)."""
         self.state = None
         if cfg.state_path:
             from inspectors.behaviour.persist import load, open_state
@@ -242,10 +247,17 @@ class BehaviourStage:
 
     def learn_false_positive(self, a: Anomaly) -> None:
         """What a false positive teaches: its destination becomes known for the host."""
-        self.learn_destination(a.subject, a.destination, a.end_ns)
+        self.learn_destination(a.subject, a.destination, a.end_ns, a.detector)
 
-    def learn_destination(self, subject: str, destination: str, end_ns: int) -> None:
-        """``destination`` becomes a known upload destination (and periodic pair) of host ``subject``."""
+    def learn_destination(self, subject: str, destination: str, end_ns: int, detector: str = "") -> None:
+        """``destination`` becomes a known upload destination (and periodic pair) of host
+        ``subject``; after a false beaconing alert, periodic uploads to its site (registrable
+        domain) are normal for every host (a vendor's telemetry, judged once)."""
+        if detector == "periodicity" and destination:
+            kp = self.known_periodic
+            kp[site_of(destination)] = None
+            while len(kp) > KNOWN_SITES_MAX:
+                del kp[next(iter(kp))]
         host = self.hosts.get(subject)
         if host is None or not destination:
             return
@@ -510,6 +522,9 @@ class BehaviourStage:
         z = self.zones.get(e.zone)
         for dest, t in e.tracks.items():
             if t.known or t.n == t.last_eval or t.n < cfg.min_events:
+                continue
+            if self.known_periodic and site_of(dest) in self.known_periodic:
+                t.known = True
                 continue
             t.last_eval = t.n
             times = t.recent()
