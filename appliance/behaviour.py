@@ -12,6 +12,7 @@ capture.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,28 @@ def state_file(settings: Settings, suffix: str = "") -> str:
         p = Path(path)
         path = str(p.with_name(p.stem + suffix + p.suffix))
     return path
+
+
+def observer(settings: Settings, send: Callable[[tuple[Any, ...]], None]
+             ) -> Callable[[ContentObject, list[tuple[Alert, ContentObject]]], None]:
+    """For a live capture worker: objects (with their alerts) → observations sent to the
+    supervisor, whose one stage sees every worker's share of each host."""
+    from inspectors.behaviour.features import Internal, observation
+
+    b = settings.behaviour
+    internal = Internal(b.internal_cidrs, b.internal_zones)
+
+    def observe(obj: ContentObject, alerts: list[tuple[Alert, ContentObject]]) -> None:
+        als = [a for a, _ in alerts]
+        try:
+            o = observation(obj, [f for a in als for f in a.findings], als, internal)
+        except Exception:  # one odd object never stops the worker
+            log.debug("behaviour: cannot observe %s", obj.id, exc_info=True)
+            return
+        if o is not None:
+            send(tuple(o))
+
+    return observe
 
 
 class BehaviourHook:
@@ -86,6 +109,24 @@ class BehaviourHook:
         findings: list[Finding] = [f for a in als for f in a.findings]
         self.stage.observe(obj, findings, als)
         ts = obj.ts_ns
+        if ts > self.last_ns:
+            self.last_ns = ts
+        if ts >= self.next_tick:
+            self.next_tick = ts + TICK_NS
+            self._configure()
+            self._emit(self.stage.tick(ts))
+
+    def record(self, fields: tuple[Any, ...] | list[Any]) -> None:
+        """An observation made by a capture worker (`observer`); malformed ones are counted."""
+        from inspectors.behaviour.features import Observation
+
+        try:
+            o = Observation(*fields)
+            ts = int(o.ts_ns)
+        except (TypeError, ValueError):
+            self.stage.counters["bad_observations"] += 1
+            return
+        self.stage.observe_record(o)
         if ts > self.last_ns:
             self.last_ns = ts
         if ts >= self.next_tick:

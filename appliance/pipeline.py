@@ -57,6 +57,9 @@ class Outputs:
     """A repeat the policy suppressed."""
     offload: Callable[[ContentObject], bool] | None = None
     """Expensive inspection elsewhere (the pool); False: it could not take the object (shed)."""
+    observe: Callable[[tuple[Any, ...]], None] | None = None
+    """Behaviour observations (`inspectors.behaviour.Observation`) for a stage elsewhere: a live
+    capture worker sends them to the supervisor's single behaviour stage."""
     retain: Any | None = None
     """Content retention (`appliance.retention.RetentionWriter`): every object with its text, flows, records."""
 
@@ -119,8 +122,14 @@ class Pipeline:
             if warm:
                 self.inspection.warm()  # compile the inspectors before the first object, not on it
         self.behaviour: BehaviourHook | None = None
-        """Behaviour anomalies (``behaviour.enabled`` with a zone policy; inline mode)."""
-        if holder is not None and settings.behaviour.enabled and outputs.offload is None:
+        """Behaviour anomalies here (``behaviour.enabled`` with a zone policy; `tapsift read`)."""
+        self.observer: Callable[[ContentObject, list[tuple[Alert, ContentObject]]], None] | None = None
+        """Or: observations sent to the stage elsewhere (``outputs.observe``: live workers)."""
+        if holder is not None and settings.behaviour.enabled and outputs.observe is not None:
+            from appliance.behaviour import observer
+
+            self.observer = observer(settings, outputs.observe)
+        elif holder is not None and settings.behaviour.enabled and outputs.offload is None:
             from appliance.behaviour import BehaviourHook
 
             self.behaviour = BehaviourHook(settings, holder, outputs, suffix=behaviour_suffix)
@@ -161,8 +170,11 @@ class Pipeline:
         res = self.inspection.inspect(obj, obj.ts_ns) if self.inspection is not None else None
         if res is not None:
             self._results(res)
-        if self.behaviour is not None and obj.depth == 0:
-            self.behaviour.object(obj, res.alerts if res is not None else [])
+        if obj.depth == 0:
+            if self.behaviour is not None:
+                self.behaviour.object(obj, res.alerts if res is not None else [])
+            elif self.observer is not None:
+                self.observer(obj, res.alerts if res is not None else [])
         if self.outputs.retain is not None:  # content retention: the object as inspected, its children
             self.outputs.retain.object(res.top or obj if res else obj, res.children if res else (),
                                        alerted=bool(res and res.alerts))
@@ -175,7 +187,11 @@ class Pipeline:
             if res is not None:
                 self.counters["inspected_in_worker"] += 1
                 self._results(res)
+                if self.observer is not None and obj.depth == 0:
+                    self.observer(obj, res.alerts)
                 return
+        if self.observer is not None and obj.depth == 0:
+            self.observer(obj, [])  # its findings are the pool's; the volumes and destinations count
         if not out.offload(obj):  # type: ignore[misc]
             self.counters["not_inspected"] += 1
             out.event(not_inspected_event(obj, "queue_full"))

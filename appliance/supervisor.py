@@ -142,6 +142,7 @@ class _Outbox:
         self.limit = limit
         self.batch = batch
         self.lines: list[str] = []
+        self.observations: list[tuple[Any, ...]] = []
         self.dropped = 0
         self.sent = 0
         self._q: deque[tuple[Any, ...]] = deque()
@@ -159,12 +160,21 @@ class _Outbox:
         self.line(json.dumps(ev, ensure_ascii=False, separators=(",", ":")))
 
     def flush(self) -> None:
+        if self.observations:  # never dropped: a baseline with holes would learn a false normal
+            obs, self.observations = self.observations, []
+            self.control(("behaviour", self.name, obs))
         if self.lines:
             lines, self.lines = self.lines, []
             if not self._put(("eve", self.name, lines)):
                 self.dropped += len(lines)
             else:
                 self.sent += len(lines)
+
+    def observation(self, o: tuple[Any, ...]) -> None:
+        """A behaviour observation for the supervisor's stage (batched, sent with the EVE lines)."""
+        self.observations.append(o)
+        if len(self.observations) >= self.batch:
+            self.flush()
 
     def control(self, msg: tuple[Any, ...]) -> None:
         """Counters and goodbyes are never dropped (they are small and rare)."""
@@ -408,7 +418,7 @@ def _worker_outputs(sup: Supervisor, child: _Child, out: _Outbox) -> Any:
         out.control(("suppressed", child.name, sup_.first_id))
 
     return Outputs(event=out.event, alert=alert, suppressed=suppressed,
-                   offload=sup.pool.offer if sup.pool is not None else None)
+                   offload=sup.pool.offer if sup.pool is not None else None, observe=out.observation)
 
 
 def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
@@ -591,6 +601,8 @@ class Supervisor:
         self.eve: Any = None
         self.alerts: Any = None
         """The alert writer (store + SIEM outputs) when a policy is configured."""
+        self.behaviour: Any = None
+        """The one behaviour stage (`appliance.behaviour.BehaviourHook`), fed by every worker."""
         self.metrics: Any = None
         self.started = time.monotonic()
         self.reloads = 0
@@ -763,6 +775,30 @@ class Supervisor:
         except Exception:  # a store or output failure must not stop the EVE writer
             log.exception("alert %s could not be recorded everywhere", rec.get("tapsift", {}).get("alert_id"))
 
+    def _behaviour(self, observations: list[Any]) -> None:
+        """Every worker's observations into the one behaviour stage (this thread owns it; made
+        on first use, after the workers were forked, so none inherits its state file)."""
+        hook = self.behaviour
+        if hook is None:
+            if not (self.settings.behaviour.enabled and self.settings.inspection.policy):
+                return
+            from appliance.behaviour import BehaviourHook
+            from appliance.outputs.alertjson import alert_record
+            from appliance.pipeline import Outputs, policy_holder
+
+            def alert(a: Any, obj: Any) -> None:
+                self._alert(alert_record(a, obj), a.ts_ns)
+
+            def suppressed(s: Any) -> None:
+                if self.alerts is not None:
+                    self.alerts.suppressed_repeat(s.first_id)
+
+            holder = policy_holder(self.settings, self.workers, self.workers + 1)
+            hook = self.behaviour = BehaviourHook(self.settings, holder, Outputs(event=self.eve.write, alert=alert,
+                                                                                   suppressed=suppressed))
+        for o in observations:
+            hook.record(o)
+
     def _read(self, conn: Connection) -> None:
         with self._conns_lock:
             child = self._conns.get(conn)
@@ -779,6 +815,8 @@ class Supervisor:
                 elif kind == "suppressed":
                     if self.alerts is not None:
                         self.alerts.suppressed_repeat(msg[2])
+                elif kind == "behaviour":
+                    self._behaviour(msg[2])
                 elif kind in ("stats", "bye") and child is not None:
                     with self._lock:
                         child.last = msg[2]
@@ -857,6 +895,9 @@ class Supervisor:
     def _reload(self) -> None:
         self.reloads += 1
         self._reopen = True
+        if self.behaviour is not None:  # its holder is swapped atomically; the writer thread reads it
+            ok, msg = self.behaviour.holder.reload()
+            (log.info if ok else log.error)("behaviour policy reload: %s", msg)
         if self.config_path is not None:
             try:
                 new = load_settings(self.config_path)
@@ -932,6 +973,11 @@ class Supervisor:
         self._writer_stop.set()
         if self._writer is not None:
             self._writer.join(timeout=30)
+        if self.behaviour is not None:  # the writer thread is done with it
+            try:
+                self.behaviour.finish()
+            except Exception:
+                log.exception("behaviour: the state file could not be saved")
         for c in alive:
             c.proc = None
         final = self.snapshot()
