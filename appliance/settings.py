@@ -412,9 +412,6 @@ class BehaviourSettings(_Section):
     """Also follow user-agent families (site-wide)."""
     offhours_peer_share: float = Field(0.003, ge=0, le=1)
     """An hour is "off" for a zone when at most this share of its hosts is usually active then."""
-    cusum_k: float = Field(1.0, ge=0)
-    """Slack of the sustained detector's CUSUM (daily robust z above this accumulates)."""
-    min_days: int = Field(7, ge=3)
     common_share: float = Field(0.05, gt=0, le=1)
     """A destination used by this share of a zone's hosts is not new or suspicious for its hosts."""
     category_risk: dict[str, float] = {}

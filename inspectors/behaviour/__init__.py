@@ -5,7 +5,7 @@ A sans-IO stage on packet time (see docs/behaviour.md):
 - `features`: what one content object contributes (bytes and objects up/down by content class,
   destination, category, findings, alerts) and the window vector;
 - `baseline`: hour-of-week and daily baselines (robust statistics on a log scale);
-- `detectors`: robust z-scores, the sustained CUSUM, novelty, periodicity; `forest`: the
+- `detectors`: robust z-scores, the sustained 3-day sums, novelty, periodicity; `forest`: the
   peer-group Isolation Forest;
 - `decide`: anomalies → alerts through the policy's behaviour profiles;
 - `stage`: `BehaviourStage` (``observe`` / ``tick`` / ``close``, verdicts, memory);

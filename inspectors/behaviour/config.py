@@ -39,8 +39,6 @@ class BehaviourConfig:
     idle_days: float = 35.0
     user_agents: bool = True
     offhours_peer_share: float = 0.003
-    cusum_k: float = 1.0
-    min_days: int = 7
     common_share: float = 0.05
     category_risk: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_RISK))
     min_events: int = 12

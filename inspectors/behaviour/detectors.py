@@ -115,7 +115,7 @@ class Anomaly:
         return f"{self.kind}: " + "; ".join(parts)
 
 
-_EXPLAINED = ("period", "regularity", "events", "category", "peers", "days", "cusum")
+_EXPLAINED = ("period", "regularity", "events", "category", "peers", "days")
 
 
 # --------------------------------------------------------------------------- z-scores
