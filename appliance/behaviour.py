@@ -123,10 +123,10 @@ class BehaviourHook:
         try:
             o = Observation(*fields)
             ts = int(o.ts_ns)
-        except (TypeError, ValueError):
+            self.stage.observe_record(o)
+        except Exception:  # a malformed record never stops the supervisor's writer thread
             self.stage.counters["bad_observations"] += 1
             return
-        self.stage.observe_record(o)
         if ts > self.last_ns:
             self.last_ns = ts
         if ts >= self.next_tick:

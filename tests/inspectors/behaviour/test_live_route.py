@@ -52,8 +52,8 @@ def test_the_supervisor_stage_sees_every_worker(tmp_path: Path) -> None:
             batch = [tuple(o) for i, o in enumerate(obs) if i % 2 == w]
             if batch:
                 sup._behaviour(batch)
-    sup._behaviour([("junk",)])  # a malformed record is counted, not raised
-    assert sup.behaviour.stage.counters["bad_observations"] == 1
+    sup._behaviour([("junk",), (month[-1].ts_ns, host(0), "office", "d", "any", True, "x", 5, "ua")])
+    assert sup.behaviour.stage.counters["bad_observations"] == 2  # malformed records are counted, not raised
     sup.behaviour.finish()
     sup.eve.close()
     assert (tmp_path / "behaviour.db").exists()
