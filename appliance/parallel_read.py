@@ -490,7 +490,7 @@ def run(args: Any, workers: int) -> int:
         from appliance.store import StoreError
 
         try:
-            writer = AlertWriter.from_settings(settings.output, eve)
+            writer = AlertWriter.from_settings(settings.output, eve, sensor=settings.sensor.name)
         except (OSError, StoreError) as exc:
             print(f"tapsift: cannot open the alert store {settings.output.store}: {exc}", file=sys.stderr)
             return 1

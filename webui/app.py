@@ -16,7 +16,7 @@ from webui.alerts import ViewFactory
 from webui.db import ConsoleDB
 from webui.middleware import SecurityHeaders
 from webui.rendering import TEMPLATES, make_templates
-from webui.routes import account, audit, dashboard, fingerprints, hits, login, metrics, policy, users
+from webui.routes import account, audit, dashboard, fingerprints, hits, login, metrics, policy, sensors, users
 from webui.security import Passwords
 from webui.services.throttle import LoginThrottle
 from webui.settings import ConsoleSettings
@@ -26,6 +26,7 @@ ROUTERS = (
     login.public, login.pages, dashboard.pages, hits.pages, policy.pages, fingerprints.pages, users.pages,
     account.pages, audit.pages,
     hits.api, dashboard.api, policy.api, fingerprints.api, metrics.api, metrics.router,
+    sensors.pages, sensors.api,  # fleet
 )
 
 

@@ -85,6 +85,8 @@ class AlertQuery:
     """File MD5 or SHA-256."""
     text: str | None = None
     """Full-text search over evidence, URL, file name, host and rule names (see `appliance.store.textindex`)."""
+    sensor: str | None = None
+    """The sensor that raised it (fleet, docs/fleet.md)."""
 
 
 def alert_row(rec: dict[str, Any], ts_ns: int) -> dict[str, Any]:
@@ -218,7 +220,7 @@ class AlertRepo:
                 params.append(int(value))
         for col, value in (("category", q.category), ("policy", q.policy), ("profile", q.profile),
                            ("src_zone", q.src_zone), ("dst_zone", q.dst_zone), ("http_host", q.host),
-                           ("alerts.content_id", q.content_id)):
+                           ("alerts.content_id", q.content_id), ("sensor", q.sensor)):
             if value is not None:
                 conds.append(f"{col} = ?")
                 params.append(value)
