@@ -38,6 +38,11 @@ def _ingest(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"tapsift: {exc}", file=sys.stderr)
         return 1
+    if args.print_acl:  # the Redis ACL users of the fleet, for these key names (docs/fleet.md)
+        from appliance.bus.acl import setuser_commands
+
+        print("\n".join(setuser_commands(settings.output.bus)))
+        return 0
     out = settings.output
     if not out.store and not (out.syslog or out.webhooks):
         print("tapsift: nothing to ingest into: give --store DSN (or output.store), or SIEM outputs", file=sys.stderr)
@@ -74,5 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-forward", action="store_true", help="do not forward alerts to output.syslog/webhooks")
     p.add_argument("--no-policy", action="store_true", help="do not relay saved policy versions to the sensors")
     p.add_argument("--log-interval", type=float, default=60.0, metavar="S", help="seconds between progress lines")
+    p.add_argument("--print-acl", action="store_true",
+                   help="print the Redis ACL SETUSER commands of the fleet's roles (sensor, worker, ingester) and exit")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=_ingest)

@@ -4,7 +4,8 @@ Three group roles (``NOLOGIN``; login roles are made members of them, see docs/f
 
 - ``<prefix>_ingest`` — sensors and the ingester: insert alerts, findings, objects and their
   search entries, count suppressed repeats, upsert their own sensor row; read alerts (to tell a
-  duplicate from a conflict). No console table, no deletes.
+  duplicate from a conflict) and the saved policy versions (the ingester relays the newest to the
+  sensors). No other console table, no deletes.
 - ``<prefix>_console`` — the web console: read alerts and sensors; read/write verdicts, users,
   sessions, API tokens, trusted devices, login throttling; append to the audit log and the
   policy history (never change or delete them).
@@ -36,6 +37,7 @@ _GRANTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("SELECT, INSERT", ("alerts", "findings", "objects", "alerts_text")),
         ("UPDATE (suppressed)", ("alerts",)),
         ("SELECT, INSERT, UPDATE", ("sensors",)),
+        ("SELECT", ("policy_versions",)),  # the ingester relays the newest saved policy to the sensors (fleet)
     ],
     "console": [
         ("SELECT", ALERT_TABLES),
