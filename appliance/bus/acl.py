@@ -6,11 +6,16 @@ Redis 7 selectors (``(…)``): a command is allowed when the user's root permiss
 allow both the command and its keys, so e.g. a sensor may ``XADD`` to the alert stream but not
 read it through a group.
 
-| role | may | may not |
-|---|---|---|
-| ``sensor`` | append to the events, alert and heartbeat streams and to the job streams (with the byte counter); read the stream lengths; read the policy stream | read any stream through a group, acknowledge, trim, delete, read jobs, write the policy stream |
-| ``worker`` | take jobs through their group, finish them (the script: acknowledge, append results, delete the job, count bytes; Redis checks each command a script runs against these rules too), append results and heartbeats, read the policy stream and the alert stream's length | read the alert or event streams; anything on other keys; trim; write the policy stream |
-| ``ingester`` | read the events, alert and heartbeat streams through groups, acknowledge, claim, trim; append to ``…:rejected``; append to the policy stream | touch jobs; delete keys; administrative commands |
+- ``sensor`` may append to the events, alert and heartbeat streams and to the job streams (with
+  their byte counter), read those streams' lengths, and read the policy stream; it may not read any
+  stream through a group, acknowledge, trim, delete, take jobs or write the policy stream.
+- ``worker`` may take jobs through their group and finish them (the script acknowledges, appends
+  the results, deletes the job and counts bytes; Redis checks each command a script runs against
+  these rules too), append results and heartbeats, read the policy stream and the alert stream's
+  length; it may not read the alert or event streams, touch other keys, trim, or write the policy.
+- ``ingester`` may read the events, alert and heartbeat streams through groups, acknowledge, claim,
+  trim, append to their ``…:rejected`` streams and to the policy stream; it may not touch jobs,
+  delete keys or run administrative commands.
 
 All: ``PING``, ``HELLO``, ``SELECT``, ``TIME``, ``MULTI``/``EXEC``. No role gets
 ``KEYS``, ``FLUSHALL``, ``CONFIG``, ``DEBUG`` or pub/sub.

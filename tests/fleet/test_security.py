@@ -52,7 +52,7 @@ def test_each_program_holds_only_the_rights_it_needs(acl_redis: RedisProcess, tm
                                                     policy_file: Path) -> None:
     from tests.fleet.test_ingest import record
 
-    with pytest.raises(BusError, match="NOAUTH|Authentication|WRONGPASS|NOPERM"):
+    with pytest.raises(BusError, match=r"NOAUTH|Authentication|WRONGPASS|NOPERM"):
         RedisBus(acl_redis.url).ping()  # the default user is off
     sensor = _as(acl_redis, "sensor", tmp_path, policy=policy_file, remote=True)
     sb = sensor.output.bus
@@ -74,7 +74,7 @@ def test_each_program_holds_only_the_rights_it_needs(acl_redis: RedisProcess, tm
                 lambda: bus.r.xtrim(sb.alerts_key, maxlen=0), lambda: bus.r.delete(sb.alerts_key),
                 lambda: bus.publish(sb.policy_key, [{"eve": "{}"}], 10), lambda: bus.r.keys("*"),
                 lambda: bus.r.flushall(), lambda: bus.r.set("other", 1)):
-        with pytest.raises((BusError, redis.RedisError), match="NOPERM|no permissions|can.t access"):
+        with pytest.raises((BusError, redis.RedisError), match=r"NOPERM|no permissions|can.t access"):
             cmd()
     bus.close()
     # the worker: its jobs, its results; not the alerts themselves
@@ -85,7 +85,7 @@ def test_each_program_holds_only_the_rights_it_needs(acl_redis: RedisProcess, tm
     for cmd in (lambda: wb.read_group([sb.alerts_key], "g", "c", 1, 0.01), lambda: wb.r.xrange(sb.alerts_key),
                 lambda: wb.publish(sb.policy_key, [{"eve": "{}"}], 10),
                 lambda: wb.r.eval("return redis.call('XRANGE', KEYS[1], '-', '+')", 1, sb.alerts_key)):
-        with pytest.raises((BusError, redis.RedisError), match="NOPERM|no permissions|can.t access"):
+        with pytest.raises((BusError, redis.RedisError), match=r"NOPERM|no permissions|can.t access"):
             cmd()
     wb.close()
     # the ingester: reads the streams through its group into the store; no jobs
@@ -95,7 +95,7 @@ def test_each_program_holds_only_the_rights_it_needs(acl_redis: RedisProcess, tm
         ing.consumers[0].step()
     assert alert_count(pg_dsn) == 3 and ing.counters["heartbeats"] >= 1
     ib = RedisBus.from_settings(ing_settings.output.bus)  # type: ignore[arg-type]
-    with pytest.raises((BusError, redis.RedisError), match="NOPERM|no permissions|can.t access"):
+    with pytest.raises((BusError, redis.RedisError), match=r"NOPERM|no permissions|can.t access"):
         ib.r.xrange(f"{sb.jobs_key}:expensive:0")
     ib.publish(sb.policy_key, [{"eve": json.dumps({"version": "x", "text": ""})}], 10)  # the relay's right
     ib.close()
@@ -122,7 +122,7 @@ def test_tls_with_a_ca_file(tmp_path: Path) -> None:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-days", "2", "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "o.key"), "-out",
                         str(other)], check=True, capture_output=True)
-        with pytest.raises(BusError, match="certificate|SSL"):
+        with pytest.raises(BusError, match=r"certificate|SSL"):
             RedisBus(f"rediss://127.0.0.1:{port}/0", ca_file=str(other), timeout_s=3).ping()
         with pytest.raises(BusError):  # plain text to the TLS port
             RedisBus(f"redis://127.0.0.1:{port}/0", timeout_s=3).ping()

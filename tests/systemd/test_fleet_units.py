@@ -24,9 +24,9 @@ def test_fleet_units_verify(tmp_path: Path) -> None:
     (bindir / "tapsift").symlink_to(Path(sys.executable).with_name("tapsift"))
     for unit in UNITS:
         (tmp_path / unit).write_text((SYSTEMD / unit).read_text().replace("/opt/tapsift/bin/", f"{bindir}/"))
-    p = subprocess.run([analyze, "verify", "--man=no", "./tapsift-ingest.service", "./tapsift-inspect-worker@1.service"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+    p = subprocess.run([analyze, "verify", "--man=no", "./tapsift-ingest.service",
+                        "./tapsift-inspect-worker@1.service"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
     ours = [ln for ln in (p.stdout + p.stderr).splitlines() if "tapsift" in ln]
     assert p.returncode == 0 and not ours, p.stdout + p.stderr
 
