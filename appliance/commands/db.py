@@ -9,8 +9,8 @@ import sys
 def _migrate(args: argparse.Namespace) -> int:
     from appliance.store import ALERT_MIGRATIONS, CONSOLE_MIGRATIONS, Dsn, SqliteBackend
     from appliance.store.migrations import migrate_backend
-    from appliance.store.schema_content import CONTENT_MIGRATIONS
     from appliance.store.postgres import PostgresBackend
+    from appliance.store.schema_content import CONTENT_MIGRATIONS
 
     dsn = Dsn.parse(args.dsn)
     if dsn.path is not None:
@@ -31,8 +31,8 @@ def _migrate(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from appliance.store import ALERT_MIGRATIONS, CONSOLE_MIGRATIONS, Dsn, SqliteBackend
     from appliance.store.migrations import schema_version
-    from appliance.store.schema_content import CONTENT_MIGRATIONS
     from appliance.store.postgres import PostgresBackend
+    from appliance.store.schema_content import CONTENT_MIGRATIONS
 
     dsn = Dsn.parse(args.dsn)
     backend = SqliteBackend(dsn.path, readonly=True) if dsn.path is not None else \
