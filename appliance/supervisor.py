@@ -417,8 +417,13 @@ def _worker_outputs(sup: Supervisor, child: _Child, out: _Outbox) -> Any:
     def suppressed(sup_: Any) -> None:
         out.control(("suppressed", child.name, sup_.first_id))
 
-    return Outputs(event=out.event, alert=alert, suppressed=suppressed,
-                   offload=sup.pool.offer if sup.pool is not None else None, observe=out.observation)
+    offload = sup.pool.offer if sup.pool is not None else None
+    if sup.settings.inspection.remote.enabled and sup.settings.output.bus is not None:  # fleet: jobs on the bus
+        from appliance.fleet.remote import RemoteOffload
+
+        offload = RemoteOffload(sup.settings, out.event, offload)
+    return Outputs(event=out.event, alert=alert, suppressed=suppressed, offload=offload,
+                   observe=out.observation)
 
 
 def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
@@ -603,6 +608,8 @@ class Supervisor:
         """The alert writer (store + SIEM outputs) when a policy is configured."""
         self.behaviour: Any = None
         """The one behaviour stage (`appliance.behaviour.BehaviourHook`), fed by every worker."""
+        self.fleet: Any = None
+        """The fleet link (heartbeats, pushed policies) when ``output.bus`` is set."""
         self.metrics: Any = None
         self.started = time.monotonic()
         self.reloads = 0
@@ -653,7 +660,12 @@ class Supervisor:
 
             load_policy(self.settings.inspection.policy)  # refuse to start on an invalid policy
             # the store and the SIEM spools are opened here, before privileges are dropped
-            self.alerts = AlertWriter.from_settings(self.settings.output, eve=None, other_thread=True)
+            self.alerts = AlertWriter.from_settings(self.settings.output, eve=None, other_thread=True,
+                                                    sensor=self.settings.sensor.name)
+        if self.settings.output.bus is not None:  # fleet (docs/fleet.md): events to the bus, heartbeats, policy
+            from appliance.fleet.sensorlink import attach_supervisor
+
+            self.fleet = attach_supervisor(self)
         if live.pid_file:
             with open(live.pid_file, "w", encoding="ascii") as fh:
                 fh.write(f"{os.getpid()}\n")
@@ -931,6 +943,8 @@ class Supervisor:
             self._spawn(c)
         self._writer = threading.Thread(target=self._writer_loop, name="eve-writer", daemon=True)
         self._writer.start()
+        if self.fleet is not None:
+            self.fleet.start()
         log.info("capturing on %s with %d worker(s) (%s)", ", ".join(self.interfaces), self.workers, self.backend)
         try:
             while not self._term:
@@ -982,6 +996,8 @@ class Supervisor:
             c.proc = None
         final = self.snapshot()
         self.eve.write({"timestamp": _now_ts(), "event_type": "stats", "stats": final})
+        if self.fleet is not None:
+            self.fleet.stop()
         if self.alerts is not None:
             self.alerts.close()
         self.eve.close()
