@@ -47,7 +47,9 @@ class LiveSensor:
     def __init__(self, pair: VethPair, eve: Path, *args: str, interfaces: list[str] | None = None) -> None:
         self.pair = pair
         self.eve = eve
-        cmd = [TAPSIFT, "run", "--eve", str(eve), "--stats-interval", "0.3", "--metrics", "", *args]
+        self.state = eve.parent / "state"  # its own job queue and spool (sensors run side by side)
+        cmd = [TAPSIFT, "run", "--eve", str(eve), "--stats-interval", "0.3", "--metrics", "",
+               "--state-dir", str(self.state), *args]
         for iface in interfaces or [pair.rx_if]:
             cmd += ["-i", iface]
         self.proc = subprocess.Popen(pair.exec_rx(*cmd), stderr=subprocess.PIPE, text=True)

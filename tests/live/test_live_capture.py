@@ -354,8 +354,9 @@ def test_live_alerts_through_the_inspection_pool(pair: VethPair, tmp_path: Path)
 
 
 def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tmp_path: Path) -> None:
-    """With a pool, plain-text objects under keyword-only rules are inspected by the capture
-    worker itself; HTML (extraction) goes to the pool. Both alert, with distinct alert ids."""
+    """With ``live.worker_inspect_bytes``, plain-text objects under keyword-only rules are
+    inspected by the capture worker itself; HTML (extraction) goes to the pool's cheap lane.
+    Both alert, with distinct alert ids."""
     import sys
 
     from tools import synth as S
@@ -383,8 +384,10 @@ def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tm
                     "--eve", str(ref), "-q"], check=True, timeout=300)
     want = sorted(e["http"]["url"] for e in read_events(ref) if e["event_type"] == "alert")
     assert len(want) == 8
+    cfg = tmp_path / "inline.yaml"
+    cfg.write_text("live:\n  worker_inspect_bytes: 1048576\n", encoding="utf-8")
     sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--inspect-workers", "1",
-                        "--policy", str(policy))
+                        "--policy", str(policy), "--config", str(cfg))
     try:
         sent = pair.replay(pcap, "--mbps", "20")
         sensor.wait_packets(sent["packets"])
@@ -400,4 +403,5 @@ def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tm
     assert sorted(e["http"]["url"] for e in alerts) == want, sensor.stderr[-3000:]
     assert len({e["tapsift"]["alert_id"] for e in alerts}) == len(alerts)
     assert st["inspected_in_worker"] >= 8, st  # the 4 JSON uploads and their 4 JSON replies
+    assert st["inspection"]["classes"]["cheap"]["inspected"] >= 4  # the pages, in the cheap lane
     assert st["not_inspected"] == 0
