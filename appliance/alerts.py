@@ -61,6 +61,16 @@ class AlertWriter:
             o = WebhookOutput(w.url, w.style, spool)
             o.start()
             outputs.append(o)
+        for i, m in enumerate(out.email):
+            from appliance.outputs.email import EmailOutput
+
+            spool = m.spool_dir or str(state / "spool" / f"email-{i}")
+            Path(spool).mkdir(parents=True, exist_ok=True)
+            password = Path(m.password_file).read_text(encoding="utf-8").strip() if m.password_file else None
+            o = EmailOutput(m.host, m.port, m.sender, m.recipients, spool, tls=m.tls, ca_file=m.ca_file,
+                            username=m.username, password=password, min_severity=m.min_severity)
+            o.start()
+            outputs.append(o)
         return cls(eve=eve, store=store, outputs=outputs)
 
     def alert(self, alert: Alert, obj: ContentObject) -> dict[str, Any]:

@@ -111,6 +111,14 @@ def _policy_error(settings: Any, exc: Exception) -> str:
 
 def cmd_read(args: argparse.Namespace) -> int:
     """Read a capture file, extract its content objects, write EVE events."""
+    # --workers N: the capture is sharded by flow over N processes, each running `build_pipeline`
+    from appliance import parallel_read
+
+    workers = args.workers if args.workers is not None else parallel_read.default_workers(args.capture)
+    if args.packet_store or args.content_db:  # the packet store and retention hooks: one pipeline
+        workers = 1
+    if workers > 1 and parallel_read.usable(args.capture):
+        return parallel_read.run(args, workers)
     from appliance.eve import EveWriter, eve_timestamp
     from appliance.settings import SettingsError, load_settings
     from capture.pcapfile import CaptureError, open_capture
@@ -162,6 +170,10 @@ def cmd_read(args: argparse.Namespace) -> int:
             print(f"tapsift: cannot open the alert store {settings.output.store}: {exc}", file=sys.stderr)
             return 1
         outputs.alert, outputs.suppressed = writer.alert, writer.suppress
+    extras = _read_extras(args, settings, outputs)
+    if extras is None:
+        return 1
+    cap = extras.tee(cap)
 
     # The packet path allocates short-lived objects by the million; the flow table breaks
     # its reference cycles itself, so young-generation collections are made rarer and the
@@ -191,7 +203,19 @@ def cmd_read(args: argparse.Namespace) -> int:
     finally:
         bar.done()
     _close_read(args, pipeline, cap, eve, writer, time.process_time() - cpu0, time.monotonic() - wall0)
+    extras.close()
     return 0
+
+
+def _read_extras(args: argparse.Namespace, settings: Any, outputs: Any) -> Any:
+    """`tapsift read`'s packet store (--packet-store) and content retention (--content-db); None on error."""
+    from appliance.readextras import ReadExtras
+
+    try:
+        return ReadExtras.open(args.packet_store, args.content_db, settings, outputs)
+    except (OSError, ValueError) as exc:
+        print(f"tapsift: {exc}", file=sys.stderr)
+        return None
 
 
 def _close_read(args: argparse.Namespace, pipeline: Any, cap: Any, eve: Any, writer: Any, cpu: float,
@@ -238,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bytes of each object to hash and keep (sets every protocol's applayer.*.body_limit)")
     rd.add_argument("--policy", metavar="FILE", help="zone policy (YAML): inspect objects and raise alerts")
     rd.add_argument("--store", metavar="PATH", help="SQLite alert store to add the alerts to")
+    rd.add_argument("--packet-store", metavar="DIR", help="also write the packets to a packet store (rotating pcaps)")
+    rd.add_argument("--content-db", metavar="DSN", help="retain every object's metadata and text (content store)")
     rd.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    rd.add_argument("--workers", type=int, metavar="N",
+                    help="pipelines to shard the flows over (default: all cores for captures of 64 MB or more)")
     rd.set_defaults(func=cmd_read)
 
     import importlib

@@ -56,6 +56,13 @@ def fileinfo_event(obj: ContentObject) -> dict[str, Any]:
         email = {k: obj.meta[k] for k in ("from", "to", "subject", "message_id") if obj.meta.get(k)}
         if email:
             ev["email"] = email
+    elif obj.source in ("imap", "pop3"):
+        email = {k: obj.meta[k] for k in ("from", "to", "subject", "message_id") if obj.meta.get(k)}
+        if email:
+            ev["email"] = email
+    elif obj.source == "websocket":
+        ev["websocket"] = {"hostname": obj.host, "url": obj.url, "opcode": obj.meta.get("websocket_opcode", ""),
+                           "messages": obj.meta.get("websocket_messages", "")}
     elif obj.source == "ftp-data":
         ev["ftp_data"] = {"filename": obj.filename, "command": obj.meta.get("command", "")}
     fileinfo: dict[str, Any] = {

@@ -19,10 +19,17 @@ from typing import Any
 from appliance.jobs.codec import FollowUpWork, strip
 from appliance.model import Alert, ContentObject, Finding, InspectorConfig
 from appliance.resultcache import CachedResult, ResultCache, rebuild
-from inspectors.base import InspectContext, Inspector, InspectorConfigError, guarded
+from inspectors.base import InspectContext, Inspector, InspectorConfigError, guarded, needs_of
 from inspectors.extract import apply, extract_tree
 from inspectors.extract.base import Budget
-from inspectors.extract.cost import EXTRACTOR_COSTS, ExtractorCost, extract_cheap, family, family_cost
+from inspectors.extract.cost import (
+    EXTRACTOR_COSTS,
+    ExtractorCost,
+    extract_cheap,
+    family,
+    family_cost,
+    media_decode_needed,
+)
 from inspectors.registry import create
 from policies.engine import Decision, Suppressed
 from policies.reload import ActivePolicy, PolicyHolder
@@ -42,17 +49,21 @@ class InspectionResult:
     """A cheap pass that deferred expensive children: the rest of the work (for the expensive queue)."""
     cached: bool = False
     """The findings came from the result cache (the content was inspected before)."""
+    top: ContentObject | None = None
+    """The object as extraction left it (with its text), when it was extracted (content retention keeps it)."""
 
 
-Extractor = Callable[[ContentObject], tuple[ContentObject, list[ContentObject]]]
-"""Turns an object into (the object with its text, its children); see `InspectionStage`."""
+Extractor = Callable[..., tuple[ContentObject, list[ContentObject]]]
+"""Turns an object into (the object with its text, its children); see `InspectionStage`. One
+that has a true ``takes_needs`` attribute (`make_extractor`'s) is called as
+``extractor(obj, needs=...)`` with what the selected inspectors need (`inspectors.base.NEEDS`)."""
 
-CheapExtractor = Callable[[ContentObject, bool], tuple[ContentObject, list[ContentObject], list[ContentObject]]]
+CheapExtractor = Callable[[ContentObject, frozenset[str]],
+                          tuple[ContentObject, list[ContentObject], list[ContentObject]]]
 """Turns an object into (the object with its text, its children, the children deferred to the
-expensive queue), extracting only what the cost table calls cheap; the flag says whether media
-must be decoded (OCR, speech) for the selected inspectors."""
+expensive queue), extracting only what the cost table calls cheap, given what the selected
+inspectors need (`inspectors.base.NEEDS`: media are decoded only for those)."""
 
-_TEXT_KINDS = frozenset({"text", "html"})
 _WITH_CHILDREN = frozenset({"ooxml", "zip", "tar", "compressed", "eml", "rtf", "pdf", "ole", "media"})
 """Families whose extraction can make children (every inspector may then apply)."""
 _TRANSIENT = ("extract_worker_", "extract_error", "extract_time_limit")
@@ -88,6 +99,9 @@ class InspectionStage:
         self._keywords: list[str] = []
         self._kw_generation = -1
         self._config_keys: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._needs: dict[tuple[int, ...], frozenset[str]] = {}
+        self._meta_generation = -1
+        self._meta_wanted = False
 
     @property
     def active(self) -> ActivePolicy:
@@ -136,13 +150,19 @@ class InspectionStage:
         active, selections = self._select(obj)
         if not selections:
             return InspectionResult()
-        extractor: Any = self.extractor
+        needs = self.needs(active.engine.configs(selections))
+        extractor: Any = self._full_extractor(needs)
         if mode == "cheap" and self.cheap_extractor is not None:
-            configs = active.engine.configs(selections)
-            decode = self._decode_media(configs)
             cheap = self.cheap_extractor
-            extractor = lambda o: cheap(o, decode)  # noqa: E731
+            extractor = lambda o: cheap(o, needs)  # noqa: E731
         return self._run(active, obj, selections, now_ns, extractor, mode=mode)
+
+    def _full_extractor(self, needs: frozenset[str]) -> Any:
+        """The full extractor called with ``needs`` (when it takes them), as a one-argument call."""
+        full = self.extractor
+        if full is None or not getattr(full, "takes_needs", False):
+            return full
+        return lambda o: full(o, needs=needs)
 
     def follow_up(self, work: FollowUpWork, now_ns: int) -> InspectionResult:
         """The expensive rest of an object (`inspect` with ``mode="cheap"`` deferred it): extract
@@ -152,7 +172,8 @@ class InspectionStage:
         active, selections = self._select(obj)
         if not selections:
             return InspectionResult()
-        return self._run(active, obj, selections, now_ns, self.extractor, mode="followup", work=work)
+        needs = self.needs(active.engine.configs(selections))
+        return self._run(active, obj, selections, now_ns, self._full_extractor(needs), mode="followup", work=work)
 
     def cost_class(self, obj: ContentObject) -> tuple[str | None, str]:
         """(cost class, extractor family) of inspecting ``obj`` under the active policy: None
@@ -169,7 +190,8 @@ class InspectionStage:
             fam = "unknown"
         configs = active.engine.configs(selections)
         if fam == "media":
-            cost = "expensive" if self._decode_media(configs) else family_cost("media-raw", obj.size, self.costs)
+            decode = media_decode_needed(obj, self.needs(configs))
+            cost = "expensive" if decode else family_cost("media-raw", obj.size, self.costs)
         else:
             cost = family_cost(fam, obj.size, self.costs)
         if cost == "cheap":
@@ -202,29 +224,44 @@ class InspectionStage:
         self.counters["inspected_cheap"] += 1
         return self._run(active, obj, selections, now_ns, None, mode="bytes")
 
-    def _decode_media(self, configs: Sequence[InspectorConfig]) -> bool:
-        """Whether an inspector of ``configs`` reads what decoding media makes (OCR text,
-        transcripts): the extraction needs of `inspectors.base.needs_of` when it exists, else
-        the inspectors' text kinds."""
-        from inspectors import base
+    def wants_metadata(self) -> bool:
+        """Whether the active policy runs an inspector on metadata records (``metadata = True``,
+        e.g. ``domains``); cached per policy version."""
+        active = self._refresh()
+        if self._meta_generation != active.generation:
+            self._meta_wanted = any(getattr(self._inspector(c), "metadata", False)
+                                    for p in active.policy.profiles.values() for c in p.configs)
+            self._meta_generation = active.generation
+        return self._meta_wanted
 
-        needs_of = getattr(base, "needs_of", None)
-        for config in configs:
-            insp = self._inspector(config)
-            if insp is None:
-                continue
-            if needs_of is not None:
-                if needs_of(insp, config) & {"image_text", "speech"}:
-                    return True
-            elif insp.kinds & _TEXT_KINDS:
-                return True
-        return False
+    def inspect_metadata(self, obj: ContentObject, now_ns: int) -> InspectionResult:
+        """A metadata record (a TLS, QUIC or DNS event as a bytes-less object of kind
+        ``metadata``): the selected rules' metadata inspectors only, no extraction. Never raises."""
+        active, selections = self._select(obj)
+        if not selections:
+            return InspectionResult()
+        self.counters["metadata_inspected"] += 1
+        return self._run(active, obj, selections, now_ns, None, mode="metadata")
 
     def _cheap(self, config: InspectorConfig) -> bool:
         """Whether the inspector of ``config`` declares itself cheap (one that cannot be
         configured runs nowhere, so it does not hold the object back either)."""
         insp = self._inspector(config)
         return insp is None or getattr(insp, "cost", "expensive") == "cheap"
+
+    def needs(self, configs: Sequence[InspectorConfig]) -> frozenset[str]:
+        """Union of what the inspectors of ``configs`` need from extraction (`needs_of`), cached
+        per policy version and selection."""
+        key = tuple(id(c) for c in configs)
+        got = self._needs.get(key)
+        if got is None:
+            out: set[str] = set()
+            for c in configs:
+                insp = self._inspector(c)
+                if insp is not None:
+                    out |= needs_of(insp, c)
+            got = self._needs[key] = frozenset(out)
+        return got
 
     def warm(self) -> None:
         """Configure (compile) every inspector the active policy names, ahead of the first object."""
@@ -248,6 +285,7 @@ class InspectionStage:
         if active.generation != self._generation:
             self._inspectors.clear()  # configs of the old policy are gone with it
             self._config_keys.clear()
+            self._needs.clear()
             self._generation = active.generation
         return active
 
@@ -268,8 +306,11 @@ class InspectionStage:
             if key is not None:
                 self.counters["cache_misses"] += 1
             self.counters[f"inspected_{mode}"] += 1
-            obj, findings, children, deferred, whole = self._inspect(obj, configs, extractor, work)
+            extracted = extractor is not None and work is None
+            obj, findings, children, deferred, whole = self._inspect(obj, configs, extractor, work,
+                                                                     metadata=mode == "metadata")
             result.children = children
+            result.top = obj if extracted else None
             if work is not None:
                 findings = [*work.findings, *findings]
             if deferred:
@@ -297,10 +338,11 @@ class InspectionStage:
         return result
 
     def _inspect(self, obj: ContentObject, configs: Sequence[InspectorConfig], extractor: Any,
-                 work: FollowUpWork | None) -> tuple[ContentObject, list[Finding], list[ContentObject],
-                                                     list[ContentObject], bool]:
+                 work: FollowUpWork | None, *, metadata: bool = False,
+                 ) -> tuple[ContentObject, list[Finding], list[ContentObject], list[ContentObject], bool]:
         """Extract and run the inspectors: (object with its text, findings, children reported
-        now, children deferred, whether the result is whole enough to cache)."""
+        now, children deferred, whether the result is whole enough to cache). ``metadata``: only
+        the inspectors that read metadata records run."""
         ctx = InspectContext(
             deadline=time.monotonic() + self.time_budget_s, counters=self.counters,
             max_text_bytes=self.max_text_bytes,
@@ -339,7 +381,7 @@ class InspectionStage:
                 continue
             seen.add(id(config))
             insp = self._inspector(config)
-            if insp is None:
+            if insp is None or (metadata and not getattr(insp, "metadata", False)):
                 continue
             for target in targets:
                 if insp.kinds and not _kind_matches(insp.kinds, target):
@@ -389,14 +431,17 @@ def make_extractor(factory: object, budget: Budget, sandbox: object | None = Non
                    keywords: Callable[[], list[str]] | None = None) -> Extractor:
     """An `Extractor` over `inspectors.extract`: the object with its text, hidden text and
     links, and every child within ``budget`` (each with its own text), breadth first.
-    ``keywords`` gives the active policy's keywords for spotting in speech."""
+    ``keywords`` gives the active policy's keywords for spotting in speech; ``needs`` (per call)
+    limits media decoding to what the inspectors look at."""
 
-    def run(obj: ContentObject) -> tuple[ContentObject, list[ContentObject]]:
+    def run(obj: ContentObject, needs: frozenset[str] | None = None) -> tuple[ContentObject, list[ContentObject]]:
         kws = keywords() if keywords is not None else None
-        tree = extract_tree(obj, budget, factory, sandbox=sandbox, keywords=kws)  # type: ignore[arg-type]
+        tree = extract_tree(obj, budget, factory, sandbox=sandbox, keywords=kws,  # type: ignore[arg-type]
+                            needs=needs)
         top = apply(tree[0][0], tree[0][1])
         return top, [apply(child, ex) for child, ex in tree[1:]]
 
+    run.takes_needs = True  # type: ignore[attr-defined]
     return run
 
 
@@ -405,10 +450,10 @@ def make_cheap_extractor(factory: object, budget: Budget, costs: Mapping[str, Ex
                          keywords: Callable[[], list[str]] | None = None) -> CheapExtractor:
     """A `CheapExtractor` over `inspectors.extract.cost.extract_cheap` (see `make_extractor`)."""
 
-    def run(obj: ContentObject, decode_media: bool) -> tuple[ContentObject, list[ContentObject], list[ContentObject]]:
+    def run(obj: ContentObject,
+            needs: frozenset[str]) -> tuple[ContentObject, list[ContentObject], list[ContentObject]]:
         kws = keywords() if keywords is not None else None
-        tree, deferred = extract_cheap(obj, budget, factory, costs=costs, decode_media=decode_media,
-                                       sandbox=sandbox, keywords=kws)
+        tree, deferred = extract_cheap(obj, budget, factory, costs=costs, needs=needs, sandbox=sandbox, keywords=kws)
         top = apply(tree[0][0], tree[0][1])
         return top, [apply(child, ex) for child, ex in tree[1:]], deferred
 

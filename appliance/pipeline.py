@@ -7,6 +7,8 @@ modes:
 
 - inline (`tapsift read`, a worker without pool): every object is extracted and inspected
   here; its children and alerts follow its ``fileinfo`` event;
+- metadata: a ``tls``, ``quic`` or ``dns`` event is inspected here, as a bytes-less object of
+  kind ``metadata``, by the policy's metadata inspectors (``domains``), when it has any;
 - offload (a worker with an inspection pool, ``outputs.offload`` given): each object's cost
   class is decided here (`InspectionStage.cost_class`) and the object is queued for the pool's
   cheap or expensive lanes (`appliance.scheduler`); plain-text objects may be inspected here
@@ -36,6 +38,9 @@ if TYPE_CHECKING:  # the inspection side is imported only when a policy is in us
 
 log = logging.getLogger("tapsift.pipeline")
 
+_METADATA_EVENTS = frozenset({"tls", "quic", "dns"})
+"""Application events whose names the policy's metadata inspectors (``domains``) look at."""
+
 __all__ = ["Outputs", "Pipeline", "build_pipeline", "inspector_errors", "make_inspection", "policy_holder"]
 
 
@@ -52,6 +57,8 @@ class Outputs:
     offload: Callable[[ContentObject, str], str | None] | None = None
     """Inspection elsewhere (the pool's queue), given the object and its cost class: None when
     queued, else why it was refused (``queue_full``…: the object is shed with a record)."""
+    retain: Any | None = None
+    """Content retention (`appliance.retention.RetentionWriter`): every object with its text, flows, records."""
 
 
 def policy_holder(settings: Settings, slot: int = 0, slots: int = 1) -> PolicyHolder | None:
@@ -75,14 +82,17 @@ def make_inspection(settings: Settings, holder: PolicyHolder, factory: ObjectFac
     from inspectors.extract.cost import EXTRACTOR_COSTS, ExtractorCost
 
     ins = settings.inspection
-    cache = ResultCache(ins.result_cache_entries, ins.result_cache_mb << 20) if ins.result_cache_entries else None
+    # content retention keeps every object's own extracted text: a cache hit has none, so no cache there
+    cached = ins.result_cache_entries > 0 and not settings.retention.store
+    cache = ResultCache(ins.result_cache_entries, ins.result_cache_mb << 20) if cached else None
     stage = InspectionStage(holder, max_text_bytes=ins.max_text_bytes, time_budget_s=ins.time_budget_s, cache=cache)
     stage.costs = {**EXTRACTOR_COSTS, **{fam: ExtractorCost(c.cost, c.max_bytes)
                                          for fam, c in ins.extractor_costs.items()}}
     if factory is not None:
         budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                         max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
-                        max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels)
+                        max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels,
+                        vosk_model_dir=ins.vosk_model_dir)
         stage.extractor = make_extractor(factory, budget, keywords=stage.policy_keywords)
         stage.cheap_extractor = make_cheap_extractor(factory, budget, stage.costs, keywords=stage.policy_keywords)
         stage.new_id = factory.new_id
@@ -147,8 +157,12 @@ class Pipeline:
     # -- callbacks --------------------------------------------------------------------------
     def _inline(self, obj: ContentObject) -> None:
         self.outputs.event(fileinfo_event(obj))
-        if self.inspection is not None:
-            self._results(self.inspection.inspect(obj, obj.ts_ns))
+        res = self.inspection.inspect(obj, obj.ts_ns) if self.inspection is not None else None
+        if res is not None:
+            self._results(res)
+        if self.outputs.retain is not None:  # content retention: the object as inspected, its children
+            self.outputs.retain.object(res.top or obj if res else obj, res.children if res else (),
+                                       alerted=bool(res and res.alerts))
 
     def _offload(self, obj: ContentObject) -> None:
         out = self.outputs
@@ -189,9 +203,19 @@ class Pipeline:
     def _flow_end(self, flow: Flow) -> None:
         for ev in flow_anomaly_events(flow):
             self.outputs.event(ev)
+        if self.outputs.retain is not None:
+            self.outputs.retain.flow(flow)
 
     def _app_event(self, ev: AppEvent) -> None:
         self.outputs.event(app_event(ev))
+        ins = self.inspection
+        if ins is not None and ev.event_type in _METADATA_EVENTS and ins.wants_metadata():
+            from inspectors.domains import metadata_object  # a policy with a metadata inspector needs it
+
+            obj = metadata_object(self.sensor.factory.new_id(), ev.ts_ns, ev.flow, ev.event_type, dict(ev.fields))
+            self._results(ins.inspect_metadata(obj, ev.ts_ns))
+        if self.outputs.retain is not None:
+            self.outputs.retain.event(ev)
 
 
 def build_pipeline(settings: Settings, outputs: Outputs, *, slot: int = 0, slots: int = 1,

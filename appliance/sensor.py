@@ -1,6 +1,7 @@
 """The composition root: the only place that knows the stage order.
 
-frames → capture.decode → reassembly.tcp → reassembly.applayer → content objects → ``on_object``
+frames → capture.decode → reassembly.tcp (and reassembly.sctp) → reassembly.applayer → content objects
+→ ``on_object``
 (inspection and outputs: `appliance.pipeline` builds that part). Each stage is sans-IO; this
 module wires them, drives them over a packet source on packet time, and counts.
 
@@ -24,6 +25,7 @@ from reassembly.applayer import AppProtocol
 from reassembly.applayer.stage import AppLayer
 from reassembly.applayer.table import PROTOCOLS
 from reassembly.objects import ObjectFactory
+from reassembly.sctp import SctpReassembler
 from reassembly.tcp import TcpReassembler
 
 
@@ -67,7 +69,7 @@ class Sensor:
         self.on_object = on_object
         cs, rs = settings.capture, settings.reassembly
         self.decoder = Decoder(
-            verify_checksums=cs.verify_checksums,
+            checksums=cs.checksums,
             defrag_timeout_ns=int(cs.defrag_timeout_s * 1e9),
             defrag_memcap=cs.defrag_memcap,
         )
@@ -81,6 +83,8 @@ class Sensor:
             ack_gap_delay_ns=int(rs.ack_gap_delay_s * 1e9),
             seed=seed,
         )
+        self.sctp = SctpReassembler(timeout_ns=int(rs.established_timeout_s * 1e9), seed=seed)
+        """SCTP associations: per-stream events for the application layer, as TCP's."""
         # several capture workers: a prefix per worker keeps content ids unique across them
         self.factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes,
                                      prefix=id_prefix)
@@ -126,6 +130,7 @@ class Sensor:
         """The pure-Python path over ``frames`` (``progress``/``on_stats`` as in `drive`)."""
         decode = self.decoder.decode
         tcp_feed = self.tcp.feed
+        sctp_feed = self.sctp.feed
         dispatch = self.applayer.feed_all
         datagram = self.applayer.feed_datagram if self.applayer.datagrams else None
         st = self.stats
@@ -150,6 +155,10 @@ class Sensor:
                         nudp += 1
                         if datagram is not None:
                             datagram(pkt)
+                    elif proto == 132:
+                        events = sctp_feed(pkt)
+                        if events:
+                            dispatch(events)
                 ts = frame[0]
                 if ts > last:
                     last = ts
@@ -177,6 +186,7 @@ class Sensor:
     def finish(self) -> None:
         """End of input: flush every stream and finish every object still open."""
         events = self.tcp.flush()
+        events += self.sctp.flush()
         if events:
             self.applayer.feed_all(events)
         self.applayer.finish()
@@ -189,6 +199,8 @@ class Sensor:
             self.stats.first_ts_ns = ts
         self.decoder.expire(ts)
         expired = self.tcp.expire(ts)
+        if self.sctp:
+            expired += self.sctp.expire(ts)
         if expired:
             self.applayer.feed_all(expired)
         self.applayer.expire(ts)
@@ -235,6 +247,7 @@ class _FastDriver:
         decode = sensor.decoder.decode
         tcp = sensor.tcp
         tcp_feed = tcp.feed_synced
+        sctp_feed = sensor.sctp.feed
         apply_run = tcp.apply_run
         applayer = sensor.applayer
         dispatch = applayer.feed_all
@@ -256,6 +269,10 @@ class _FastDriver:
                 counts[1] += 1
                 if datagram is not None:
                     datagram(pkt)
+            elif proto == 132:
+                events = sctp_feed(pkt)
+                if events:
+                    dispatch(events)
 
         def on_run(h: Any, data: bytes | None, npkts: int, ts: int) -> None:
             ev = apply_run(h, data, npkts, ts)
@@ -263,8 +280,8 @@ class _FastDriver:
                 feed(ev)
 
         linktype = source.linktype if kind != "batches" else 1
-        fp = new_fast_path(on_frame, on_run, verify_checksums=sensor.settings.capture.verify_checksums,
-                           linktype=linktype)
+        # the decoder's checksum tracker itself: both halves share one offload state
+        fp = new_fast_path(on_frame, on_run, checksums=sensor.decoder.checksums, linktype=linktype)
         if fp is None:
             return None
         tcp.attach_fast_path(fp)

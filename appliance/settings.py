@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MiB = 1024 * 1024
 log = logging.getLogger("tapsift.settings")
@@ -22,10 +22,31 @@ class _Section(BaseModel):
 
 
 class CaptureSettings(_Section):
-    verify_checksums: bool = True
-    """Verify IPv4/TCP/UDP checksums and count bad ones as anomalies (packets are still used)."""
+    checksums: Literal["auto", "verify", "off"] = "auto"
+    """IPv4/TCP/UDP checksums: ``verify`` counts every bad one as an anomaly (packets are still
+    used), ``off`` skips them, ``auto`` verifies until a source shows checksum offload, then
+    stops for it and counts ``checksum.offload`` once (capture/checksums.py)."""
     defrag_timeout_s: float = 30.0
     defrag_memcap: int = 64 * MiB
+
+    @model_validator(mode="before")
+    @classmethod
+    def _verify_checksums_alias(cls, data: Any) -> Any:
+        """The deprecated ``verify_checksums: true|false`` is ``checksums: verify|off``."""
+        if isinstance(data, dict) and "verify_checksums" in data:
+            data = dict(data)
+            old = data.pop("verify_checksums")
+            if "checksums" in data:
+                raise ValueError("verify_checksums is the deprecated name of checksums: give only checksums")
+            if not isinstance(old, bool):
+                raise ValueError("verify_checksums must be true or false (better: checksums: auto|verify|off)")
+            data["checksums"] = "verify" if old else "off"
+        return data
+
+    @property
+    def verify_checksums(self) -> bool:
+        """Deprecated: False only when ``checksums`` is ``off``."""
+        return self.checksums != "off"
 
 
 class ReassemblySettings(_Section):
@@ -72,6 +93,45 @@ class SmtpLimitSettings(BodyLimitSettings):
     """Longest command/reply line kept; a longer DATA line is fed on in pieces."""
 
 
+class Http2LimitSettings(HttpLimitSettings):
+    max_streams: int = Field(512, ge=1)
+    """Streams followed at once on one connection."""
+    max_connection_bytes: int = Field(1024 * MiB, ge=0)
+    """DATA bytes of one connection made into objects (0 = no limit)."""
+    max_header_block: int = Field(256 * 1024, ge=4096)
+    max_frame_bytes: int = Field(1 * MiB, ge=16384)
+
+
+class WebSocketLimitSettings(BodyLimitSettings):
+    max_messages: int = Field(10000, ge=1)
+    coalesce_max_message: int = Field(1024, ge=0)
+    """Text messages shorter than this are joined per direction (0 = every message alone)."""
+    coalesce_bytes: int = Field(64 * 1024, ge=1024)
+    max_decoded_bytes: int = Field(64 * MiB, ge=MiB)
+    max_decompression_ratio: int = Field(1000, ge=10)
+
+
+class MailboxLimitSettings(BodyLimitSettings):
+    max_line: int = Field(8192, ge=64)
+
+
+class ImapLimitSettings(BodyLimitSettings):
+    max_line: int = Field(16384, ge=256)
+
+
+class TlsLimitSettings(BodyLimitSettings):
+    max_handshake_bytes: int = Field(256 * 1024, ge=4096)
+
+
+class QuicLimitSettings(BodyLimitSettings):
+    max_initial_packets: int = Field(16, ge=1)
+    max_crypto_bytes: int = Field(64 * 1024, ge=4096)
+
+
+class DnsLimitSettings(BodyLimitSettings):
+    max_answers: int = Field(64, ge=1)
+
+
 class ApplayerSettings(_Section):
     """Per-protocol limits of the application layer (``applayer.<protocol>``); the names are
     those of the protocol table (`reassembly.applayer.table`), whose defaults these repeat."""
@@ -85,6 +145,14 @@ class ApplayerSettings(_Section):
     """IRC DCC transfers."""
     raw: BodyLimitSettings = BodyLimitSettings()
     """Unrecognised streams kept because a file signature starts them."""
+    http2: Http2LimitSettings = Http2LimitSettings()
+    websocket: WebSocketLimitSettings = WebSocketLimitSettings()
+    imap: ImapLimitSettings = ImapLimitSettings()
+    pop3: MailboxLimitSettings = MailboxLimitSettings()
+    tls: TlsLimitSettings = TlsLimitSettings()
+    """Handshake metadata only (``body_limit`` is not used)."""
+    quic: QuicLimitSettings = QuicLimitSettings()
+    dns: DnsLimitSettings = DnsLimitSettings()
 
     def limits(self) -> dict[str, BodyLimitSettings]:
         """Protocol name → its limits object (what `AppLayer` takes)."""
@@ -142,17 +210,46 @@ class WebhookSettings(_Section):
     spool_dir: str | None = None
 
 
+class EmailSettings(_Section):
+    """E-mail notification of alerts (SMTP; STARTTLS unless ``tls: none``)."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    """``starttls`` (port 587), ``ssl`` (implicit TLS, port 465), ``none`` (a local relay only)."""
+    ca_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    """A file holding the SMTP password (never the password itself in the settings)."""
+    sender: str
+    recipients: list[str] = Field(min_length=1)
+    min_severity: int = Field(2, ge=1, le=5)
+    """Mail alerts at least this severe (1 = critical … 5 = info)."""
+    spool_dir: str | None = None
+
+
 class OutputSettings(_Section):
     eve: str | None = None
     """EVE JSON lines path (``-`` for stdout)."""
     stats_interval_s: float = 0.0
     """Emit a ``stats`` event every N seconds of packet time (0 = only at the end)."""
     store: str | None = None
-    """SQLite alert store (the console reads it); none = alerts go to EVE/syslog only."""
+    """The alert store (the console reads it): a SQLite path (or ``sqlite:///…``) or a ``postgresql://``
+    DSN (docs/fleet.md); none = alerts go to EVE/syslog only."""
     state_dir: str = "/var/lib/tapsift"
     """Where spools live unless an output names its own."""
     syslog: list[SyslogSettings] = []
     webhooks: list[WebhookSettings] = []
+    email: list[EmailSettings] = []
+
+    @field_validator("store")
+    @classmethod
+    def _store_location(cls, v: str | None) -> str | None:
+        if v is not None:
+            from appliance.store.dsn import Dsn
+
+            Dsn.parse(v)  # ValueError: the settings file names no usable store
+        return v
 
 
 class PrioritySettings(_Section):
@@ -205,6 +302,50 @@ class InspectionSettings(_Section):
     extractor_costs: dict[str, ExtractorCostSettings] = Field(default_factory=dict)
     """Overrides of the extractor cost table (`inspectors/extract/cost.py`), by family:
     ``{pdf: {cost: cheap, max_bytes: 1048576}}``."""
+    vosk_model_dir: str = ""
+    """A Vosk model directory (docs/media.md): free transcription of speech, and spotting of the
+    spoken keywords in its vocabulary; empty: pocketsphinx keyword spotting only."""
+
+
+class RetentionSettings(_Section):
+    """Content retention: every object's metadata and text, sessions, small objects' bytes (appliance/retention.py)."""
+
+    store: str | None = None
+    """The content store: a SQLite path (its own file, not the alert store) or the fleet's ``postgresql://``
+    DSN; none = no retention."""
+    max_age_days: float = Field(7.0, gt=0)
+    """Keep this long before the newest object (packet time)."""
+    max_bytes: int = Field(20 * 1024 * MiB, ge=MiB)
+    """Size cap; the oldest hours go first."""
+    max_text_bytes: int = Field(256 * 1024, ge=1024)
+    """Text kept per object."""
+    keep_bytes: int = Field(1 * MiB, ge=0)
+    """Objects up to this size keep their bytes (download, back-test); 0 = none."""
+    objects: Literal["all", "alerting"] = "all"
+    """``alerting``: only the objects of sessions that raised an alert."""
+    queue: int = Field(20_000, ge=10)
+    """Objects waiting for the writer thread; beyond it they are dropped, counted."""
+    queue_bytes: int = Field(256 * MiB, ge=MiB)
+    batch: int = Field(500, ge=1)
+
+
+class PacketStoreSettings(_Section):
+    """A ring of recent traffic on disk (appliance/packetstore.py): the console cuts flows' PCAPs from it."""
+
+    dir: str | None = None
+    """Where the rotating pcap files go (each capture worker its own files); none = off."""
+    max_bytes: int = Field(10 * 1024 * MiB, ge=MiB)
+    """Size cap of all files; the oldest go first."""
+    max_age_s: float = Field(86400.0, gt=0)
+    """Files older than this (packet time, before the newest) are removed."""
+    file_bytes: int = Field(64 * MiB, ge=64 * 1024)
+    """Size of one file before the next is started."""
+    listen: str | None = None
+    """``HOST:PORT`` of the token-authenticated PCAP endpoint for a fleet console; none = off."""
+    token_file: str | None = None
+    """The endpoint's bearer token (a file, mode 0600)."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 class LiveSettings(_Section):
@@ -300,6 +441,8 @@ class Settings(_Section):
     output: OutputSettings = OutputSettings()
     live: LiveSettings = LiveSettings()
     inspection: InspectionSettings = InspectionSettings()
+    retention: RetentionSettings = RetentionSettings()
+    packet_store: PacketStoreSettings = PacketStoreSettings()
     web: dict[str, Any] = Field(default_factory=dict)
     """The console's section (validated by ``tapsift web``; see docs/console.md), so one file
     can configure both services."""

@@ -195,6 +195,154 @@ def dark_page(host: str, topic: str, rng: random.Random) -> tuple[str, str]:
     return base[:at] + inj + base[at:], kind + ("+obfuscated" if obf else "")
 
 
+# --------------------------------------------------------------------------- injection grammar
+
+POSITIONS = ("body", "after-html", "frameset", "stray-frameset", "noframes", "comment", "unclosed-comment",
+             "noscript", "template", "misnested")
+ENCODINGS = ("plain", "unescape-pct", "unescape-u", "fromcharcode", "atob", "hex-escapes", "unicode-escapes",
+             "concat", "decodeuricomponent", "innerhtml", "eval-unescape", "nested-write")
+
+
+def _js_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("</", "<\\/") + '"'
+
+
+def script_encode(markup: str, encoding: str, rng: random.Random) -> str:
+    """``markup`` written by an inline script in one of the forms spam injectors use."""
+    from base64 import b64encode
+    from urllib.parse import quote
+
+    if encoding == "plain":
+        expr = _js_str(markup)
+    elif encoding == "unescape-pct":  # %XX for ASCII, %uXXXX for the rest (what unescape decodes)
+        expr = 'unescape("' + "".join(f"%{ord(c):02X}" if ord(c) < 128 else f"%u{ord(c):04X}" for c in markup) + '")'
+    elif encoding == "unescape-u":
+        expr = 'unescape("' + "".join(f"%u{ord(c):04X}" for c in markup) + '")'
+    elif encoding == "fromcharcode":
+        expr = "String.fromCharCode(" + ",".join(str(ord(c)) for c in markup) + ")"
+    elif encoding == "atob":  # the UTF-8 idiom: decodeURIComponent(escape(atob(…)))
+        b64 = b64encode(markup.encode()).decode()
+        expr = f'atob("{b64}")' if markup.isascii() else f'decodeURIComponent(escape(atob("{b64}")))'
+    elif encoding == "hex-escapes":
+        expr = '"' + "".join(f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in markup) + '"'
+    elif encoding == "unicode-escapes":
+        expr = '"' + "".join(f"\\u{ord(c):04x}" for c in markup) + '"'
+    elif encoding == "concat":
+        cuts = sorted(rng.sample(range(1, len(markup)), min(len(markup) - 1, rng.randrange(3, 12))))
+        pieces = [markup[i:j] for i, j in zip([0, *cuts], [*cuts, len(markup)])]
+        expr = "+".join(_js_str(p) for p in pieces)
+    elif encoding == "decodeuricomponent":
+        expr = 'decodeURIComponent("' + quote(markup, safe="") + '")'
+    elif encoding == "innerhtml":
+        var = rng.choice(("d", "box", "el"))
+        return (f'<div id="{var}x"></div><script>var {var} = document.getElementById("{var}x"); '
+                f"{var}.innerHTML = {_js_str(markup)};</script>")
+    elif encoding == "eval-unescape":
+        inner = "document.write(" + _js_str(markup) + ");"
+        return '<script>eval(unescape("' + "".join(f"%u{ord(c):04X}" for c in inner) + '"));</script>'
+    elif encoding == "nested-write":
+        inner = "<script>document.write(" + _js_str(markup) + ")</scr"
+        return "<script>document.write(" + _js_str(inner) + '+"ipt>");</script>'
+    else:
+        raise ValueError(encoding)
+    var = rng.choice(("s", "_0x1a2b", "html"))
+    if rng.random() < 0.5:
+        return f"<script>var {var} = {expr}; document.write({var});</script>"
+    return f"<script type=\"text/javascript\">document.write({expr});</script>"
+
+
+def dark_links(rng: random.Random, words: list[str], n: int | None = None) -> list[str]:
+    out = []
+    for i in range(n or rng.randrange(1, 6)):
+        dom = rng.choice(DARK_DOMAINS).format(n=rng.randrange(10, 9999))
+        anchor = rng.choice(words) if i == 0 or rng.random() < 0.8 else rng.choice(("点击进入", "官网", "more", "入口"))
+        out.append(f'<a href="http://www.{dom}/">{anchor}</a>')
+    return out
+
+
+def inject(base: str, markup: str, position: str, rng: random.Random) -> str:
+    """``base`` (a legitimate page) with ``markup`` placed where injectors put it (see POSITIONS).
+    ``markup`` here is already hidden by the caller where the position renders it."""
+    body_at = base.index("<footer>") if rng.random() < 0.5 else base.index("<nav>")
+    if position == "body":
+        return base[:body_at] + markup + base[body_at:]
+    if position == "after-html":
+        return base + "\n" + markup + ("\n" if rng.random() < 0.5 else "")
+    if position == "frameset":  # a frameset page: links inside <frameset> are dropped by browsers
+        head = base[:base.index("<body>")]
+        return f'{head}<frameset cols="100%"><frame src="/main.html">{markup}</frameset></html>'
+    if position == "stray-frameset":  # <frameset> inside a page with a body: ignored, its content stays
+        return base[:body_at] + "<frameset>" + markup + "</frameset>" + base[body_at:]
+    if position == "noframes":
+        head = base[:base.index("<body>")]
+        return (f'{head}<frameset cols="100%"><frame src="/main.html"><noframes><body>{markup}</body></noframes>'
+                "</frameset></html>")
+    if position == "comment":
+        return base[:body_at] + "<!-- " + markup + " -->" + base[body_at:]
+    if position == "unclosed-comment":
+        return base.replace("</html>", "") + "<!--" + markup
+    if position == "noscript":
+        return base[:body_at] + "<noscript>" + markup + "</noscript>" + base[body_at:]
+    if position == "template":
+        return base[:body_at] + "<template>" + markup + "</template>" + base[body_at:]
+    if position == "misnested":  # an unclosed hider with misnested inline tags around the links
+        return base[:body_at] + '<b><div style="display:none"><i>' + markup + "</b></i>" + base[body_at:]
+    raise ValueError(position)
+
+
+def injected_page(host: str, topic: str, rng: random.Random, position: str, encoding: str | None) -> str:
+    """A legitimate page with hidden dark links placed at ``position``; ``encoding`` (one of
+    ENCODINGS, or None) writes them through an inline script."""
+    base = legit_page(host, topic, rng)
+    cats = rng.sample(list(DARK_ANCHORS), rng.randrange(1, 3))
+    words = [w for c in cats for w in DARK_ANCHORS[c]]
+    markup = " ".join(dark_links(rng, words))
+    if position in ("body", "after-html", "stray-frameset") or encoding is not None:
+        open_, close = rng.choice(HIDERS)
+        markup = open_.replace("{{", "{").replace("}}", "}") + markup + close
+    if encoding is not None:
+        markup = script_encode(markup, encoding, rng)
+    return inject(base, markup, position, rng)
+
+
+_LEGIT_SCRIPTS = (
+    "<script>var _hmt = _hmt || []; (function() { var hm = document.createElement('script'); "
+    "hm.src = 'https://hm.example.org/hm.js?abc'; var s = document.getElementsByTagName('script')[0]; "
+    "s.parentNode.insertBefore(hm, s); })();</script>",
+    "<script>document.write('<script src=\"/static/jquery.min.js\"><\\/script>');</script>",
+    "<script>document.getElementById('year').innerHTML = new Date().getFullYear();</script>",
+    "<script>var menu = '<ul>' + '<li><a href=\"/news\">新闻</a></li>' + '<li><a href=\"/about\">关于我们</a></li>' "
+    "+ '</ul>'; document.getElementById('nav2').innerHTML = menu;</script>",
+    "<script>function acceptCookies(){document.cookie='ok=1';document.getElementById('cb').style.display='none';}"
+    "document.write('<div id=\"cb\" class=\"cookie-banner\">本站使用Cookie以改善体验 <a href=\"/privacy\">隐私政策</a>"
+    " <button onclick=\"acceptCookies()\">同意</button></div>');</script>",
+    "<script>if (location.protocol !== 'https:') { location.href = 'https:' + window.location.href.substring("
+    "window.location.protocol.length); }</script>",
+    "<script>document.write(unescape('%3Cscript src=%22/js/stat.js%22%3E%3C/script%3E'));</script>",
+    "<!--[if lt IE 9]><script src=\"/js/html5shiv.js\"></script><![endif]-->",
+    "<!-- <a href=\"/old-index.html\">旧版首页</a> -->",
+    "<noscript><img src=\"/pixel.gif?ns=1\" alt=\"\">请启用JavaScript以获得完整体验</noscript>",
+    "<template id=\"row\"><tr><td class=\"name\"></td><td><a href=\"/detail\">详情</a></td></tr></template>",
+    "<a class=\"skip\" href=\"#content\" style=\"position:absolute;left:-10000px\">Skip to content</a>",
+)
+
+
+def legit_variant(host: str, topic: str, rng: random.Random) -> str:
+    """A legitimate page with the scripts, comments, banners and skip-links real sites carry."""
+    base = legit_page(host, topic, rng)
+    extra = "".join(rng.sample(_LEGIT_SCRIPTS, rng.randrange(2, 6)))
+    at = base.index("<footer>")
+    page = base[:at] + '<span id="year"></span><div id="nav2"></div>' + extra + base[at:]
+    if rng.random() < 0.2:  # trailing tracking markup after </html>, as CMSs leave it
+        page += '\n<script>var _paq=[];_paq.push(["trackPageView"]);</script>'
+    if rng.random() < 0.1:
+        head = page[:page.index("<body>")]
+        page = (f'{head}<frameset rows="80,*"><frame src="/top.html"><frame src="/main.html"><noframes>'
+                f'<body>您的浏览器不支持框架。<a href="https://{host}/main.html">进入首页</a></body></noframes>'
+                "</frameset></html>")
+    return page
+
+
 def page_object(html: str, host: str, oid: str):  # type: ignore[no-untyped-def]
     """A content object as the HTML extractor would leave it (text, hidden text, links)."""
     from appliance.model.content import ContentObject
@@ -250,12 +398,58 @@ def make_ml_set(root: str | Path, per_label: int = 300, seed: int = 1) -> dict[s
 # --------------------------------------------------------------------------- bench
 
 
+def injection_grammar(seed: int, rounds: int) -> dict[str, object]:
+    """Detection over every (position, script encoding) pair and false positives on legitimate
+    pages with real-world scripts, with the hidden-link inspector and the starter lexicon."""
+    from appliance.model.inspection import InspectorConfig
+    from inspectors.base import InspectContext
+    from inspectors.darkword import DEFAULT_LEXICON
+    from inspectors.hiddenlink import HiddenLinkInspector
+
+    hl = HiddenLinkInspector()
+    hl.configure(InspectorConfig("hiddenlink", DEFAULT_LEXICON))
+    rng = random.Random(seed)
+    sites = make_sites(12, seed)
+    combos = [(p, None) for p in POSITIONS] + [(p, e) for p in POSITIONS for e in ENCODINGS]
+    by_pos: dict[str, list[int]] = {}
+    by_enc: dict[str, list[int]] = {}
+    tp = n = 0
+    for r in range(rounds):
+        for i, (pos, enc) in enumerate(combos):
+            host, topic = sites[(i + r) % len(sites)]
+            obj = page_object(injected_page(host, topic, rng, pos, enc), host, f"I{n}")
+            hit = int(bool(list(hl.inspect(obj, InspectContext()))))
+            n += 1
+            tp += hit
+            for d, k in ((by_pos, pos), (by_enc, enc or "markup")):
+                d.setdefault(k, [0, 0])
+                d[k][0] += hit
+                d[k][1] += 1
+    fp = 0
+    n_legit = 40 * rounds
+    for i in range(n_legit):
+        host, topic = sites[i % len(sites)]
+        fp += bool(list(hl.inspect(page_object(legit_variant(host, topic, rng), host, f"L{i}"), InspectContext())))
+    return {"n": n, "tp": tp, "fp": fp, "legit": n_legit,
+            "by_position": {k: f"{a}/{b}" for k, (a, b) in by_pos.items()},
+            "by_encoding": {k: f"{a}/{b}" for k, (a, b) in by_enc.items()}}
+
+
+def _print_injections(inj: dict) -> None:  # type: ignore[type-arg]
+    print(f"\nhidden-link injection grammar (hiddenlink inspector alone): {inj['tp']}/{inj['n']} "
+          f"({100 * inj['tp'] / inj['n']:.1f} %) detected; legitimate pages with scripts/comments/frames/banners: "
+          f"{inj['fp']}/{inj['legit']} false positives")
+    print("by position: " + ", ".join(f"{k} {v}" for k, v in inj["by_position"].items()))
+    print("by script encoding: " + ", ".join(f"{k} {v}" for k, v in inj["by_encoding"].items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sites", type=int, default=24)
     ap.add_argument("--pages", type=int, default=40, help="legitimate and dark pages per site (each)")
     ap.add_argument("--learn-pages", type=int, default=40, help="legitimate pages per site for the background model")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--injection-rounds", type=int, default=3, help="pages per (position, encoding) pair")
     ap.add_argument("--json")
     ap.add_argument("--make-ml-set", metavar="DIR")
     ap.add_argument("--per-label", type=int, default=300)
@@ -359,7 +553,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  false positive: {x}")
     for x in r["misses"]:
         print(f"  miss: {x}")
-    ok = r["detection"] >= 0.95 and r["false_positive_rate"] <= 0.01
+    inj = injection_grammar(args.seed, args.injection_rounds)
+    _print_injections(inj)
+    results["injections"] = inj
+    ok = r["detection"] >= 0.95 and r["false_positive_rate"] <= 0.01 and inj["tp"] >= 0.95 * inj["n"] \
+        and inj["fp"] == 0
     print("\nPASS" if ok else "\nFAIL", f"(detection ≥ 95 %: {r['detection'] >= 0.95}; "
           f"false positives ≤ 1 %: {r['false_positive_rate'] <= 0.01})")
     if args.json:

@@ -2,6 +2,7 @@
 """Extraction benchmark: throughput per type (MB/s, objects/s) and bomb outcomes with peak RSS.
 
     .venv/bin/python bench/extract_bench.py [--seconds 2] [--workers 2] [--no-bombs] [--json OUT.json]
+    .venv/bin/python bench/extract_bench.py --html-walk 9 [--ref REV]   # the HTML walk alone, vs a revision
 
 Samples are generated (``tests/inspectors/extract/samples.py``) at realistic sizes: HTML of
 about 1 MB with a stylesheet, 200-paragraph DOCX, 2000-row XLSX, 20-slide PPTX, ODT, 20-page
@@ -120,6 +121,67 @@ def bench_bombs(cap: int, factory: ObjectFactory) -> list[dict[str, object]]:
     return rows
 
 
+def html_walk_pages() -> dict[str, str]:
+    """The HTML walk's bench corpus: the 1 MB styled page, 300 small site pages without scripts,
+    and 300 script-heavy ones (legitimate pages with scripts/comments/banners, and injected ones)."""
+    import random
+
+    from bench.darkword_bench import ENCODINGS, POSITIONS, injected_page, legit_page, legit_variant, make_sites
+
+    rng = random.Random(1)
+    sites = make_sites(12, 1)
+    plain = [legit_page(*sites[i % len(sites)], rng) for i in range(300)]
+    small = []
+    for i in range(150):
+        host, topic = sites[i % len(sites)]
+        small.append(legit_variant(host, topic, rng))
+        small.append(injected_page(host, topic, rng, POSITIONS[i % len(POSITIONS)],
+                                   None if i % 3 == 0 else ENCODINGS[i % len(ENCODINGS)]))
+    return {"1 MB styled page": html_page().decode(), "300 plain pages": "\x00".join(plain),
+            "300 script pages": "\x00".join(small)}
+
+
+def bench_html_walk(rounds: int, ref: str | None) -> list[dict[str, object]]:
+    """Median time of ``inspectors.extract.html.analyze`` per corpus, and of the same function at
+    git revision ``ref`` (loaded from ``git show``) for comparison."""
+    import importlib.util
+    import statistics
+    import subprocess
+    import tempfile
+
+    from inspectors.extract import html as cur
+
+    impls = {"this tree": cur.analyze}
+    if ref:
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:inspectors/extract/html.py"], check=True,
+                             capture_output=True, text=True).stdout
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(src)
+        spec = importlib.util.spec_from_file_location("html_ref", f.name)
+        assert spec and spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["html_ref"] = mod  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        impls[f"at {ref}"] = mod.analyze
+    rows = []
+    for name, doc in html_walk_pages().items():
+        docs = doc.split("\x00")
+        times: dict[str, list[float]] = {label: [] for label in impls}
+        cpu: dict[str, list[float]] = {label: [] for label in impls}
+        for _ in range(rounds):  # interleaved, so both see the same machine load
+            for label, fn in impls.items():
+                t, c = time.perf_counter(), time.process_time()
+                for d in docs:
+                    fn(d)
+                times[label].append(time.perf_counter() - t)
+                cpu[label].append(time.process_time() - c)
+        for label, ts in times.items():
+            rows.append({"corpus": name, "impl": label, "bytes": sum(map(len, docs)),
+                         "median_ms": round(statistics.median(ts) * 1000, 1), "min_ms": round(min(ts) * 1000, 1),
+                         "cpu_median_ms": round(statistics.median(cpu[label]) * 1000, 1)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=2.0)
@@ -127,7 +189,14 @@ def main() -> None:
     ap.add_argument("--cap-mib", type=int, default=512)
     ap.add_argument("--no-bombs", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--html-walk", type=int, metavar="ROUNDS", help="only time the HTML walk, ROUNDS times")
+    ap.add_argument("--ref", help="with --html-walk: also time inspectors/extract/html.py at this git revision")
     args = ap.parse_args()
+    if args.html_walk:
+        for r in bench_html_walk(args.html_walk, args.ref):
+            print(f"{r['corpus']:18} {r['impl']:16} {r['bytes']:>9} chars  median {r['median_ms']:>8} ms  "
+                  f"min {r['min_ms']:>8} ms  CPU median {r['cpu_median_ms']:>8} ms")
+        return
     factory = ObjectFactory()
     out: dict[str, object] = {}
     with Sandbox(workers=args.workers, memory_bytes=1 << 30, cpu_seconds=30) as sb:

@@ -1,24 +1,28 @@
-/* In-order TCP fast path for reassembly.tcp: pcap records -> joined in-order payload runs.
+/* In-order TCP fast path for reassembly.tcp: frames -> joined in-order payload runs.
  *
  * What Python does per packet (read the record, decode Ethernet/IP/TCP, verify checksums,
  * look up the direction, append in-order payload) costs 3-4 us; here it costs well under
  * 0.5 us, and the in-order payload of consecutive segments of one direction reaches Python as
  * one joined chunk. Everything else (handshakes, FIN/RST, out-of-order data, retransmissions,
- * other protocols, tunnels, IPv6, fragments, bad checksums) is handed back to Python as a frame
- * tuple and takes the normal path in capture.decode and reassembly.tcp, which stays the single
- * source of truth: this module only acts for directions that Python has "armed" (see
- * capture/fastpath.py for the contract), and only while nothing but in-order data and ACKs
- * arrive for them.
+ * other protocols, fragments, bad checksums) is handed back to Python as a frame tuple and takes
+ * the normal path in capture.decode and reassembly.tcp, which stays the single source of truth:
+ * this module only acts for directions that Python has "armed" (see capture/fastpath.py for
+ * the contract), and only while nothing but in-order data and ACKs arrive for them.
+ *
+ * The file reads in three parts:
+ *   decode_frame.h  what a frame is (the decoder: Ethernet, VLAN, IPv4/IPv6, tunnels, TCP);
+ *   offload.h/.c    which checksums to verify (the checksum mode, offload state per side,
+ *                   shared with capture.decode);
+ *   this file       what to do with a decoded segment: track armed directions, join runs,
+ *                   hand frames back (the flow table, runs, barriers), and the three inputs
+ *                   (pcap records, TPACKET_V3 ring blocks, frame tuples).
  *
  * Ordering. Frames go to Python (on_frame) synchronously, in capture order, so Python's
  * table is always exact when it acts. Per flow, events keep packet order: a direction's run
  * is flushed (on_run) before the other direction's data is buffered and before any packet of
  * the flow is handed to Python (which also disarms the flow until Python re-arms it). A
  * packet that may create a flow in Python (unknown key, SYN: creation can evict another
- * flow) or that this module cannot attribute to a flow (anything but plain Ethernet [+ one
- * 802.1Q tag] / IPv4 or IPv6 without extension headers / TCP, possibly inside one ERSPAN, GRE
- * Ethernet or VXLAN tunnel; except ARP and non-tunnel UDP,
- * ICMP and other IP protocols) flushes every run first.
+ * flow) or that the decoder cannot attribute to a flow (DF_BARRIER) flushes every run first.
  * Runs never outlive a pcap() call: they point into its buffer.
  */
 #define PY_SSIZE_T_CLEAN
@@ -26,16 +30,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "csum.h" /* capture/csum.h: sum16, csum_fold */
+#include "csum.h"         /* capture/csum.h: sum16, csum_fold */
+#include "decode_frame.h" /* capture/decode_frame.h: decode_frame, Decoded, the flow key layout */
+#include "offload.h"      /* capture/offload.h: OffloadTracker */
 
-/* key: family (4 or 6), source and destination address (16 bytes each, IPv4 in the first 4),
- * source and destination port, VLAN id (big endian), one byte of padding */
-#define KEYLEN 40
-#define K_SRC 1
-#define K_DST 17
-#define K_SP 33
-#define K_DP 35
-#define K_VL 37
 #define RUN_CAP (256 * 1024) /* a run is flushed once it holds this many payload bytes */
 #define RUN_SEGS 256         /* ... or this many segments (tiny segments must not grow it) */
 #define SEGS_KEEP 32         /* an idle direction keeps a segment array of at most this size */
@@ -71,7 +69,10 @@ typedef struct {
     PyObject *on_run;   /* on_run(half, data | None, npkts, last_ts) */
     int busy;           /* inside pcap() */
     /* configuration */
-    int verify;
+    int verify;               /* without a tracker: verify every checksum (1) or none (0) */
+    OffloadTracker *tracker;  /* the checksum mode and offload state shared with capture.decode, or NULL */
+    PyObject *ck_iface;       /* the interface whose tracker id is ck_iface_id (owned) */
+    long ck_iface_id;
     int linktype;
     PyObject *iface;
     /* counters (cumulative) */
@@ -265,8 +266,6 @@ static int flush_all(FastPath *self)
     return 0;
 }
 
-static inline int fold_ok(uint64_t s) { return csum_fold(s) == 0xFFFF; }
-
 /* after an exception in a callback: forget the runs still held (they point into the buffer) */
 static void drop_runs(FastPath *self)
 {
@@ -384,12 +383,6 @@ static int emit_frame(FastPath *self, long long ts, const unsigned char *p, Py_s
 #define R_CONTINUE 0
 #define R_ERROR (-1)
 
-static inline uint16_t be16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* barrier: flush every run, then hand the frame to Python (which may create or evict flows,
  * or decode it into a packet of any flow) */
 static int barrier(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
@@ -401,195 +394,92 @@ static int barrier(FastPath *self, long long ts, const unsigned char *p, Py_ssiz
     return R_CONTINUE;
 }
 
-static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen, long long wirelen,
-                 const unsigned char *q, Py_ssize_t qlen, int depth, unsigned ev);
+/* -- checksums ------------------------------------------------------------------------------ */
 
-/* one frame: (p, caplen) is what Python gets back if the fast path does not take it */
-static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
-                  long long wirelen)
+/* what the checksum mode says for IP layer l of the current frame (CK_*); -1 on error */
+static int layer_ck(FastPath *self, const IpLayer *l)
 {
-    self->frames++;
-    self->wire_bytes += wirelen;
-    if (ts > self->last_ts)
-        self->last_ts = ts;
-    if (self->linktype != 1)
-        return barrier(self, ts, p, caplen, wirelen);
-    return parse(self, ts, p, caplen, wirelen, p, caplen, 0, 0);
+    OffloadTracker *t = self->tracker;
+    if (!t)
+        return self->verify ? CK_VERIFY : CK_SKIP;
+    if (t->mode != MODE_AUTO)
+        return t->mode == MODE_VERIFY ? CK_VERIFY : CK_SKIP;
+    if (self->iface != self->ck_iface) {
+        long id = tapsift_offload_iface(t, self->iface);
+        if (id < 0)
+            return -1;
+        Py_INCREF(self->iface);
+        Py_XSETREF(self->ck_iface, self->iface);
+        self->ck_iface_id = id;
+    }
+    return tapsift_offload_state(t, (uint32_t)self->ck_iface_id, l->ip + (l->family == 4 ? 12 : 8),
+                                 l->family == 4 ? 4 : 16);
 }
 
-/* Open a mirror tunnel around an IPv4 packet (ERSPAN I/II/III and transparent Ethernet in GRE,
- * VXLAN on UDP 4789/8472) as capture.decode does; the inner Ethernet frame at *inner. Returns
- * 1 with the ERSPAN VLAN field in *ev, 0 for anything else (Python then decodes it). */
-static int open_tunnel(const unsigned char *ip, unsigned tot, unsigned proto, int verify,
-                       const unsigned char **inner, Py_ssize_t *inner_len, unsigned *ev)
+/* verify the checksums of the segment's IP layers as the mode says: 1 when none failed, 0 when
+ * one did (Python then counts it), -1 on error; learn[i] is set for the layers the offload
+ * tracker must hear about if the segment is taken (capture.checksums: one observation per IP
+ * layer whose TCP/UDP checksum was verified) */
+static int verify_layers(FastPath *self, const Decoded *d, int *learn)
 {
-    const unsigned char *end = ip + tot;
-    *ev = 0;
-    if (proto == 47) {
-        const unsigned char *g = ip + 20;
-        if (end - g < 4 || (g[1] & 7) || (g[0] & 0x40))
-            return 0;
-        unsigned gf = g[0], gp = be16(g + 2);
-        const unsigned char *h = g + 4 + (gf & 0x80 ? 4 : 0) + (gf & 0x20 ? 4 : 0) + (gf & 0x10 ? 4 : 0);
-        if (h > end)
-            return 0;
-        if (gp == 0x6558) {
-            /* transparent Ethernet bridging */
-        } else if (gp == 0x88BE) {
-            if (gf & 0x10) { /* type II */
-                if (end - h < 8 || (h[0] >> 4) != 1)
-                    return 0;
-                *ev = (unsigned)(h[0] & 0x0F) << 8 | h[1];
-                h += 8;
-            } /* else type I: the frame follows the GRE header */
-        } else if (gp == 0x22EB) { /* type III, Ethernet frames only */
-            if (end - h < 12 || (h[0] >> 4) != 2 || ((h[10] >> 2) & 0x1F) != 0)
+    for (int i = 0; i < d->nlayers; i++) {
+        const IpLayer *l = &d->layer[i];
+        int ck = layer_ck(self, l);
+        learn[i] = 0;
+        if (ck < 0)
+            return -1;
+        if (ck == CK_SKIP)
+            continue;
+        uint64_t s;
+        if (l->family == 4) {
+            if (!fold_ok(sum16(l->ip, 20, 0)))
                 return 0;
-            *ev = (unsigned)(h[0] & 0x0F) << 8 | h[1];
-            h += (h[11] & 1) ? 20 : 12;
-            if (h > end)
-                return 0;
+            s = sum16(l->ip + 12, 8, 0);
         } else {
-            return 0;
+            s = sum16(l->ip + 8, 32, 0);
         }
-        *inner = h;
-        *inner_len = end - h;
-        return 1;
+        if (l->l4) {
+            if (!fold_ok(sum16(l->l4, l->l4len, s + l->proto + (uint64_t)l->l4len)))
+                return 0;
+            learn[i] = ck == CK_LEARN;
+        }
     }
-    if (proto == 17 && tot >= 28) {
-        const unsigned char *u = ip + 20;
-        unsigned dport = be16(u + 2), ulen = be16(u + 4), usum = be16(u + 6);
-        if ((dport != 4789 && dport != 8472) || ulen != tot - 20 || ulen < 8 + 22 || !(u[8] & 0x08))
-            return 0;
-        if (verify && usum) {
-            uint64_t s = sum16(ip + 12, 8, 0) + 17 + ulen;
-            if (!fold_ok(sum16(u, ulen, s)))
-                return 0; /* Python counts the bad checksum */
-        }
-        *inner = u + 16;
-        *inner_len = (Py_ssize_t)ulen - 16;
-        return 1;
+    return 1;
+}
+
+/* the segment is taken: tell the tracker that its learning layers were good */
+static int commit_layers(FastPath *self, const Decoded *d, const int *learn)
+{
+    for (int i = 0; i < d->nlayers; i++) {
+        const IpLayer *l = &d->layer[i];
+        if (learn[i] && tapsift_offload_observe(self->tracker, (uint32_t)self->ck_iface_id,
+                                                l->ip + (l->family == 4 ? 12 : 8), l->family == 4 ? 4 : 16,
+                                                0) < 0)
+            return -1;
     }
     return 0;
 }
 
-static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen, long long wirelen,
-                 const unsigned char *q, Py_ssize_t qlen, int depth, unsigned ev)
+/* -- tracking: a decoded TCP segment ------------------------------------------------------- */
+
+/* take the segment d (of frame p) into its direction's run, or hand the frame to Python */
+static int track(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen, long long wirelen,
+                 const Decoded *d)
 {
-    if (qlen < 14)
-        return barrier(self, ts, p, caplen, wirelen);
-    Py_ssize_t off = 14;
-    unsigned vlan = ev; /* outside a tunnel 0; inside, the ERSPAN header's VLAN (or 0) */
-    unsigned et = be16(q + 12);
-    if (depth == 0 && self->cur_tag >= 0) {
-        unsigned tpid = (unsigned)(self->cur_tag >> 16);
-        if (et == 0x8100 || et == 0x88A8 || et == 0x9100 || et == 0x9200 ||
-            !(tpid == 0x8100 || tpid == 0x88A8 || tpid == 0x9100 || tpid == 0x9200))
-            return barrier(self, ts, p, caplen, wirelen);
-        vlan = (unsigned)self->cur_tag & 0x0FFF;
-    } else if (et == 0x8100) {
-        if (qlen < 18)
-            return barrier(self, ts, p, caplen, wirelen);
-        vlan = be16(q + 14) & 0x0FFF;
-        et = be16(q + 16);
-        off = 18;
-    }
-    const unsigned char *ip = q + off;
-    const unsigned char *tcp;
-    unsigned char k[KEYLEN];
-    Py_ssize_t seglen; /* TCP header + payload */
-    memset(k, 0, KEYLEN);
-    if (et == 0x0800) {
-        if (qlen - off < 20)
-            return barrier(self, ts, p, caplen, wirelen);
-        unsigned tot = be16(ip + 2);
-        unsigned proto = ip[9];
-        if (ip[0] != 0x45 || (be16(ip + 6) & 0x3FFF) || tot < 20 || off + (Py_ssize_t)tot > qlen)
-            return barrier(self, ts, p, caplen, wirelen);
-        if (proto != 6) {
-            if (depth == 0 && (proto == 47 || proto == 17)) {
-                const unsigned char *inner;
-                Py_ssize_t inner_len;
-                unsigned tev;
-                if ((!self->verify || fold_ok(sum16(ip, 20, 0))) &&
-                    open_tunnel(ip, tot, proto, self->verify, &inner, &inner_len, &tev))
-                    return parse(self, ts, p, caplen, wirelen, inner, inner_len, 1, tev);
-            }
-            /* other tunnels (IPIP, IPv6-in-IPv4, GRE, UDP encapsulations) may carry TCP */
-            if (proto == 4 || proto == 41 || proto == 47 || proto == 17) {
-                if (proto != 17 || tot < 28)
-                    return barrier(self, ts, p, caplen, wirelen);
-                unsigned sp = be16(ip + 20), dp = be16(ip + 22);
-                if (sp == 4789 || dp == 4789 || sp == 8472 || dp == 8472 || sp == 6081 || dp == 6081)
-                    return barrier(self, ts, p, caplen, wirelen);
-            }
-            return emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE;
-        }
-        tcp = ip + 20;
-        seglen = (Py_ssize_t)tot - 20;
-        k[0] = 4;
-        memcpy(k + K_SRC, ip + 12, 4);
-        memcpy(k + K_DST, ip + 16, 4);
-    } else if (et == 0x86DD) {
-        if (qlen - off < 40)
-            return barrier(self, ts, p, caplen, wirelen);
-        unsigned plen6 = be16(ip + 4);
-        unsigned nh = ip[6];
-        if ((ip[0] >> 4) != 6 || plen6 == 0 || off + 40 + (Py_ssize_t)plen6 > qlen)
-            return barrier(self, ts, p, caplen, wirelen);
-        if (nh != 6) {
-            /* extension headers (a fragment, a routing header) and tunnels go to Python whole */
-            if (nh == 58 || (nh == 17 && plen6 >= 8)) {
-                if (nh == 17) {
-                    unsigned sp = be16(ip + 40), dp = be16(ip + 42);
-                    if (sp == 4789 || dp == 4789 || sp == 8472 || dp == 8472 || sp == 6081 || dp == 6081)
-                        return barrier(self, ts, p, caplen, wirelen);
-                }
-                return emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE;
-            }
-            return barrier(self, ts, p, caplen, wirelen);
-        }
-        tcp = ip + 40;
-        seglen = (Py_ssize_t)plen6;
-        k[0] = 6;
-        memcpy(k + K_SRC, ip + 8, 16);
-        memcpy(k + K_DST, ip + 24, 16);
-    } else {
-        return (et == 0x0806 && off == 14 && self->cur_tag < 0)
-                   ? (emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE)
-                   : barrier(self, ts, p, caplen, wirelen);
-    }
-    if (seglen < 20)
-        return barrier(self, ts, p, caplen, wirelen);
-    unsigned hl = (unsigned)(tcp[12] >> 4) << 2;
-    if (hl < 20 || (Py_ssize_t)hl > seglen)
-        return barrier(self, ts, p, caplen, wirelen);
-    memcpy(k + K_SP, tcp, 4);
-    k[K_VL] = (unsigned char)(vlan >> 8);
-    k[K_VL + 1] = (unsigned char)vlan;
+    const unsigned char *k = d->key, *tcp = d->tcp;
     Py_ssize_t i = find(self, k);
     if (i < 0)
         return barrier(self, ts, p, caplen, wirelen); /* Python may create a flow (and evict) */
     unsigned flags = tcp[13];
     Entry *e = &self->tab[i];
     int ok = e->armed && !(flags & 0x07) && (!(flags & 0x10) || e->ack_ok);
-    Py_ssize_t plen = seglen - hl;
+    Py_ssize_t plen = d->seglen - d->hl;
     uint32_t seq = be32(tcp + 4);
     if (ok && plen && (!e->data_ok || seq != e->exp))
         ok = 0;
-    if (ok && self->verify) {
-        uint64_t s;
-        if (k[0] == 4) {
-            ok = fold_ok(sum16(ip, 20, 0));
-            s = sum16(ip + 12, 8, 0);
-        } else {
-            s = sum16(ip + 8, 32, 0);
-        }
-        if (ok) {
-            s += 6 + (uint64_t)seglen;
-            ok = fold_ok(sum16(tcp, seglen, s));
-        }
-    }
+    int learn[2] = {0, 0};
+    if (ok && (ok = verify_layers(self, d, learn)) < 0)
+        return R_ERROR;
     if (!ok) {
         if (flags & 0x02) { /* SYN: Python may retire this flow and create another */
             if (flush_flow(self, k) < 0)
@@ -600,7 +490,6 @@ static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_
             return R_ERROR;
         return R_CONTINUE;
     }
-    self->fast_tcp++;
     if (plen) {
         unsigned char r[KEYLEN];
         reverse_key(k, r);
@@ -612,12 +501,16 @@ static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_
             if (i < 0 || !self->tab[i].armed) { /* the callback changed the flow: let Python decide */
                 if (flush_flow(self, k) < 0 || emit_frame(self, ts, p, caplen, wirelen) < 0)
                     return R_ERROR;
-                self->fast_tcp--;
                 return R_CONTINUE;
             }
         }
-        e = &self->tab[i];
-        if (add_seg(e, tcp + hl, plen) < 0)
+    }
+    if (commit_layers(self, d, learn) < 0)
+        return R_ERROR;
+    self->fast_tcp++;
+    e = &self->tab[i];
+    if (plen) {
+        if (add_seg(e, tcp + d->hl, plen) < 0)
             return R_ERROR;
         e->exp = seq + (uint32_t)plen;
         self->fast_bytes += plen;
@@ -631,20 +524,48 @@ static int parse(FastPath *self, long long ts, const unsigned char *p, Py_ssize_
     return R_CONTINUE;
 }
 
+/* one frame: (p, caplen) is what Python gets back if the fast path does not take it */
+static int handle(FastPath *self, long long ts, const unsigned char *p, Py_ssize_t caplen,
+                  long long wirelen)
+{
+    self->frames++;
+    self->wire_bytes += wirelen;
+    if (ts > self->last_ts)
+        self->last_ts = ts;
+    if (self->linktype != 1)
+        return barrier(self, ts, p, caplen, wirelen);
+    Decoded d;
+    switch (decode_frame(p, caplen, self->cur_tag, &d)) {
+    case DF_TCP:
+        return track(self, ts, p, caplen, wirelen, &d);
+    case DF_OTHER:
+        return emit_frame(self, ts, p, caplen, wirelen) < 0 ? R_ERROR : R_CONTINUE;
+    default:
+        return barrier(self, ts, p, caplen, wirelen);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"on_frame", "on_run", "verify_checksums", "linktype", "iface", NULL};
+    static char *kwlist[] = {"on_frame", "on_run", "verify_checksums", "linktype", "iface", "checksums", NULL};
     int verify = 1, lt = 1;
-    PyObject *on_frame, *on_run, *iface = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|piU", kwlist, &on_frame, &on_run, &verify, &lt, &iface))
+    PyObject *on_frame, *on_run, *iface = NULL, *tracker = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|piUO", kwlist, &on_frame, &on_run, &verify, &lt, &iface,
+                                     &tracker))
         return -1;
     if (!PyCallable_Check(on_frame) || !PyCallable_Check(on_run)) {
         PyErr_SetString(PyExc_TypeError, "on_frame and on_run must be callable");
         return -1;
     }
+    if (tracker != Py_None && !PyObject_TypeCheck(tracker, &tapsift_OffloadTrackerType)) {
+        PyErr_SetString(PyExc_TypeError, "checksums must be a capture._fastpath.OffloadTracker (Decoder.checksums)");
+        return -1;
+    }
     self->verify = verify;
+    Py_XSETREF(self->tracker, tracker == Py_None ? NULL : (OffloadTracker *)Py_NewRef(tracker));
+    Py_CLEAR(self->ck_iface);
     self->linktype = lt;
     self->cur_tag = -1;
     if (!iface)
@@ -673,6 +594,8 @@ static void FastPath_dealloc(FastPath *self)
     Py_XDECREF(self->on_run);
     Py_XDECREF(self->hold);
     Py_XDECREF(self->iface);
+    Py_XDECREF(self->tracker);
+    Py_XDECREF(self->ck_iface);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1060,7 +983,7 @@ static PyTypeObject FastPathType = {
     .tp_dealloc = (destructor)FastPath_dealloc,
     .tp_methods = FastPath_methods,
     .tp_getset = FastPath_getset,
-    .tp_doc = "In-order TCP fast path over pcap records (see capture/fastpath.py).",
+    .tp_doc = "In-order TCP fast path over frames (see capture/fastpath.py).",
 };
 
 static struct PyModuleDef moddef = {
@@ -1069,7 +992,7 @@ static struct PyModuleDef moddef = {
 
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
-    if (PyType_Ready(&FastPathType) < 0)
+    if (PyType_Ready(&FastPathType) < 0 || PyType_Ready(&tapsift_OffloadTrackerType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moddef);
     if (!m)
@@ -1077,6 +1000,12 @@ PyMODINIT_FUNC PyInit__fastpath(void)
     Py_INCREF(&FastPathType);
     if (PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType) < 0) {
         Py_DECREF(&FastPathType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&tapsift_OffloadTrackerType);
+    if (PyModule_AddObject(m, "OffloadTracker", (PyObject *)&tapsift_OffloadTrackerType) < 0) {
+        Py_DECREF(&tapsift_OffloadTrackerType);
         Py_DECREF(m);
         return NULL;
     }

@@ -4,14 +4,17 @@ Nearly all packets of a bulk HTTP transfer are in-order data segments or pure AC
 established connection. ``capture/_fastpath.c`` takes frames from three kinds of input:
 classic pcap records (``FastPath.pcap``), TPACKET_V3 ring blocks (``FastPath.tpacket``) and
 lists of frame tuples Python already holds (``FastPath.take_frames``: pcapng, libpcap,
-merged rings). It decodes Ethernet (with at most one 802.1Q tag, in the frame or in the ring's
-metadata) / IPv4 (no options, not fragmented) or IPv6 (no extension headers) / TCP, also inside
-one remote-mirror tunnel (ERSPAN I/II/III or transparent Ethernet in GRE, VXLAN), verifies the
-checksums, and for directions that `TcpReassembler` has *armed* appends in-order payload to a
-run per direction; a run reaches Python as one joined chunk (``on_run`` →
-`TcpReassembler.apply_run`). Every other frame is handed back (``on_frame``) at once, in
-capture order, and takes the full path (`capture.decode`, `TcpReassembler.feed_synced`),
-which remains the only place where TCP decisions are made.
+merged rings). Its decoder (``capture/decode_frame.h``) reads Ethernet (with at most one 802.1Q
+tag, in the frame or in the ring's metadata) / IPv4 (no options, not fragmented) or IPv6 (no
+extension headers) / TCP, also inside one tunnel (ERSPAN I/II/III or transparent Ethernet in GRE,
+VXLAN, Geneve; recognised by the rules of `capture.decode`), the checksums are verified as the
+checksum mode says (``checksums``: the `capture.decode.Decoder`'s `OffloadTracker`, shared so
+that both halves learn which sides offload checksums from the same packets), and for directions
+that `TcpReassembler` has *armed* it appends in-order payload to a run per direction; a run
+reaches Python as one joined chunk (``on_run`` → `TcpReassembler.apply_run`). Every other
+frame is handed back (``on_frame``) at once, in capture order, and takes the full path
+(`capture.decode`, `TcpReassembler.feed_synced`), which remains the only place where TCP
+decisions are made.
 
 The contract between the two halves:
 
@@ -22,7 +25,8 @@ The contract between the two halves:
   ``ack_ok`` is false while the peer has data buffered beyond a hole (an ACK may then turn a
   hole into a gap, which only Python decides).
 * The C side takes a packet only for an armed direction, without SYN/FIN/RST, with valid
-  checksums, and with data exactly at ``exp``. Anything else for a known flow flushes that
+  checksums (or none to verify: mode ``off``, or a side found offloaded), and with data exactly
+  at ``exp``. Anything else for a known flow flushes that
   flow's runs, disarms it and goes to Python. A packet for an unknown direction (Python may
   create a flow, and evict another for it), a SYN, or a frame it cannot attribute to a flow
   (other tunnels, fragments, other link types) flushes every run first, so Python always acts
@@ -44,6 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.model import Frame
+from capture.checksums import OffloadTracker
 
 __all__ = ["available", "new_fast_path"]
 
@@ -64,14 +69,18 @@ def new_fast_path(
     verify_checksums: bool = True,
     linktype: int = 1,
     iface: str = "",
+    checksums: OffloadTracker | None = None,
 ) -> Any:
     """A new ``FastPath`` for records of ``linktype`` (None when the extension is not built).
 
     ``on_frame(frame)`` gets every frame the fast path does not take, as a `Frame`-shaped
     tuple, in capture order; ``on_run(half, data, npkts, last_ts)`` gets each run.
+    ``checksums``: the `Decoder.checksums` of the decoder that gets the frames (its mode and
+    offload state, shared); without it ``verify_checksums`` says verify everything or nothing.
     """
     try:
         from capture._fastpath import FastPath
     except ImportError:
         return None
-    return FastPath(on_frame, on_run, verify_checksums=verify_checksums, linktype=linktype, iface=iface)
+    return FastPath(on_frame, on_run, verify_checksums=verify_checksums, linktype=linktype, iface=iface,
+                    checksums=checksums)

@@ -114,3 +114,50 @@ def guarded(inspector: Inspector, obj: ContentObject, ctx: InspectContext) -> li
         else:
             log.warning("inspector %s failed on %s: %r", name, obj.id, exc)
     return out
+
+
+# --------------------------------------------------------------------------- extraction needs
+
+NEEDS = frozenset({"text", "image_text", "image_pixels", "speech"})
+"""What an inspector can ask extraction for (``Inspector.needs``):
+
+* ``text``: the text of pages, documents and archive members (and the members as children);
+* ``image_text``: OCR of images, of video frames and of scanned pages;
+* ``image_pixels``: images decoded by the inspector itself (perceptual hashes, image ML), and so
+  the frames of videos as image children;
+* ``speech``: transcripts of audio and of videos' sound tracks.
+
+Images, audio and video are decoded by extraction only when some selected inspector needs them
+(`appliance.inspection` takes the union over a rule selection, once per policy version).
+"""
+
+_KIND_NEEDS: dict[str, frozenset[str]] = {
+    "text": frozenset({"text"}), "html": frozenset({"text"}), "any": frozenset({"text"}),
+    "binary": frozenset({"text"}), "image": frozenset({"image_pixels"}), "audio": frozenset({"speech"}),
+    "video": frozenset({"image_pixels", "speech"}),
+}
+
+
+def needs_of(inspector: object, config: InspectorConfig | None = None) -> frozenset[str]:
+    """What ``inspector`` (configured with ``config``) needs extraction to make.
+
+    An inspector's own ``needs`` attribute when it declares one, else derived from its
+    ``kinds`` (text kinds → ``text``, ``image`` → ``image_pixels``, ``audio`` → ``speech``,
+    ``video`` → both). An inspector of ``text`` kinds also reads the text in images (OCR,
+    ``image_text``) and what is said in audio and video (``speech``), as a person would; its
+    params may turn either off (``ocr: false``, ``speech: false``) where that cost is not wanted.
+    """
+    declared = getattr(inspector, "needs", None)
+    if declared is None:
+        out: set[str] = set()
+        for kind in getattr(inspector, "kinds", frozenset()) or ("any",):
+            out |= _KIND_NEEDS.get(kind, frozenset({"text"}))
+    else:
+        out = set(declared)
+    params = config.params if config is not None else {}
+    reads_text = "text" in (getattr(inspector, "kinds", None) or ())  # keyword, dataclass, darkword, ml_text
+    if params.get("ocr", reads_text):
+        out.add("image_text")
+    if params.get("speech", reads_text):
+        out.add("speech")
+    return frozenset(out)

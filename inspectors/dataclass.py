@@ -76,37 +76,49 @@ def luhn_check_digit(payload: str) -> str:
 
 
 def luhn_valid(s: str, *, iin: bool = False) -> bool:
-    """13-19 digits (spaces/hyphens allowed) passing Luhn; ``iin``: also a plausible card prefix."""
+    """12-19 digits (separators allowed) passing Luhn; ``iin``: also a published scheme's IIN
+    range and length (`CARD_SCHEMES`)."""
     d = _digits(s)
-    if not 13 <= len(d) <= 19 or len(set(d)) == 1:
+    if not 12 <= len(d) <= 19 or len(set(d)) == 1:
         return False
     if luhn_check_digit(d[:-1]) != d[-1]:
         return False
     return iin_plausible(d) if iin else True
 
 
-def iin_plausible(d: str) -> bool:
-    """Whether the issuer prefix and length fit a major scheme (Visa, Mastercard, UnionPay, Amex,
-    JCB, Discover, Diners, Maestro)."""
+CARD_SCHEMES: tuple[tuple[str, tuple[tuple[int, int], ...], frozenset[int]], ...] = (
+    # (scheme, IIN ranges as (low, high) prefixes of equal length, card lengths), as the schemes
+    # publish them (ISO/IEC 7812 IIN ranges; UnionPay/Visa/Mastercard/Amex/JCB/Discover rules)
+    ("visa", ((4, 4),), frozenset((13, 16, 19))),
+    ("mastercard", ((51, 55), (2221, 2720)), frozenset((16,))),
+    ("amex", ((34, 34), (37, 37)), frozenset((15,))),
+    ("unionpay", ((62, 62), (81, 81)), frozenset((16, 17, 18, 19))),
+    ("jcb", ((3528, 3589),), frozenset((16, 17, 18, 19))),
+    ("discover", ((6011, 6011), (644, 649), (65, 65), (622126, 622925)), frozenset((16, 17, 18, 19))),
+    ("diners", ((300, 305), (3095, 3095), (36, 36), (38, 39)), frozenset((14, 15, 16, 17, 18, 19))),
+    ("mir", ((2200, 2204),), frozenset((16, 17, 18, 19))),
+    ("maestro", ((5018, 5018), (5020, 5020), (5038, 5038), (5893, 5893), (6304, 6304), (6759, 6759),
+                 (6761, 6763)), frozenset(range(12, 20))),
+    ("rupay", ((60, 60), (6521, 6522), (508, 508), (82, 82)), frozenset((16,))),
+)
+
+
+def card_scheme(d: str) -> str:
+    """The scheme whose IIN range and length fit the card number ``d`` (digits), or ''."""
     n = len(d)
-    p2, p4 = int(d[:2]), int(d[:4])
-    if d[0] == "4":
-        return n in (13, 16, 19)
-    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
-        return n == 16
-    if p2 == 62 or p2 == 81:
-        return 16 <= n <= 19
-    if p2 in (34, 37):
-        return n == 15
-    if 3528 <= p4 <= 3589:
-        return 16 <= n <= 19
-    if p4 == 6011 or p2 == 65 or 644 <= int(d[:3]) <= 649:
-        return 16 <= n <= 19
-    if p2 in (36, 38, 39) or 300 <= int(d[:3]) <= 305:
-        return 14 <= n <= 19
-    if p2 in (50, 56, 57, 58, 63, 67, 68, 69):
-        return 12 <= n <= 19
-    return False
+    for name, ranges, lengths in CARD_SCHEMES:
+        if n not in lengths:
+            continue
+        for lo, hi in ranges:
+            k = len(str(lo))
+            if n >= k and lo <= int(d[:k]) <= hi:
+                return name
+    return ""
+
+
+def iin_plausible(d: str) -> bool:
+    """Whether the issuer prefix and length fit a published scheme (`CARD_SCHEMES`)."""
+    return bool(card_scheme(d))
 
 
 _MOBILE_PREFIX = re.compile(r"1(?:3\d|4[5-9]|5[0-35-9]|6[2567]|7[0-8]|8\d|9[0-35-9])\d{8}")
@@ -157,21 +169,87 @@ class _Builtin:
     validate: Callable[[str, dict[str, Any]], bool]
 
 
-_NUM_L, _NUM_R = r"(?<![\d.-])", r"(?![\d])"
+_S = r"(?: ?[.+/_-] ?| {1,2})"
+"""A separator people type between digit groups: one of ``. + / _ -`` (spaced or not) or spaces
+(full-width ones are folded by the N1 normal form)."""
+_SEPS = frozenset(".+/_- ")
+_DIGITS = frozenset("0123456789")
+_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 BUILTINS: dict[str, _Builtin] = {
     "prc_id": _Builtin(
-        r"(?<!\d)[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dx](?![\dx])",
-        lambda s, _o: prc_id_valid(s)),
+        rf"[1-9]\d{{2}}{_S}?\d{{3}}{_S}?(?:18|19|20)\d{{2}}{_S}?(?:0[1-9]|1[0-2]){_S}?"
+        rf"(?:0[1-9]|[12]\d|3[01]){_S}?\d{{3}}{_S}?[\dx]",
+        lambda s, _o: prc_id_valid(_compact(s))),
     "luhn": _Builtin(
-        _NUM_L + r"(?:\d{13,19}|\d{4}(?:([ -])\d{4}){2,3}(?:\1\d{1,4})?|\d{4}([ -])\d{6}\2\d{4,5})" + _NUM_R,
-        lambda s, o: luhn_valid(s, iin=bool(o.get("iin", True)))),
+        rf"\d{{4}}(?:{_S}\d{{4}}){{2,3}}(?:{_S}\d{{1,3}})?|\d{{4}}{_S}\d{{6}}{_S}\d{{4,5}}|\d{{6}}{_S}\d{{10,13}}"
+        r"|\d{12,19}",
+        lambda s, o: luhn_valid(s, iin=bool(o.get("iin", True))) and not _is_prc_id(s)),
     "cn_mobile": _Builtin(
-        r"(?<![\d+])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:([ -]?)\d{4}\1\d{4})" + _NUM_R,
+        rf"(?:\(?(?:\+|00)86\)?{_S}?)?1[3-9]\d{_S}?\d{{4}}{_S}?\d{{4}}",
         lambda s, _o: cn_mobile_valid(s)),
     "email": _Builtin("", lambda s, _o: email_valid(s)),  # found around '@' (see _emails)
     "ipv4": _Builtin(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)", lambda s, _o: ipv4_valid(s)),
 }
+_BOUNDED = frozenset(("prc_id", "luhn", "cn_mobile"))
+"""Classes whose matches must stand alone: not touching a letter or digit, nor a separator that
+joins them to more digits (a waybill ``SF6976082563565``, digits inside a longer run)."""
+
+
+def _is_prc_id(s: str) -> bool:
+    """An 18-digit run that is a valid PRC ID is reported as one, not as a UnionPay/Diners card."""
+    c = _compact(s)
+    return len(c) == 18 and prc_id_valid(c)
+
+
+def _compact(s: str) -> str:
+    return "".join(c for c in s if c not in _SEPS)
+
+
+def standalone(t: str, s: int, e: int) -> bool:
+    """Whether ``t[s:e]`` is not part of a longer token (see `_BOUNDED`)."""
+    if s > 0:
+        c = t[s - 1]
+        if c in _ALNUM or (c in _SEPS and c != " " and s > 1 and t[s - 2] in _ALNUM):
+            return False
+    if e < len(t):
+        c = t[e]
+        if c in _ALNUM or (c in _SEPS and c != " " and e + 1 < len(t) and t[e + 1] in _DIGITS):
+            return False
+    return True
+
+
 VALIDATORS = tuple(BUILTINS)
+
+CLASS_VALIDATORS: dict[str, str] = {"prc_id": "prc_id", "bank_card": "luhn", "cn_mobile": "cn_mobile",
+                                    "email": "email", "ipv4": "ipv4"}
+"""Built-in class names and the validator that confirms each."""
+CLASS_ALIASES: dict[str, str] = {
+    **{a: "prc_id" for a in ("cn_id", "id_card", "idcard", "id_number", "china_id", "cn_id_card", "resident_id",
+                             "prc_id_card", "身份证", "身份证号", "身份证号码", "居民身份证")},
+    **{a: "bank_card" for a in ("card", "bank_card_number", "credit_card", "debit_card", "card_number", "pan",
+                                "payment_card", "unionpay", "银行卡", "银行卡号", "信用卡", "信用卡号", "借记卡")},
+    **{a: "cn_mobile" for a in ("mobile", "phone", "cell", "cellphone", "cn_phone", "mobile_phone", "phone_number",
+                                "手机", "手机号", "手机号码", "电话", "电话号码")},
+    **{a: "email" for a in ("e-mail", "mail", "email_address", "邮箱", "电子邮件", "邮件地址", "电子邮箱")},
+    **{a: "ipv4" for a in ("ip", "ip_address", "ipv4_address", "ip地址")},
+}
+"""Other names people give the built-in classes (matched case-insensitively). The policy schema
+keeps its own copy (policies may not import inspectors); a test checks the two agree."""
+
+
+def canonical_class(name: str) -> str:
+    """The built-in class named ``name`` or by one of its aliases; ``name`` itself otherwise."""
+    key = name.strip().lower()
+    return key if key in CLASS_VALIDATORS else CLASS_ALIASES.get(key, name)
+
+
+def resolve_validator(name: str) -> str:
+    """A validator name from a validator, a class name or an alias (``cn_id`` → ``prc_id``,
+    ``银行卡`` → ``luhn``); unknown names are returned unchanged."""
+    key = name.strip().lower()
+    if key in BUILTINS:
+        return key
+    return CLASS_VALIDATORS.get(canonical_class(key), name)
 
 _AT_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}\Z")
 _AT_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
@@ -199,7 +277,7 @@ def _emails(text: str, cap: int) -> Iterator[tuple[int, int]]:
 
 # Every built-in number pattern lies inside a run of digits and separators that starts with a
 # digit or '+' and is at least 7 long: one fast scan finds those runs, the patterns run in them.
-_WINDOW = re.compile(r"[\d+][\dx .+-]{6,}", re.ASCII)
+_WINDOW = re.compile(r"[\d+(][\dx .+/_()-]{6,}", re.ASCII)
 
 
 def _windows(text: str) -> list[tuple[int, int]]:
@@ -239,6 +317,7 @@ class _Class:
     builtin_re: re.Pattern[str] | None = None
     hs_index: int = -1  # pattern id in the custom Hyperscan database
     email: bool = False
+    bounded: bool = False
 
 
 class DataClassInspector:
@@ -265,13 +344,15 @@ class DataClassInspector:
             if spec.kind != "dataclass":
                 raise InspectorConfigError(
                     f"{where} has kind {spec.kind!r}; the dataclass inspector takes 'dataclass' lists")
-            if spec.validator and spec.validator not in BUILTINS:
+            validator = resolve_validator(spec.validator) if spec.validator else ""
+            if validator and validator not in BUILTINS:
                 raise InspectorConfigError(
-                    f"{where}: unknown validator {spec.validator!r} (one of {', '.join(VALIDATORS)})")
+                    f"{where}: unknown validator {spec.validator!r} (one of {', '.join(VALIDATORS)}, "
+                    f"or a class name or alias such as {', '.join(sorted(CLASS_ALIASES)[:6])})")
             if spec.weight < 0:
                 raise InspectorConfigError(f"{where}: weight must not be negative")
             opts = dict(spec.options)
-            b = BUILTINS.get(spec.validator)
+            b = BUILTINS.get(validator)
             validate = (lambda s, _b=b, _o=opts: _b.validate(s, _o)) if b else None
             if spec.pattern:
                 c = _Class(spec, validate, hs_index=len(custom))
@@ -284,10 +365,10 @@ class DataClassInspector:
                         "or back-references; \\b is supported)") from None
             elif b is None:
                 raise InspectorConfigError(f"{where}: needs a pattern or a validator")
-            elif spec.validator == "email":
+            elif validator == "email":
                 c = _Class(spec, validate, email=True)
             else:
-                c = _Class(spec, validate, builtin_re=re.compile(b.pattern, re.ASCII))
+                c = _Class(spec, validate, builtin_re=re.compile(b.pattern, re.ASCII), bounded=validator in _BOUNDED)
             classes.append(c)
         p = dict(config.params)
         try:
@@ -335,7 +416,8 @@ class DataClassInspector:
                     windows = _windows(t)
                 for ws, we in windows:  # the patterns only run where digits cluster
                     for m in c.builtin_re.finditer(t, ws, we):
-                        spans.append(m.span())
+                        if not c.bounded or standalone(t, *m.span()):
+                            spans.append(m.span())
                     if len(spans) >= cap:
                         del spans[cap:]
                         break
@@ -355,7 +437,8 @@ class DataClassInspector:
             ctx_chars = self.params.get("snippet_context", 20)
             ev = tuple(Evidence(s, e, _masked_snippet(text, s, e, ctx_chars))
                        for s, e in valid[:self.params.get("max_evidence", 5)])
-            detail = {"list": c.spec.name, "validator": c.spec.validator or "none", "count": str(len(valid)),
+            detail = {"list": c.spec.name, "validator": resolve_validator(c.spec.validator) if c.spec.validator
+                      else "none", "count": str(len(valid)),
                       "invalid": str(invalid)}
             out.append(Finding("dataclass", content_id, c.spec.name, float(c.spec.weight * len(valid)), ev, detail))
         return out

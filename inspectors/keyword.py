@@ -431,11 +431,15 @@ class KeywordInspector:
     ``homoglyphs``, ``casefold``, ``nfkc``, ``diacritics`` (True each), ``max_text_chars``
     (8 Mi; the rest is not scanned and the object is flagged ``keyword_truncated``),
     ``max_matches`` (200,000 raw matches per object), ``max_evidence`` (5),
-    ``snippet_context`` (40), ``chunk_bytes`` (65,536).
+    ``snippet_context`` (40), ``chunk_bytes`` (65,536); ``ocr`` and ``speech`` (False each): also
+    match the text of images (OCR) and speech (see ``needs``).
     """
 
     name = "keyword"
     kinds = frozenset({"text"})
+    needs = frozenset({"text"})
+    """Text of pages and documents, plus (unless ``params: {ocr: false}`` / ``speech: false``) the
+    text in images and what is said in audio and video (`inspectors.base.needs_of`)."""
     cost: Literal["cheap", "expensive"] = "cheap"
 
     def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Inspector registry: the built-ins in one explicit tuple, third parties via entry points.
+"""Inspector registry: the built-ins in one explicit table (imported on first use), third parties via entry points.
 
 A third-party package declares, in its ``pyproject.toml``::
 
@@ -12,6 +12,7 @@ is logged and skipped.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable
@@ -20,27 +21,49 @@ from typing import Any
 
 from appliance.model.inspection import InspectorConfig
 from inspectors.base import Inspector, InspectorConfigError
-from inspectors.darkword import DarkwordInspector
-from inspectors.dataclass import DataClassInspector
-from inspectors.hiddenlink import HiddenLinkInspector
-from inspectors.keyword import KeywordInspector
-from inspectors.md5 import Md5Inspector
-from inspectors.ml_image import MlImageInspector
-from inspectors.ml_text import MlTextInspector
-from inspectors.perceptual import PerceptualInspector
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "tapsift.inspectors"
 
-BUILTINS: tuple[type, ...] = (KeywordInspector, DataClassInspector, DarkwordInspector, HiddenLinkInspector,
-                              Md5Inspector, PerceptualInspector, MlTextInspector, MlImageInspector)
-"""Every built-in inspector, in the order they run for an object."""
+BUILTIN_PATHS: dict[str, str] = {
+    "keyword": "inspectors.keyword:KeywordInspector",
+    "dataclass": "inspectors.dataclass:DataClassInspector",
+    "darkword": "inspectors.darkword:DarkwordInspector",
+    "hiddenlink": "inspectors.hiddenlink:HiddenLinkInspector",
+    "md5": "inspectors.md5:Md5Inspector",
+    "perceptual": "inspectors.perceptual:PerceptualInspector",
+    "ml_text": "inspectors.ml_text:MlTextInspector",
+    "ml_image": "inspectors.ml_image:MlImageInspector",
+    "domains": "inspectors.domains:DomainInspector",
+}
+"""Every built-in inspector (name → ``module:Class``), in the order they run for an object. A
+module is imported when its inspector is first created: a policy without image inspectors
+never imports numpy, Pillow or the fingerprint sets at start-up."""
+
+
+def _load(path: str) -> type:
+    mod, _, cls = path.partition(":")
+    return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BUILTINS":  # the classes themselves (imports every built-in)
+        return tuple(_load(p) for p in BUILTIN_PATHS.values())
+    raise AttributeError(name)
+
+
+def _builtin_factory(path: str) -> Callable[[], Inspector]:
+    def make() -> Inspector:
+        return _load(path)()  # type: ignore[no-any-return]
+
+    make.__qualname__ = make.__name__ = path.rpartition(":")[2]
+    return make
 
 
 def available(*, plugins: bool = True) -> dict[str, Callable[[], Inspector]]:
     """Name → factory for every inspector: the built-ins, then loadable plug-ins."""
-    out: dict[str, Callable[[], Inspector]] = {cls.name: cls for cls in BUILTINS}
+    out: dict[str, Callable[[], Inspector]] = {name: _builtin_factory(p) for name, p in BUILTIN_PATHS.items()}
     if not plugins:
         return out
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -60,11 +83,15 @@ def available(*, plugins: bool = True) -> dict[str, Callable[[], Inspector]]:
 
 
 def create(name: str, *, plugins: bool = True) -> Inspector:
-    """A new, unconfigured inspector called ``name`` (KeyError if there is none)."""
-    factories = available(plugins=plugins)
-    if name not in factories:
-        raise KeyError(f"no inspector named {name!r} (have: {', '.join(sorted(factories))})")
-    inspector = factories[name]()
+    """A new, unconfigured inspector called ``name`` (KeyError if there is none). A built-in
+    name never looks at the installed plug-ins."""
+    if name in BUILTIN_PATHS:
+        inspector = _load(BUILTIN_PATHS[name])()
+    else:
+        factories = available(plugins=plugins)
+        if name not in factories:
+            raise KeyError(f"no inspector named {name!r} (have: {', '.join(sorted(factories))})")
+        inspector = factories[name]()
     if not isinstance(inspector, Inspector):
         raise TypeError(f"inspector {name!r} does not implement the Inspector protocol")
     return inspector

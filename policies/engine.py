@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from appliance.model import Alert, ContentObject, Finding, InspectorConfig, ListSpec
-from policies.schema import Policy, ProfileDef, RuleDef
+from appliance.model import Alert, ContentObject, Direction, Finding, InspectorConfig, ListSpec
+from policies.schema import ExceptionDef, Policy, ProfileDef, RuleDef
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SELECT_CACHE_MAX = 4096
@@ -177,6 +177,8 @@ class Decision:
     """Repeats counted into an earlier alert (log them; do not raise them again)."""
     closed: list[SuppressionSummary] = field(default_factory=list)
     """Suppression windows that ended (final counts)."""
+    excepted: list[tuple[Alert, ExceptionDef]] = field(default_factory=list)
+    """Alerts an analyst's exception stopped (not raised), with the exception."""
 
 
 @dataclass(slots=True)
@@ -289,6 +291,57 @@ class Suppressor:
         out = [w.summary() for w in self._open.values() if w.count]
         self._open.clear()
         return out
+
+
+# --------------------------------------------------------------------------- exceptions
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return host == pattern[2:] or host.endswith(pattern[1:])
+    return host == pattern
+
+
+def exception_matches(e: ExceptionDef, alert: Alert, obj: ContentObject | None, now_ns: int) -> bool:
+    """Whether *e* stops *alert* (about *obj*) at packet time *now_ns*: not expired, and every field it
+    sets matches (rule, profile; the object's host, URL, file name, hashes; zones; the client's address)."""
+    import fnmatch
+    import ipaddress
+
+    if e.expires_ns is not None and now_ns >= e.expires_ns:
+        return False
+    if e.rule is not None and e.rule != alert.policy and e.rule not in alert.rules:
+        return False
+    if e.profile is not None and e.profile != alert.profile:
+        return False
+    if e.zone is not None and e.zone not in (alert.src_zone, alert.dst_zone):
+        return False
+    if (e.src_zone is not None and e.src_zone != alert.src_zone) or \
+            (e.dst_zone is not None and e.dst_zone != alert.dst_zone):
+        return False
+    o = obj
+    if e.host is not None and (o is None or not _host_matches(e.host, o.host or "")):
+        return False
+    if e.url is not None and (o is None or not (o.url.startswith(e.url[:-1]) if e.url.endswith("*")
+                                                 else o.url == e.url)):
+        return False
+    if e.filename is not None and (o is None or not fnmatch.fnmatchcase(o.filename, e.filename)):
+        return False
+    if (e.sha256 is not None and (o is None or o.sha256.lower() != e.sha256)) or \
+            (e.md5 is not None and (o is None or o.md5.lower() != e.md5)):
+        return False
+    if e.client is not None:
+        flow = o.flow if o is not None and o.flow is not None else alert.flow
+        if flow is None:
+            return False
+        down = o is not None and o.direction == Direction.TO_CLIENT
+        try:
+            if ipaddress.ip_address(flow.dest_ip if down else flow.src_ip) not in e.client:
+                return False
+        except ValueError:
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- engine
@@ -422,7 +475,25 @@ class PolicyEngine:
             ))
         return alerts
 
+    def except_(self, alerts: Sequence[Alert], obj: ContentObject | None, now_ns: int
+                ) -> tuple[list[Alert], list[tuple[Alert, ExceptionDef]]]:
+        """Split *alerts* into raised and stopped by an analyst's exception (the first that matches)."""
+        excs = self.policy.exceptions
+        if not excs or not alerts:
+            return list(alerts), []
+        kept, stopped = [], []
+        for a in alerts:
+            hit = next((e for e in excs if exception_matches(e, a, obj, now_ns)), None)
+            if hit is None:
+                kept.append(a)
+            else:
+                stopped.append((a, hit))
+        return kept, stopped
+
     def process(self, obj: ContentObject, selections: Iterable[Selection], findings: Sequence[Finding],
                 now_ns: int) -> Decision:
-        """`decide`, then suppression of repeats."""
-        return self.suppressor.filter(self.decide(obj, selections, findings, now_ns), now_ns, obj)
+        """`decide`, then analysts' exceptions, then suppression of repeats."""
+        kept, stopped = self.except_(self.decide(obj, selections, findings, now_ns), obj, now_ns)
+        out = self.suppressor.filter(kept, now_ns, obj)
+        out.excepted = stopped
+        return out

@@ -38,7 +38,7 @@ from appliance.model import InspectorConfig, KeywordSpec, ListSpec, ProximitySpe
 # --------------------------------------------------------------------------- vocabulary
 
 DEFAULT_INSPECTORS: frozenset[str] = frozenset(
-    {"keyword", "dataclass", "darkword", "hiddenlink", "md5", "perceptual", "ml_text", "ml_image"}
+    {"keyword", "dataclass", "darkword", "hiddenlink", "md5", "perceptual", "ml_text", "ml_image", "domains"}
 )
 """Inspector names a policy may use unless the caller passes its own registry's names."""
 
@@ -48,6 +48,7 @@ INSPECTOR_LIST_KINDS: Mapping[str, frozenset[str]] = {
     "darkword": frozenset({"darkwords"}),
     "md5": frozenset({"fingerprints"}),
     "perceptual": frozenset({"fingerprints"}),
+    "domains": frozenset({"domains"}),
 }
 """List kinds each built-in inspector consumes; these inspectors need at least one list.
 Inspectors not named here (hiddenlink, ml_*, third-party) take any lists or none."""
@@ -95,6 +96,18 @@ DATA_CLASSES: Mapping[str, tuple[str, str]] = {
 """Built-in data classes: the regex that finds candidates and the validator that confirms them."""
 
 VALIDATORS: tuple[str, ...] = ("prc_id", "luhn", "cn_mobile", "email", "ipv4", "none")
+DATA_CLASS_ALIASES: Mapping[str, str] = {
+    **{a: "prc_id" for a in ("cn_id", "id_card", "idcard", "id_number", "china_id", "cn_id_card", "resident_id",
+                             "prc_id_card", "身份证", "身份证号", "身份证号码", "居民身份证")},
+    **{a: "bank_card" for a in ("card", "bank_card_number", "credit_card", "debit_card", "card_number", "pan",
+                                "payment_card", "unionpay", "银行卡", "银行卡号", "信用卡", "信用卡号", "借记卡")},
+    **{a: "cn_mobile" for a in ("mobile", "phone", "cell", "cellphone", "cn_phone", "mobile_phone", "phone_number",
+                                "手机", "手机号", "手机号码", "电话", "电话号码")},
+    **{a: "email" for a in ("e-mail", "mail", "email_address", "邮箱", "电子邮件", "邮件地址", "电子邮箱")},
+    **{a: "ipv4" for a in ("ip", "ip_address", "ipv4_address", "ip地址")},
+}
+"""Other names of the built-in data classes (``class:``, also accepted as ``validator:``), matched
+case-insensitively; the same table as ``inspectors.dataclass.CLASS_ALIASES``."""
 KEYWORD_MODES: tuple[str, ...] = ("substring", "word", "regex")
 _NAME = re.compile(r"^\w[\w.\-]{0,63}$")
 
@@ -155,6 +168,38 @@ class SuppressionDef:
 
 
 @dataclass(slots=True, frozen=True)
+class ExceptionDef:
+    """An analyst's exception: alerts of ``rule``/``profile`` on what the scope names are not raised.
+
+    Made from a false-positive verdict in the console (``by``, ``reason``, ``alert``); every scope
+    field that is set must match; ``expires_ns`` (packet time) ends it. See `matches`."""
+
+    index: int
+    rule: str | None = None
+    profile: str | None = None
+    host: str | None = None
+    """Exact (case-insensitive), or ``*.example.com`` for the domain and its subdomains."""
+    url: str | None = None
+    """Exact, or a prefix ending in ``*``."""
+    filename: str | None = None
+    """Exact, or a glob (``*.docx``)."""
+    sha256: str | None = None
+    md5: str | None = None
+    zone: str | None = None
+    src_zone: str | None = None
+    dst_zone: str | None = None
+    client: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    """The client's address or network (the side that opened the connection)."""
+    expires_ns: int | None = None
+    expires: str = ""
+    by: str = ""
+    reason: str = ""
+    created: str = ""
+    alert: str = ""
+    line: int = 0
+
+
+@dataclass(slots=True, frozen=True)
 class Policy:
     """A validated policy file, ready for `ZoneMap` and `PolicyEngine`. Picklable."""
 
@@ -172,6 +217,8 @@ class Policy:
     marks: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """(line, column) of what later checks report on: ``profiles.P.inspect.I`` (an inspector
     entry), ``profiles.P.inspect.I.params.model`` and ``lists.L.path`` (files the policy names)."""
+    exceptions: tuple[ExceptionDef, ...] = ()
+    """Analysts' exceptions (``exceptions:``), in file order."""
 
     def where(self, key: str) -> str:
         """``source:line:column`` of ``key`` (see `marks`), or just the source."""
@@ -308,6 +355,18 @@ class DataClassList(_M):
     weight: Weight = 1
     options: dict[str, Any] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = dict(v)
+            for key in ("class", "validator"):
+                name = v.get(key)
+                if isinstance(name, str) and name.strip().lower() in DATA_CLASS_ALIASES:
+                    canon = DATA_CLASS_ALIASES[name.strip().lower()]
+                    v[key] = canon if key == "class" else DATA_CLASSES[canon][1]
+        return v
+
     @model_validator(mode="after")
     def _needs_pattern(self) -> DataClassList:
         if self.class_ == "custom" and not self.pattern:
@@ -352,8 +411,35 @@ class FingerprintList(_M):
         return self
 
 
-AnyList = Annotated[KeywordList | DataClassList | DarkwordList | FingerprintList, Field(discriminator="type")]
-LIST_TYPES: tuple[str, ...] = ("keywords", "dataclass", "darkwords", "fingerprints")
+class DomainList(_M):
+    """Domain names matched by label suffix (``dropbox.com`` matches ``www.dropbox.com``)."""
+
+    type: Literal["domains"]
+    description: str = ""
+    weight: Weight = 1
+    domains: Annotated[list[NonEmpty], Field(min_length=1)]
+    options: dict[str, Any] = {}
+
+
+AnyList = Annotated[KeywordList | DataClassList | DarkwordList | FingerprintList | DomainList,
+                    Field(discriminator="type")]
+LIST_TYPES: tuple[str, ...] = ("keywords", "dataclass", "darkwords", "fingerprints", "domains")
+
+
+def domain_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a domain-list entry (None when it can): a DNS name, IDNA allowed,
+    an optional leading ``*.`` (the same as without: entries match by suffix)."""
+    n = value.strip().lower().removeprefix("*.").strip(".")
+    if not n or len(n) > 253 or any(c in n for c in " /:@[]"):
+        return f"not a domain name: {value!r}"
+    if not n.isascii():
+        try:
+            n = n.encode("idna").decode("ascii")
+        except (UnicodeError, ValueError):
+            return f"not a valid internationalised domain name: {value!r}"
+    if any(not lab or len(lab) > 63 for lab in n.split(".")):
+        return f"not a domain name (empty or over-long label): {value!r}"
+    return None
 
 
 class InspectModel(_M):
@@ -394,6 +480,76 @@ class SuppressionModel(_M):
     key: Literal["destination", "source", "pair"] = "destination"
 
 
+def _when(v: Any) -> Any:
+    """A date or time as ISO text (YAML reads an unquoted 2026-01-07 as a date)."""
+    import datetime as _dt
+
+    if isinstance(v, _dt.datetime | _dt.date):
+        return v.isoformat()
+    return v
+
+
+def _address_or_net(v: Any) -> Any:
+    if not isinstance(v, str):
+        raise ValueError(f"client must be an address or network like 10.20.0.0/16, not {v!r}")
+    try:
+        ipaddress.ip_network(v, strict=False)
+    except ValueError:
+        raise ValueError(f"invalid address or network {v!r}") from None
+    return v
+
+
+Hex32 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+When = Annotated[str, BeforeValidator(_when)]
+_SCOPES = ("host", "url", "filename", "sha256", "md5", "zone", "src_zone", "dst_zone", "client")
+
+
+class ExceptionModel(_M):
+    rule: NonEmpty | None = None
+    profile: NonEmpty | None = None
+    host: NonEmpty | None = None
+    url: NonEmpty | None = None
+    filename: NonEmpty | None = None
+    sha256: Hex64 | None = None
+    md5: Hex32 | None = None
+    zone: NonEmpty | None = None
+    src_zone: NonEmpty | None = None
+    dst_zone: NonEmpty | None = None
+    client: Annotated[str, BeforeValidator(_address_or_net)] | None = None
+    expires: When | None = None
+    by: str = ""
+    reason: str = ""
+    created: When = ""
+    alert: str = ""
+
+    @model_validator(mode="after")
+    def _scoped(self) -> ExceptionModel:
+        if self.rule is None and self.profile is None:
+            raise ValueError("an exception names the 'rule' (or 'profile') whose alerts it stops")
+        if all(getattr(self, k) is None for k in _SCOPES):
+            raise ValueError("an exception needs a scope: " + ", ".join(_SCOPES) + " (to stop a whole rule, "
+                             "disable it with 'enabled: false')")
+        if self.expires is not None:
+            _expiry_ns(self.expires)
+        return self
+
+
+def _expiry_ns(v: str) -> int:
+    """ISO date (the end of that day, UTC) or date and time (UTC unless it says otherwise) → ns."""
+    import datetime as _dt
+
+    try:
+        if re.fullmatch(r"\d{4}-\d\d-\d\d", v):
+            d = _dt.datetime.fromisoformat(v).replace(tzinfo=_dt.UTC) + _dt.timedelta(days=1)
+        else:
+            d = _dt.datetime.fromisoformat(v)
+            d = d if d.tzinfo else d.replace(tzinfo=_dt.UTC)
+    except ValueError:
+        raise ValueError(f"expires must be a date (2026-03-01) or a time (2026-03-01T18:00:00Z), not {v!r}") from None
+    return int(d.timestamp() * 1_000_000_000)
+
+
 class PolicyModel(_M):
     description: str = ""
     zones: dict[str, ZoneModel] = {}
@@ -401,6 +557,7 @@ class PolicyModel(_M):
     profiles: dict[str, ProfileModel] = {}
     policies: Annotated[list[RuleModel], Field(min_length=1)]
     suppression: SuppressionModel = SuppressionModel()
+    exceptions: list[ExceptionModel] = []
 
 
 # --------------------------------------------------------------------------- YAML with marks
@@ -582,7 +739,9 @@ def _pydantic_issues(exc: ValidationError, doc: _Doc) -> None:
                 msg += f" (expected one of: {', '.join(allowed)})"
             doc.at(loc, msg, key=True)
         elif kind == "missing":
-            doc.at(loc[:-1], f"missing required key {loc[-1]!r}")
+            extra = (f": every profile needs one of {', '.join(CATEGORIES)}" if loc[-1] == "category"
+                     and len(loc) >= 2 and loc[0] == "profiles" else "")
+            doc.at(loc[:-1], f"missing required key {loc[-1]!r}{extra}")
         elif kind == "union_tag_not_found":
             doc.at(loc, f"missing 'type' (one of: {', '.join(LIST_TYPES)})")
         elif kind == "union_tag_invalid":
@@ -678,6 +837,11 @@ def _semantic_issues(data: dict[str, Any], doc: _Doc, inspectors: frozenset[str]
             p = _regex_problem(lst["pattern"])
             if p:
                 doc.at((*base, "pattern"), p)
+        elif lst.get("type") == "domains":
+            for i, d in enumerate(lst.get("domains") or []):
+                p = domain_problem(d) if isinstance(d, str) else None
+                if p:
+                    doc.at((*base, "domains", i), p)
         elif lst.get("type") == "fingerprints" and lst.get("algorithm") in ("md5", "sha256"):
             want = 32 if lst["algorithm"] == "md5" else 64
             for i, h in enumerate(lst.get("hashes") or []):
@@ -762,6 +926,27 @@ def _inspect_issues(profiles: dict[str, Any], lists: dict[str, Any], doc: _Doc, 
                            f"{insp!r} uses " + " or ".join(sorted(algos)))
 
 
+def _exception_issues(data: dict[str, Any], doc: _Doc) -> None:
+    """Exceptions name rules, profiles and zones that exist."""
+    exc = data.get("exceptions") if isinstance(data.get("exceptions"), list) else []
+    rules = {r.get("name") for r in data.get("policies") or [] if isinstance(r, dict)} \
+        if isinstance(data.get("policies"), list) else set()
+    profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+    zones = data.get("zones") if isinstance(data.get("zones"), dict) else {}
+    for i, e in enumerate(exc):
+        if not isinstance(e, dict):
+            continue
+        if isinstance(e.get("rule"), str) and e["rule"] not in rules:
+            doc.at(("exceptions", i, "rule"), f"undefined rule {e['rule']!r}" + _suggest(e["rule"], rules))
+        if isinstance(e.get("profile"), str) and e["profile"] not in profiles:
+            doc.at(("exceptions", i, "profile"), f"undefined profile {e['profile']!r}"
+                   + _suggest(e["profile"], profiles))
+        for key in ("zone", "src_zone", "dst_zone"):
+            z = e.get(key)
+            if isinstance(z, str) and z != "any" and z not in zones:
+                doc.at(("exceptions", i, key), f"undefined zone {z!r}" + _suggest(z, zones))
+
+
 def _suggest(name: str, known: Iterable[Any]) -> str:
     hint = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=1)
     return f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -816,7 +1001,22 @@ def _to_policy(m: PolicyModel, doc: _Doc, version: str, base: Path | None = None
         source=doc.source, version=version, zones=zones, lists=lists, profiles=profiles,
         rules=tuple(rules), suppression=SuppressionDef(m.suppression.window_s, m.suppression.key),
         description=m.description, warnings=tuple(_warnings(m, doc)), marks=_marks(m, doc),
+        exceptions=_exceptions(m, doc),
     )
+
+
+def _exceptions(m: PolicyModel, doc: _Doc) -> tuple[ExceptionDef, ...]:
+    out = []
+    for i, e in enumerate(m.exceptions):
+        mark = doc.mark(("exceptions", i))
+        out.append(ExceptionDef(
+            index=i, rule=e.rule, profile=e.profile, host=e.host.lower() if e.host else None, url=e.url,
+            filename=e.filename, sha256=e.sha256.lower() if e.sha256 else None,
+            md5=e.md5.lower() if e.md5 else None, zone=e.zone, src_zone=e.src_zone, dst_zone=e.dst_zone,
+            client=ipaddress.ip_network(e.client, strict=False) if e.client else None,
+            expires_ns=_expiry_ns(e.expires) if e.expires else None, expires=e.expires or "", by=e.by,
+            reason=e.reason, created=e.created, alert=e.alert, line=mark.line + 1 if mark else 0))
+    return tuple(out)
 
 
 def _marks(m: PolicyModel, doc: _Doc) -> dict[str, tuple[int, int]]:
@@ -862,6 +1062,8 @@ def _list_spec(name: str, lst: Any, base: Path | None = None) -> ListSpec:
             name, "darkwords", keywords=tuple(KeywordSpec(w.text, w.weight) for w in lst.words),
             weight=lst.weight, options={"priors": {w.text: w.prior for w in lst.words}, **lst.options},
         )
+    if isinstance(lst, DomainList):
+        return ListSpec(name, "domains", weight=lst.weight, options={"domains": tuple(lst.domains), **lst.options})
     assert isinstance(lst, FingerprintList)
     return ListSpec(
         name, "fingerprints", weight=lst.weight,
@@ -955,6 +1157,7 @@ def _load(raw: bytes, name: str, inspectors: frozenset[str], model_dir: str | Pa
     except ValidationError as exc:
         _pydantic_issues(exc, doc)
     _semantic_issues(data, doc, inspectors, model_dir)
+    _exception_issues(data, doc)
     if doc.issues or model is None:
         raise PolicyError(_dedupe(doc.issues))
     base = Path(name).parent if Path(name).is_file() else None

@@ -4,7 +4,10 @@ For every request or response body: content decoding (stacked encodings, bomb li
 multipart splitting (each part its own object, with its filename), streaming hashes and
 libmagic (`ObjectBuilder`), and 206 pieces stitched back into whole files (`RangeStitcher`).
 Empty bodies make no object. Incompleteness (gaps, limits, corrupt encodings) is recorded
-on the object, never raised.
+on the object, never raised. A multipart body in which no part is found (its delimiters match
+no variant of the declared boundary) is reported whole (``multipart.no_part_found``). A second
+reading of a body (`ALTERNATE`, see `reassembly.http1`) is reported unless it comes out the
+same as the main one.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ class _Body:
     """State of one message body being assembled."""
 
     __slots__ = ("tx", "direction", "decoder", "builder", "splitter", "part", "parts_done", "gap_seen",
-                 "range", "range_data")
+                 "range", "range_data", "whole")
 
     def __init__(self, tx: HttpTransaction, direction: Direction) -> None:
         self.tx = tx
@@ -122,10 +125,18 @@ class _Body:
         self.gap_seen = False
         self.range: tuple[int, int, int | None] | None = None
         self.range_data: list[bytes] | None = None
+        self.whole: ObjectBuilder | None = None
+        """A multipart body, whole, until its first part starts (reported if none does)."""
 
 
 _DECODE_PIECE = 16384
 """Encoded bytes handed to a content decoder at once (its output is bounded by the ratio limit)."""
+ALTERNATE = "http.alternate_framing"
+"""Anomaly of a transaction that is a second reading of a body (`reassembly.http1`)."""
+_HAS_ALTERNATE = frozenset({"http.ambiguous_content_length", "http.cl_te_conflict"})
+"""Anomalies of a transaction whose body may have a second reading."""
+_MAX_REMEMBERED = 256
+"""Main readings remembered until their alternate reading ends (oldest forgotten first)."""
 
 
 class HttpContentAssembler:
@@ -149,6 +160,8 @@ class HttpContentAssembler:
         self.ranges = RangeStitcher(budget=range_budget, max_total=max(body_limit, 1) if body_limit else 1 << 40)
         self._bodies: dict[tuple[HttpTransaction, Direction], _Body] = {}
         """Open bodies by (transaction, direction): transactions hash by identity."""
+        self._main: dict[tuple[str, int, Direction], str] = {}
+        """md5 of the main reading of a body that has an alternate one still open."""
 
     # -- event entry point --------------------------------------------------------------------
     def feed(self, ev: HttpEvent) -> list[ContentObject]:
@@ -206,13 +219,15 @@ class HttpContentAssembler:
         headers = tx.request_headers if direction is Direction.TO_SERVER else tx.response_headers
         ctype = HttpTransaction._get(headers, b"content-type")
         boundary = mime_boundary(ctype)
-        if boundary is not None and (
+        alternate = ALTERNATE in tx.anomalies  # a second reading is one object: not split, not stitched
+        if boundary is not None and not alternate and (
             direction is Direction.TO_SERVER or ctype.lower().lstrip().startswith(b"multipart/byteranges")
         ):
             body.splitter = multipart.MultipartSplitter(boundary)
+            body.whole = self.factory.builder(limit=self.body_limit)
         else:
             body.builder = self.factory.builder(limit=self.body_limit)
-            if direction is Direction.TO_CLIENT and tx.status == 206:
+            if direction is Direction.TO_CLIENT and tx.status == 206 and not alternate:
                 body.range = parse_content_range(tx.response_header(b"content-range"))
                 if body.range is not None:
                     body.range_data = []
@@ -227,11 +242,14 @@ class HttpContentAssembler:
             if body.range_data is not None:
                 body.range_data.append(data)
             return
+        if body.whole is not None:
+            body.whole.add(data)
         for pev in body.splitter.feed(data):
             self._part_event(flow, body, pev)
 
     def _part_event(self, flow: Flow, body: _Body, pev: multipart.PartEvent) -> None:
         if isinstance(pev, multipart.PartStart):
+            body.whole = None  # parts were found: they are the objects
             if body.part is not None:  # a start without an end: close the previous part
                 body.parts_done.append(self._finish_part(flow, body, body.part, complete=False))
             filename = pev.filename or ""
@@ -256,6 +274,8 @@ class HttpContentAssembler:
             body.range_data = None
         elif body.part is not None:
             body.part.builder.add_gap(length)
+        if body.whole is not None:
+            body.whole.add_gap(length)
 
     def _drain(self, body: _Body) -> list[ContentObject]:
         if body.parts_done:
@@ -284,6 +304,8 @@ class HttpContentAssembler:
         fields["meta"] = {"content_type": part.declared} if part.declared else {}
         extra = [] if complete else ["part_incomplete"]
         anomalies = list(body.tx.anomalies)
+        if body.splitter is not None:
+            anomalies.extend(body.splitter.anomalies)
         obj = self.factory.finish(
             part.builder, source="http", direction=body.direction,
             flow=flow_ref(flow, body.direction), ts_ns=body.tx.ts_ns, extra_truncated=extra,
@@ -309,6 +331,28 @@ class HttpContentAssembler:
             b, source="http", direction=body.direction, flow=flow_ref(flow, body.direction),
             ts_ns=body.tx.ts_ns, kind="range", filename=self._filename(body.tx, body.direction), **fields,
         )
+
+    def _whole(self, flow: Flow, body: _Body, b: ObjectBuilder, ts_ns: int, extra: list[str],
+               anomalies: list[str]) -> ContentObject:
+        """A multipart body in which no part was found, as one object (``multipart.no_part_found``)."""
+        fields = self._http_fields(flow, body.tx, body.direction)
+        return self.factory.finish(
+            b, source="http", direction=body.direction, flow=flow_ref(flow, body.direction), ts_ns=ts_ns,
+            extra_truncated=extra, anomalies=[*anomalies, "multipart.no_part_found"], kind="body",
+            filename=self._filename(body.tx, body.direction), **fields,
+        )
+
+    def _keep_reading(self, tx: HttpTransaction, direction: Direction, md5: str) -> bool:
+        """Whether to report this reading of a body: an alternate reading (`ALTERNATE`) that
+        came out the same as the main one is not (the main reading always ends first)."""
+        key = (tx.flow_uid, tx.tx_id, direction)
+        if ALTERNATE in tx.anomalies:
+            return self._main.pop(key, None) != md5
+        if not _HAS_ALTERNATE.isdisjoint(tx.anomalies):
+            if len(self._main) >= _MAX_REMEMBERED:
+                del self._main[next(iter(self._main))]
+            self._main[key] = md5
+        return True
 
     def _filename(self, tx: HttpTransaction, direction: Direction) -> str:
         if direction is Direction.TO_CLIENT:
@@ -338,6 +382,10 @@ class HttpContentAssembler:
                 body.part = None
             out.extend(body.parts_done)
             body.parts_done = []
+            if body.whole is not None and body.splitter.parts == 0 and (body.whole.size or body.whole.missing):
+                # no delimiter matched the declared boundary (not even a variant): the whole body
+                anomalies.extend(body.splitter.anomalies)
+                out.append(self._whole(flow, body, body.whole, ts_ns, extra, anomalies))
             return out
         b = body.builder
         assert b is not None
@@ -348,6 +396,8 @@ class HttpContentAssembler:
         if body.range is not None:
             extra.append("range")
             kind = "range-piece"
+        if not self._keep_reading(body.tx, body.direction, b.digests()[0]):
+            return out
         obj = self.factory.finish(
             b, source="http", direction=body.direction, flow=flow_ref(flow, body.direction), ts_ns=ts_ns,
             extra_truncated=extra, anomalies=anomalies, kind=kind,

@@ -10,25 +10,32 @@
 - `HttpBodyEnd(complete, reason)`: exactly one per `HttpTxStart`, also for messages without a
   body (``reason="no_body"``); ``complete=False`` when the framing was cut short.
 
-Parsing is lenient where browsers are, and every oddity becomes an anomaly code on
-``tx.anomalies`` (``http.*``). The rules, in short:
+Parsing follows the browsers (Chromium, and Firefox where Chromium gives up; docs/carriers.md,
+"HTTP framing: whose reading"), and every oddity becomes an anomaly code on ``tx.anomalies``
+(``http.*``). The rules, in short:
 
 - lines end at LF; a CR before it is dropped; a bare CR inside the header section also ends a
-  line (as Chromium tokenises it); a line of CRs right after a bare-LF line, or a single
-  SP/HT line (LF only, not followed by LF, as libhtp), also ends the header section;
+  line (as Chromium tokenises it); the section ends at an empty line; a line of CRs right after
+  a bare-LF line ends it too unless an empty line follows (``\\n\\r\\r\\n\\r\\n`` ends at the
+  empty line, as in both browsers), and so does a single SP/HT line (LF only, not followed by
+  LF, as libhtp);
 - leading blank/junk lines before a status line are skipped (``HTTP/`` searched in any case,
   also after a few junk bytes); no status line in the first KiB → HTTP/0.9 body until close;
-- obs-fold continuation lines are joined, unless the continuation itself looks like
-  ``Name: value`` (then it is also a header of its own); junk bytes in header names are
-  ignored when matching (``Content\\0-Encoding``); whitespace before the colon is accepted;
-- Transfer-Encoding mentioning ``chunked`` (even with junk) wins over Content-Length, but
-  the body start is sniffed: chunked framing is used only if it starts like a chunk-size
-  line; otherwise Content-Length or close-delimited framing (``http.chunked_not_chunked``);
-- chunked and Content-Length together: de-chunked output is capped at Content-Length;
-- Content-Length with junk: the largest number in the value; several differing
-  Content-Length headers: the first;
-- chunk sizes: leading whitespace and blank lines skipped, junk after the hex digits
-  ignored (as extensions), missing final chunk → ``complete=False``;
+- obs-fold continuation lines (starting with SP, HT, or NUL as libhtp folds) are joined, unless
+  the continuation itself looks like ``Name: value`` (then it is also a header of its own);
+  junk bytes in header names are ignored when matching (``Content\\0-Encoding``); whitespace
+  before the colon is accepted;
+- a Transfer-Encoding element ``chunked`` (any case, any position, several headers) wins over
+  Content-Length, whose first bytes are reported as an alternate reading (`_start_alt`); a
+  definite ``chunked`` body needs only a hex digit to start; ``chunked`` with junk around it
+  (``x chunked``) is used only if the body starts like a chunk-size line, otherwise
+  Content-Length or close-delimited framing (``http.chunked_not_chunked``);
+- a response's Content-Length is Firefox's leading number; when Chromium rejects the value
+  (``68;``, ``68 34``), its reading (to the close) is an alternate reading; a request's is the
+  largest number in the value; several differing Content-Length headers: the first;
+- chunk sizes as Firefox reads them (`chunk_size`): leading whitespace, ``+``, ``0x`` and
+  blank lines skipped, junk after the hex digits ignored, missing final chunk →
+  ``complete=False``;
 - 1xx are interim (skipped; a 101 only switches protocols if the request asked to upgrade);
   204/304/HEAD have no body unless a 204/304 announces framing and the next bytes are not a
   status line; CONNECT 2xx and 101 switch to tunnel mode (``http.tunnel``), parsing stops;
@@ -36,7 +43,9 @@ Parsing is lenient where browsers are, and every oddity becomes an anomaly code 
   answer: a 2xx makes them the tunnel's first bytes, anything else HTTP again (libhtp's
   CONNECT wait). Entering a tunnel sets ``handoff`` to a `Tunnel`: the stream offsets where it
   starts and the bytes already received past them (the application layer hands the rest of the
-  stream to detection, or to the protocol the Upgrade header names).
+  stream to detection, or to the protocol the Upgrade header names);
+- a gap that takes a response head pairs the response with the oldest waiting request; unless
+  a status line follows the hole, the bytes after it are the rest of that body (`_head_lost`).
 
 Memory: header sections are capped at ``max_header_bytes`` (then that direction is given up,
 ``http.header_too_long``); body bytes are passed through as slices of the incoming data,
@@ -76,6 +85,8 @@ _RESYNC = 8  # after a gap: looking for the next message start
 _DEAD = 9  # given up on this direction
 _TUNNEL = 10
 _WAIT = 11  # request side after a CONNECT: holding bytes until the answer
+_HEADLOST = 12  # a gap swallowed a response head: is what follows a status line or body?
+_HEADLOST_BODY = 13  # the rest of a response whose head was lost, up to the next status line
 
 _SNIFF_MAX = 64
 _CHUNK_LINE_MAX = 4096
@@ -93,6 +104,13 @@ _RESYNC_REQ_RE = re.compile(
     + rb") [^ \r\n]"
 )
 _RESYNC_RESP_RE = re.compile(rb"(?:^|\n)[ \t]*HTTP/\d", re.I)
+_NEXT_STATUS_RE = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9][ \r\n]")
+"""A status line inside the rest of a response whose head was lost: where the next one starts."""
+_NEXT_STATUS_HOLD = 13
+"""Bytes held back at the end of such a body (a status line may be split across segments)."""
+_LENIENT_CL_RE = re.compile(rb"[ \t\n\x0b\x0c\r]*\+?([0-9]{1,18})")
+_C_SPACE = b" \t\n\x0b\x0c\r"
+"""What C's ``isspace`` skips (``strtol``/``strtoul`` before the number)."""
 
 
 def _upgrade_token(value: bytes | None) -> str | None:
@@ -104,7 +122,8 @@ def _upgrade_token(value: bytes | None) -> str | None:
 
 
 def parse_content_length(value: bytes) -> int | None:
-    """Browser-lenient Content-Length: digits only, else the largest number in the value."""
+    """Lenient Content-Length of a request (and of range bookkeeping): digits only, else the
+    largest number in the value. Responses are read as the browsers do (`content_length_views`)."""
     v = value.strip(b" \t")
     if v.isdigit():
         return int(v)
@@ -112,6 +131,46 @@ def parse_content_length(value: bytes) -> int | None:
     if not nums:
         return None
     return max(int(n) for n in nums)
+
+
+def content_length_views(value: bytes) -> tuple[int | None, int | None]:
+    """(Chromium's, Firefox's) reading of a response's Content-Length value.
+
+    Chromium takes the value only when it is digits between optional SP/HT (``68 34``, ``68;``
+    and ``+68`` are no length at all: the body runs to the close). Firefox takes the number
+    ``strtoll`` reads at the start (whitespace, an optional ``+``, digits; junk after it ignored).
+    """
+    v = value.strip(b" \t")
+    strict = int(v) if v.isdigit() and len(v) <= 18 else None
+    m = _LENIENT_CL_RE.match(value)
+    return strict, int(m.group(1)) if m else None
+
+
+def chunk_size(line: bytes) -> tuple[int | None, str]:
+    """The size a chunk-size line announces, read as Firefox reads it (``strtoul(line, 16)``),
+    and what else the line held: ``""``, ``"extension"`` (``;…``) or ``"junk"``.
+
+    Leading whitespace, a ``+`` and a ``0x`` prefix are skipped; the hex digits that follow are
+    the size; whatever comes after them (``fx``, ``f\\0``, ``f ;ext``) is ignored. None when no hex
+    digit starts the line, or when the size has more than 15 significant digits.
+    """
+    s = line.lstrip(_C_SPACE)
+    if s[:1] == b"+":
+        s = s[1:]
+    if s[:2] in (b"0x", b"0X") and s[2:3] and s[2] in _HEX:
+        s = s[2:]
+    j = 0
+    n = len(s)
+    while j < n and s[j] in _HEX:
+        j += 1
+    if j == 0:
+        return None, "junk"
+    digits = s[:j].lstrip(b"0")
+    if len(digits) > 15:
+        return None, "overflow"
+    rest = s[j:].rstrip(_C_SPACE)
+    kind = "" if not rest else "extension" if rest.lstrip(b" \t")[:1] == b";" else "junk"
+    return (int(digits, 16) if digits else 0), kind
 
 
 class Tunnel(NamedTuple):
@@ -131,9 +190,12 @@ class _Dir:
     """Parser state of one direction."""
 
     __slots__ = (
+        "alt",
+        "alt_emitted",
+        "alt_left",
+        "alt_limit_hit",
         "body_len",
         "buf",
-        "cap",
         "chunked_definite",
         "cl",
         "closed",
@@ -141,6 +203,8 @@ class _Dir:
         "emitted",
         "junk",
         "limit_hit",
+        "lost_gap",
+        "lost_tx",
         "no_body_peek",
         "peek_chunked",
         "prev_bare_lf",
@@ -164,7 +228,6 @@ class _Dir:
         self.remaining = 0
         self.chunked_definite = False
         self.cl: int | None = None
-        self.cap: int | None = None  # emit at most this many body bytes (CL with chunked)
         self.emitted = 0
         self.body_len = 0
         self.no_body_peek = False
@@ -172,6 +235,13 @@ class _Dir:
         self.closed = False
         self.peek_chunked: bool | None = None
         self.tail = b""  # the bytes after the header section being parsed (for a tunnel's start)
+        self.alt: HttpTransaction | None = None
+        """The alternate view of a body whose framing browsers read differently (see `_start_alt`)."""
+        self.alt_left: int | None = None  # a prefix view: bytes still to give it; None: up to the close
+        self.alt_emitted = 0
+        self.alt_limit_hit = False
+        self.lost_tx: HttpTransaction | None = None  # the request whose response head a gap took
+        self.lost_gap = 0
 
     def reset_header(self) -> None:
         self.buf = bytearray()
@@ -212,21 +282,29 @@ class Http1Parser:
         self._ev = []
         self._event = event
         d = self.dirs[event.direction]
+        alt = d.alt if d.alt_left is None else None  # a reading that runs to the close takes every byte
         try:
             if d.closed:
                 pass
             elif isinstance(event, StreamData):
                 if event.data:
                     self._data(d, event.data)
+                    if alt is not None and d.alt is alt:
+                        self._alt_data(d, event.data)
             elif isinstance(event, StreamGap):
                 if event.length > 0:
                     self._gap(d, event.length)
+                    if alt is not None and d.alt is alt:
+                        self._alt_gap(d, event.length)
             elif isinstance(event, StreamClosed):
                 self._close(d)
                 d.closed = True
+                if d.alt is not None:
+                    self._end_alt(d, True, "close")
         except Exception:  # a bug must not kill the sensor: give this direction up, keep the flow
             self._anomaly(d.tx, "http.parser_error")
             self._end_body(d, False, "parser_error")
+            self._end_alt(d, False, "parser_error")
             d.state = _DEAD
             d.buf = bytearray()
         ev, self._ev = self._ev, []
@@ -249,15 +327,15 @@ class Http1Parser:
         tx = d.tx
         if tx is None:
             return
+        if d.alt_left:  # a prefix view takes the same bytes first
+            self._alt_data(d, data)
         n = len(data)
         d.body_len += n
         if d.direction is Direction.TO_SERVER:
             tx.request_body_len += n
         else:
             tx.response_body_len += n
-        limit = d.cap
-        if self.body_limit is not None and (limit is None or self.body_limit < limit):
-            limit = self.body_limit
+        limit = self.body_limit
         if limit is not None:
             room = limit - d.emitted
             if room <= 0:
@@ -272,6 +350,8 @@ class Http1Parser:
     def _body_gap(self, d: _Dir, n: int) -> None:
         if n <= 0 or d.tx is None:
             return
+        if d.alt_left:
+            self._alt_gap(d, n)
         d.body_len += n
         if d.direction is Direction.TO_SERVER:
             d.tx.request_body_len += n
@@ -285,13 +365,11 @@ class Http1Parser:
         tx = d.tx
         if tx is not None:
             if d.limit_hit:
-                if d.cap is not None and (self.body_limit is None or d.cap <= self.body_limit):
-                    self._anomaly(tx, "http.cl_te_body_capped")
-                else:
-                    complete, reason = False, "body_limit"
+                complete, reason = False, "body_limit"
             self._ev.append(HttpBodyEnd(self.flow, tx, d.direction, self._event.ts_ns, complete, reason))
+        if d.alt is not None and d.alt_left is not None:  # a prefix view ends with its body
+            self._end_alt(d, d.alt_left == 0 or complete, "" if d.alt_left == 0 else reason)
         d.tx = None
-        d.cap = None
         d.cl = None
         d.emitted = 0
         d.body_len = 0
@@ -300,6 +378,62 @@ class Http1Parser:
         if d.state not in (_DEAD, _TUNNEL, _RESYNC):
             d.state = _START
         d.reset_header()
+
+    # -- alternate views ---------------------------------------------------------------------
+    def _start_alt(self, d: _Dir, tx: HttpTransaction, prefix: int | None) -> None:
+        """Report a second reading of this body, where browsers frame it differently.
+
+        ``prefix=None``: Chromium's reading of a Content-Length it rejects (``68;``, ``68 34``):
+        every byte of this direction from here to the close. ``prefix=n``: the first ``n``
+        de-chunked bytes (the Content-Length a chunked body also declared). The view is a
+        transaction of its own (same ``tx_id``, anomaly ``http.alternate_framing``); the
+        content assembler drops it when it comes out identical to the main reading.
+        """
+        if d.alt is not None:
+            return
+        alt = HttpTransaction(tx.flow_uid, tx.tx_id, tx.ts_ns)
+        for name in ("method", "uri", "request_version", "request_headers", "status", "reason",
+                     "response_version", "response_headers"):
+            setattr(alt, name, getattr(tx, name))
+        alt.anomalies = [*tx.anomalies, "http.alternate_framing"]
+        d.alt = alt
+        d.alt_left = prefix
+        d.alt_emitted = 0
+        d.alt_limit_hit = False
+        self._ev.append(HttpTxStart(self.flow, alt, d.direction, self._event.ts_ns))
+        if prefix is None and d.tail:
+            self._alt_data(d, d.tail)
+
+    def _alt_data(self, d: _Dir, data: bytes) -> None:
+        if d.alt_left is not None:
+            if len(data) > d.alt_left:
+                data = data[:d.alt_left]
+            d.alt_left -= len(data)
+        if self.body_limit is not None:
+            room = self.body_limit - d.alt_emitted
+            if len(data) > room:
+                data = data[:max(room, 0)]
+                d.alt_limit_hit = True
+        if data:
+            d.alt_emitted += len(data)
+            self._ev.append(HttpBodyData(self.flow, d.alt, d.direction, data, self._event.ts_ns))  # type: ignore[arg-type]
+
+    def _alt_gap(self, d: _Dir, n: int) -> None:
+        if d.alt_left is not None:
+            n = min(n, d.alt_left)
+            d.alt_left -= n
+        if n > 0:
+            self._ev.append(HttpBodyGap(self.flow, d.alt, d.direction, n, self._event.ts_ns))  # type: ignore[arg-type]
+
+    def _end_alt(self, d: _Dir, complete: bool, reason: str) -> None:
+        alt = d.alt
+        if alt is None:
+            return
+        if d.alt_limit_hit:
+            complete, reason = False, "body_limit"
+        d.alt = None
+        d.alt_left = None
+        self._ev.append(HttpBodyEnd(self.flow, alt, d.direction, self._event.ts_ns, complete, reason))
 
     # -- data -------------------------------------------------------------------------------
     def _data(self, d: _Dir, data: bytes) -> None:
@@ -363,6 +497,12 @@ class Http1Parser:
                 rest = self._resync(d)
                 if rest is not None:
                     data, i, n = rest, 0, len(rest)
+            elif st in (_HEADLOST, _HEADLOST_BODY):
+                d.buf += data[i:] if i else data
+                i = n
+                rest = self._head_lost(d, False)
+                if rest is not None:
+                    data, i, n = rest, 0, len(rest)
             elif st == _WAIT:
                 if self._wait_at < 0:
                     self._wait_at = self._data_end() - (n - i)
@@ -423,8 +563,19 @@ class Http1Parser:
                 if line_empty:
                     terminator = True
                 elif d.prev_bare_lf and buf.count(b"\r", pos, end) == end - pos:
+                    # "\n\r\r\n": the end for a client that takes a CR line as empty; when an
+                    # empty line follows ("\n\r\r\n\r\n"), that one ends it, as in Chromium
+                    # and Firefox (the CR line is then a junk line)
+                    nxt = bytes(buf[j + 1:j + 3])
+                    if (nxt in (b"", b"\r") and not d.closed):
+                        d.scan = pos
+                        return None  # need the next bytes to decide
                     terminator = True
                     self._anomaly(None, "http.cr_line_terminator")
+                    if nxt[:1] == b"\n":
+                        j += 1
+                    elif nxt == b"\r\n":
+                        j += 2
                 elif bare_lf and end - pos == 1 and buf[pos] in (32, 9):
                     if j + 1 >= nbuf:
                         if d.closed:
@@ -590,6 +741,13 @@ class Http1Parser:
             if not line:
                 continue
             c0 = line[0]
+            if c0 == 0:  # a NUL starts a continuation, as whitespace does (libhtp's folding)
+                line = line.lstrip(b"\x00")
+                if not line:
+                    continue
+                self._anomaly(tx, "http.nul_fold")
+                line = b" " + line
+                c0 = 32
             if c0 == 32 or c0 == 9:
                 if _HEADERLIKE_RE.match(line):
                     self._anomaly(tx, "http.folded_header_line")
@@ -665,7 +823,7 @@ class Http1Parser:
             self._anomaly(tx, "http.too_many_pending")
         self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._event.ts_ns))
         d.tx = tx
-        chunked, cl, _ = self._framing(tx, tx.request_headers)
+        chunked, cl, _, _ = self._framing(tx, tx.request_headers)
         if chunked is not None:
             self._start_sniff(d, chunked, cl)
         elif cl:
@@ -715,7 +873,7 @@ class Http1Parser:
             return
         if tx is self._wait_tx:  # the CONNECT was refused: what the client sent meanwhile is HTTP
             self._resume()
-        chunked, cl, framed = self._framing(tx, headers)
+        chunked, cl, framed, ambiguous = self._framing(tx, headers, response=True)
         if method == b"HEAD":
             self._end_body(d, True, "no_body")
             return
@@ -725,11 +883,12 @@ class Http1Parser:
                 d.state = _PEEK
                 d.chunked_definite = bool(chunked)
                 d.cl = cl
-                d.cap = None
                 d.peek_chunked = chunked
                 return
             self._end_body(d, True, "no_body")
             return
+        if ambiguous and chunked is None:
+            self._start_alt(d, tx, None)
         self._start_body(d, chunked, cl)
 
     def _start_body(self, d: _Dir, chunked: bool | None, cl: int | None) -> None:
@@ -780,54 +939,78 @@ class Http1Parser:
         return version, status, reason
 
     # -- framing ----------------------------------------------------------------------------
-    def _framing(self, tx: HttpTransaction, headers: Headers) -> tuple[bool | None, int | None, bool]:
-        """(chunked: True definite / False maybe / None no, content length, any framing header)."""
-        te_tokens: list[bytes] = []
-        te_seen = False
-        te_raw = b""
-        cls: list[int] = []
-        cl_bad = False
+    def _framing(self, tx: HttpTransaction, headers: Headers,
+                 response: bool = False) -> tuple[bool | None, int | None, bool, bool]:
+        """(chunked: True definite / False maybe / None no, content length, any framing header,
+        whether browsers disagree on that length: see `content_length_views`)."""
+        te_values: list[bytes] = []
+        cl_values: list[bytes] = []
         for name, value in headers:
             if name[:1] not in _TC:
                 continue
             cn = canonical_name(name)
             if cn == b"transfer-encoding":
-                te_seen = True
-                te_tokens.extend(value_tokens(value))
-                te_raw += value
+                te_values.append(value)
                 if name.lower() != b"transfer-encoding":
                     self._anomaly(tx, "http.odd_header_name")
             elif cn == b"content-length":
-                v = parse_content_length(value)
-                if v is None:
-                    cl_bad = True
-                    continue
-                if not value.strip(b" \t").isdigit():
-                    self._anomaly(tx, "http.content_length_junk")
-                cls.append(v)
-        cl: int | None = None
-        if cls:
-            cl = cls[0]
-            if len(set(cls)) > 1:
-                self._anomaly(tx, "http.multiple_content_length")
-            elif len(cls) > 1:
-                self._anomaly(tx, "http.duplicate_content_length")
-        if cl_bad:
-            self._anomaly(tx, "http.invalid_content_length")
-        chunked: bool | None = None
-        if te_seen:
-            if te_tokens and te_tokens[-1] == b"chunked" and b"\x00" not in te_raw:
-                chunked = True
-                if len(te_tokens) > 1:
-                    self._anomaly(tx, "http.te_list")
-            elif b"chunked" in b"".join(te_tokens) or b"chunked" in te_raw.lower():
-                chunked = False
-                self._anomaly(tx, "http.te_junk")
-            else:
-                self._anomaly(tx, "http.te_unknown")
+                cl_values.append(value)
+        cl, ambiguous = self._content_length(tx, cl_values, response)
+        chunked = self._chunked(tx, te_values) if te_values else None
         if chunked is not None and cl is not None:
             self._anomaly(tx, "http.cl_te_conflict")
-        return chunked, cl, te_seen or bool(cls)
+        return chunked, cl, bool(te_values or cl_values), ambiguous
+
+    def _content_length(self, tx: HttpTransaction, values: list[bytes], response: bool) -> tuple[int | None, bool]:
+        """The Content-Length to frame with, and whether Chromium and Firefox read it differently.
+
+        Several headers: the first that gives a number (differing values are an anomaly, and an
+        error in both browsers). A response's value is read as Firefox reads it (the leading
+        number); when Chromium rejects it, its reading (to the close) is reported too. A
+        request's value (no browser reads it) is the largest number in it.
+        """
+        nums: list[int] = []
+        first: bytes | None = None
+        bad = False
+        for value in values:
+            v = content_length_views(value)[1] if response else parse_content_length(value)
+            if v is None:
+                bad = True
+                continue
+            if first is None:
+                first = value
+            if not value.strip(b" \t").isdigit():
+                self._anomaly(tx, "http.content_length_junk")
+            nums.append(v)
+        if bad:
+            self._anomaly(tx, "http.invalid_content_length")
+        if not nums:
+            return None, False
+        if len(set(nums)) > 1:
+            self._anomaly(tx, "http.multiple_content_length")
+        elif len(nums) > 1:
+            self._anomaly(tx, "http.duplicate_content_length")
+        ambiguous = response and first is not None and content_length_views(first)[0] is None
+        if ambiguous:
+            self._anomaly(tx, "http.ambiguous_content_length")
+        return nums[0], ambiguous
+
+    def _chunked(self, tx: HttpTransaction, values: list[bytes]) -> bool | None:
+        """True: a Transfer-Encoding element is ``chunked`` (Chromium's test: comma-separated,
+        trimmed, any case, any position); False: ``chunked`` shows up with junk around it (the
+        body decides, `_sniff`); None: no chunked at all."""
+        raw = b",".join(values)
+        elements = [e.strip(b" \t").lower() for e in raw.split(b",")]
+        tokens = value_tokens(raw)
+        if b"chunked" in elements and b"\x00" not in raw:
+            if len(tokens) > 1:
+                self._anomaly(tx, "http.te_list")
+            return True
+        if b"chunked" in b"".join(tokens) or b"chunked" in raw.lower():
+            self._anomaly(tx, "http.te_junk")
+            return False
+        self._anomaly(tx, "http.te_unknown")
+        return None
 
     def _start_sniff(self, d: _Dir, definite: bool, cl: int | None) -> None:
         d.state = _SNIFF
@@ -836,7 +1019,12 @@ class Http1Parser:
         d.buf = bytearray()
 
     def _sniff(self, d: _Dir, at_close: bool) -> bytes | None:
-        """Does the body start like chunked framing? Decide, then replay the buffer."""
+        """Does the body start like chunked framing? Decide, then replay the buffer.
+
+        A definite ``chunked`` needs only a hex digit to start the first line (what follows it,
+        ``fx``, ``f\\0``, ``0x1f``, is read as Firefox reads it); a ``chunked`` with junk around
+        it also needs a separator after the digits, else the body is framed without it.
+        """
         buf = d.buf
         i = 0
         n = len(buf)
@@ -844,13 +1032,16 @@ class Http1Parser:
             i += 1
         decision: bool | None = None
         if i < n:
-            j = i
+            k = i + 1 if d.chunked_definite and buf[i] == 43 else i  # "+f": strtoul takes the sign
+            j = k
             while j < n and buf[j] in _HEX:
                 j += 1
-            if j == i:
-                decision = False
+            if j == k:
+                decision = False if j < n else None
+            elif d.chunked_definite:
+                decision = True
             elif j < n:
-                decision = j - i <= 20 and buf[j] in b" \t\r\n;,\x0b\x0c"
+                decision = j - k <= 20 and buf[j] in b" \t\r\n;,\x0b\x0c"
         if decision is None:
             if n < _SNIFF_MAX and not at_close:
                 return None
@@ -860,9 +1051,10 @@ class Http1Parser:
         tx = d.tx
         if decision:
             d.state = _CHUNK_SIZE
-            d.cap = d.cl
             if i > 0:
                 self._anomaly(tx, "http.chunk_leading_whitespace")
+            if d.cl and tx is not None:  # the Content-Length it also declared: its own reading
+                self._start_alt(d, tx, d.cl)
         else:
             self._anomaly(tx, "http.chunked_not_chunked")
             self._start_body(d, None, d.cl)  # framed as if Transfer-Encoding were absent
@@ -889,24 +1081,14 @@ class Http1Parser:
         s = line.strip(_WS)
         if not s:
             return  # blank line: the CRLF after chunk data, or lenient extra blank lines
-        j = 0
-        n = len(s)
-        while j < n and s[j] in _HEX:
-            j += 1
-        if j == 0:
-            self._anomaly(d.tx, "http.chunk_size_invalid")
+        size, kind = chunk_size(s)
+        if size is None:
+            self._anomaly(d.tx, "http.chunk_size_overflow" if kind == "overflow" else "http.chunk_size_invalid")
             self._end_body(d, False, "chunk_error")
             d.state = _RESYNC
             return
-        if j < n:
-            self._anomaly(d.tx, "http.chunk_extension" if s[j] == 59 else "http.chunk_size_junk")
-        digits = s[:j].lstrip(b"0")
-        if len(digits) > 15:
-            self._anomaly(d.tx, "http.chunk_size_overflow")
-            self._end_body(d, False, "chunk_error")
-            d.state = _RESYNC
-            return
-        size = int(digits, 16) if digits else 0
+        if kind:
+            self._anomaly(d.tx, "http.chunk_extension" if kind == "extension" else "http.chunk_size_junk")
         if size == 0:
             self._end_body(d, True)
             d.state = _TRAILERS
@@ -939,10 +1121,12 @@ class Http1Parser:
             self._body_gap(d, d.remaining)
             over = length - d.remaining
             d.remaining = 0
-            if over == 0:
-                self._end_body(d, False, "gap")
-                return
             self._end_body(d, False, "gap")
+            if over == 0:
+                return
+            if d.direction is Direction.TO_CLIENT and self.pending:  # the hole runs into the next response
+                self._lose_head(d, over)
+                return
         elif st == _CHUNK_DATA:
             if length < d.remaining:
                 self._body_gap(d, length)
@@ -955,18 +1139,80 @@ class Http1Parser:
             self._end_body(d, False, "gap")
         elif st == _TRAILERS:
             pass
-        elif st == _START and d.direction is Direction.TO_CLIENT and d.buf.strip(_WS) and self.pending:
-            # the response headers of the oldest request were (partly) lost
-            lost = self.pending.popleft()
-            self._anomaly(lost, "http.response_lost_in_gap")
-            if lost is self._wait_tx:
-                self._resume()
+        elif st == _HEADLOST:
+            d.lost_gap += length
+            return
+        elif st == _HEADLOST_BODY:
+            if d.buf:  # the held tail before the hole is body too
+                self._body_data(d, bytes(d.buf))
+                d.buf = bytearray()
+            self._body_gap(d, length)
+            return
+        elif st == _START and d.direction is Direction.TO_CLIENT and self.pending:
+            self._lose_head(d, length)
+            return
         elif st == _START and d.direction is Direction.TO_SERVER and d.buf.strip(_WS):
             self._anomaly(None, "http.request_lost_in_gap")
         self._anomaly(None, "http.gap_resync")
         d.reset_header()
         d.tx = None
         d.state = _RESYNC
+
+    def _lose_head(self, d: _Dir, length: int) -> None:
+        """A hole of ``length`` bytes took (part of) the response head of the oldest request:
+        what follows it is either the next status line or the rest of this response's body."""
+        lost = self.pending.popleft()
+        self._anomaly(lost, "http.response_lost_in_gap")
+        if lost is self._wait_tx:
+            self._resume()
+        self._anomaly(None, "http.gap_resync")
+        d.reset_header()
+        d.tx = None
+        d.lost_tx = lost
+        d.lost_gap = length
+        d.state = _HEADLOST
+
+    def _head_lost(self, d: _Dir, at_close: bool) -> bytes | None:
+        """After a hole that took a response head: the bytes in ``d.buf`` are the next status
+        line (the whole response was lost) or the rest of the lost response's body, emitted up
+        to the next status line (`_NEXT_STATUS_RE`) as a body flagged ``head_lost``, with the
+        hole as missing bytes (an upper bound: it held the head too). Returns the bytes to
+        parse as HTTP from there, or None."""
+        buf = d.buf
+        if d.state == _HEADLOST:
+            stripped = bytes(buf[:64]).lstrip(_WS)
+            if len(stripped) < 5 and not at_close:
+                return None
+            if not stripped or stripped[:5].upper() == b"HTTP/":
+                rest = bytes(buf)
+                d.reset_header()
+                d.lost_tx = None
+                d.state = _START
+                return rest
+            tx = d.lost_tx
+            d.lost_tx = None
+            if tx is None:
+                d.state = _RESYNC
+                return self._resync(d)
+            self._anomaly(tx, "http.response_head_lost")
+            self._ev.append(HttpTxStart(self.flow, tx, d.direction, self._event.ts_ns))
+            d.tx = tx
+            d.state = _HEADLOST_BODY
+            self._body_gap(d, d.lost_gap)
+        m = _NEXT_STATUS_RE.search(buf)
+        if m is None:
+            keep = 0 if at_close else _NEXT_STATUS_HOLD
+            if len(buf) > keep:
+                self._body_data(d, bytes(buf[:len(buf) - keep]))
+                d.buf = bytearray(buf[len(buf) - keep:])
+            if at_close:
+                self._end_body(d, False, "head_lost")
+            return None
+        self._body_data(d, bytes(buf[:m.start()]))
+        rest = bytes(buf[m.start():])
+        d.buf = bytearray()
+        self._end_body(d, False, "head_lost")  # back to _START
+        return rest
 
     def _resync(self, d: _Dir) -> bytes | None:
         rx = _RESYNC_REQ_RE if d.direction is Direction.TO_SERVER else _RESYNC_RESP_RE
@@ -1028,11 +1274,18 @@ class Http1Parser:
         for x in self.dirs:
             if x.tx is not None and x.state not in (_DEAD, _TUNNEL):
                 self._end_body(x, False, "tunnel")
+            self._end_alt(x, False, "tunnel")
             x.state = _TUNNEL
             x.buf = bytearray()
 
     def _close(self, d: _Dir) -> None:
         st = d.state
+        if st in (_HEADLOST, _HEADLOST_BODY):
+            rest = self._head_lost(d, True)
+            if rest:
+                self._data(d, rest)
+                self._close(d)
+            return
         if st == _WAIT:  # no answer before the end: the held bytes are HTTP
             self._resume()
             self._close(d)

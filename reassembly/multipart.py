@@ -9,6 +9,13 @@ Lenient like browsers/servers: delimiters preceded by CRLF or a bare LF, transpo
 (spaces, junk) after a delimiter, header lines ending in bare LF, obs-folded header lines,
 preamble and epilogue ignored; a body without a close delimiter ends its last part with
 ``complete=False`` (``multipart.no_final_boundary``).
+
+A body whose delimiter lines do not spell the declared boundary exactly is tried against the
+variants clients and servers get wrong or tolerate (`boundary_matches`: quotes or whitespace
+around it, another letter case, the declared value already carrying the leading ``--``); the
+first line that matches one becomes the delimiter (``multipart.boundary_variant``). When none
+does, no part is found (``parts == 0`` after `finish`, ``multipart.no_boundary``): the content
+assembler then reports the whole body instead.
 """
 
 from __future__ import annotations
@@ -20,6 +27,26 @@ from urllib.parse import unquote_to_bytes
 Headers = list[tuple[bytes, bytes]]
 
 _BOUNDARY_RE = re.compile(rb"""boundary\s*=\s*(?:"([^"]*)"?|([^;,\s]+))""", re.I)
+_DASH_LINE_RE = re.compile(rb"(?:^|(?<=\n))(--[^\r\n]{1,200}?)[ \t\r]*\n")
+"""A line that starts with ``--``: a delimiter candidate when the exact boundary is not found."""
+_PREAMBLE_TAIL = 256
+"""Bytes of an unfinished preamble line kept to look for a delimiter variant in."""
+
+
+def _norm(b: bytes) -> bytes:
+    return b.strip(b" \t\"'").lower()
+
+
+def boundary_matches(line: bytes, boundary: bytes) -> bool:
+    """Is ``line`` (a body line starting with ``--``, trailing whitespace removed) a delimiter
+    of ``boundary`` as a lenient reader takes it: quotes and whitespace around the boundary
+    ignored, any letter case, and a declared boundary that already starts with ``--`` used as
+    the whole delimiter line?"""
+    want = _norm(boundary)
+    if not want:
+        return False
+    got = line[2:]
+    return _norm(got) == want or _norm(line) == want or (got.endswith(b"--") and _norm(got[:-2]) == want)
 
 
 def boundary_from_content_type(value: bytes | None) -> bytes | None:
@@ -188,14 +215,13 @@ class MultipartSplitter:
                 i = m + len(self.nl_delim)
                 self.state = _AFTER_DELIM
             elif st == _PREAMBLE:
-                if buf.startswith(self.delim, i):
-                    m = i
-                else:
-                    m = buf.find(self.nl_delim, i)
-                    if m < 0:
-                        i = max(i, n - self._keep)
-                        break
-                    m += 1
+                m = self._first_delimiter(buf, i)
+                if m < 0:
+                    # keep what may still become a delimiter: the exact one's length, or the
+                    # unfinished last line (a variant is only recognised on a whole line)
+                    line_start = max(buf.rfind(b"\n", i) + 1, n - _PREAMBLE_TAIL)
+                    i = max(i, min(n - self._keep, line_start))
+                    break
                 if m > i:
                     self._anomaly("multipart.preamble")
                 i = m + len(self.delim)
@@ -235,6 +261,31 @@ class MultipartSplitter:
         if i < n and self.state != _EPILOGUE:
             self.buf = buf[i:]
         return out
+
+    def _first_delimiter(self, buf: bytes, i: int) -> int:
+        """Where the first delimiter line starts in ``buf[i:]`` (-1: none yet): the declared
+        boundary, else the first ``--`` line that matches a variant of it (adopted from then on)."""
+        if buf.startswith(self.delim, i):
+            return i
+        m = buf.find(self.nl_delim, i)
+        if m >= 0:
+            return m + 1
+        boundary = self.delim[2:]
+        for dm in _DASH_LINE_RE.finditer(buf, i):
+            line = dm.group(1)
+            if boundary_matches(line, boundary):
+                # a close delimiter first ("--b--"): the delimiter is the line without its "--"
+                closing = line.endswith(b"--") and _norm(line[2:]) != _norm(boundary) != _norm(line)
+                self._adopt(line[:-2] if closing else line)
+                return dm.start(1)
+        return -1
+
+    def _adopt(self, delim: bytes) -> None:
+        """Use ``delim`` (as written in the body) as the delimiter from now on."""
+        self._anomaly("multipart.boundary_variant")
+        self.delim = delim
+        self.nl_delim = b"\n" + delim
+        self._keep = len(self.nl_delim) + 1
 
     @staticmethod
     def _header_end(buf: bytes, i: int) -> tuple[int, int] | None:

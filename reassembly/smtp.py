@@ -4,8 +4,11 @@
 in capture order and gets back finished `ContentObject`s. It tracks commands and replies
 (PIPELINING: replies are matched to commands in order), DATA (dot-unstuffing, the lone ``.``
 line, a DATA that the server refused), BDAT/CHUNKING (length-counted binary chunks, ``LAST``),
-RSET, several messages per session, STARTTLS (after the server's 220 the rest is encrypted:
-parsing stops, ``encrypted`` is set) and gaps (the message and the current part get the missing
+RSET, several messages per session, STARTTLS (after the server's 220, the first byte either side
+sends decides: a TLS record (0x16) means the rest is encrypted, parsing stops, ``encrypted`` is
+set; anything else is SMTP going on in the clear — what a TLS-decrypting broker mirrors —, parsed
+on with ``smtp.starttls_cleartext`` and the envelope reset as RFC 3207 requires) and gaps
+(the message and the current part get the missing
 bytes; after a gap inside a message, a server reply or a command line ends the message).
 
 Objects: the message itself (kind ``message``, the raw RFC 5322 text after dot-unstuffing,
@@ -129,6 +132,8 @@ class SmtpParser:
         self.messages = 0
         self.encrypted = False
         """Set once STARTTLS succeeded (or TLS bytes showed up): nothing more is parsed."""
+        self._tls_pending = False
+        """The server said 220 to STARTTLS: the next bytes tell TLS from SMTP in the clear."""
         self.anomalies: dict[str, None] = {}
         """Ordered set of anomaly codes seen on this session (capped)."""
         self.closed = [False, False]
@@ -194,6 +199,8 @@ class SmtpParser:
     # ------------------------------------------------------------------ client side
 
     def _client(self, data: bytes) -> None:
+        if self._tls_pending and self._after_starttls(data):
+            return
         buf = self._cbuf + data if self._cbuf else data
         self._cbuf = b""
         pos = 0
@@ -478,6 +485,8 @@ class SmtpParser:
     # ------------------------------------------------------------------ server side
 
     def _server(self, data: bytes) -> None:
+        if self._tls_pending and self._after_starttls(data):
+            return
         buf = self._sbuf + data if self._sbuf else data
         self._sbuf = b""
         pos = 0
@@ -535,7 +544,8 @@ class SmtpParser:
                     self._client(buf)
         elif name == "STARTTLS":
             if code == 220:
-                self._go_encrypted()
+                self._tls_pending = True
+                self._anomaly("smtp.starttls")
         elif name == "RCPT":
             if code >= 400:
                 addr = header_text(arg)
@@ -543,6 +553,21 @@ class SmtpParser:
                     self.rcpts.remove(addr)
         elif name == "BDAT" and code >= 400:
             self._anomaly("smtp.bdat_refused")
+
+    def _after_starttls(self, data: bytes) -> bool:
+        """The first bytes after the 220 to STARTTLS: a TLS record (handshake or alert, 0x16 or
+        0x15) ends parsing (True); anything else is the session going on in the clear."""
+        if not data:
+            return False
+        self._tls_pending = False
+        if data[0] in (0x15, 0x16):
+            self._go_encrypted()
+            return True
+        self._anomaly("smtp.starttls_cleartext")
+        self._abort_message("aborted")
+        self.mail_from, self.rcpts, self.helo = "", [], ""  # RFC 3207: the session starts over
+        self._pending.clear()
+        return False
 
     def _go_encrypted(self) -> None:
         self.encrypted = True

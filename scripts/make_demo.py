@@ -560,11 +560,61 @@ class Demo:
         self.upload_image(c[1], "social", "/api/media/upload", "IMG_4121.jpg", product_render())
 
 
+def write_library(path: Path) -> int:
+    """The demo's fingerprint set as a console library: the product render, hashed (MD5, SHA-256, pHash,
+    dHash) with the thumbnail the console shows beside a matched image. Returns the entries added."""
+    from fingerprints.library import Library
+    from webui.fplib import Upload, add_uploads, thumbs_dir
+
+    with Library(path) as lib:
+        st = add_uploads(lib, [Upload("product-render.jpg", product_render())], label="Unreleased product render",
+                         category="confidential", source="demo", thumbs=thumbs_dir(path), max_pixels=50_000_000)
+    return st.added
+
+
+def write_evidence(evidence: Path, content_db: str) -> int:
+    """The evidence folder: a JPEG thumbnail of every retained image, named after its object
+    (``<content id>.jpg``, where the console looks for an object's evidence image)."""
+    from PIL import Image
+
+    from appliance.store.content import ContentStore
+
+    evidence.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with ContentStore.reader(content_db) as store:
+        rows = store.db.rows("SELECT content_id, sha256 FROM content WHERE has_bytes = 1 AND "
+                             "(sniffed_mime LIKE 'image/%' OR declared_mime LIKE 'image/%')")
+        for r in rows:
+            data = store.repo.blob(r["sha256"])
+            if data is None:
+                continue
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    im = im.convert("RGB")
+                    im.thumbnail((480, 480))
+                    im.save(evidence / f"{r['content_id']}.jpg", "JPEG", quality=85)
+                    n += 1
+            except (OSError, ValueError):
+                continue
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("out", type=Path)
+    ap.add_argument("out", type=Path, nargs="?", help="the capture to write")
     ap.add_argument("--seed", type=int, default=2023)
+    ap.add_argument("--library", type=Path, help="also write the demo's fingerprint library (console thumbnails)")
+    ap.add_argument("--evidence", type=Path, help="after a read: write the evidence folder from --content-db")
+    ap.add_argument("--content-db", help="the content store the read retained")
     a = ap.parse_args(argv)
+    if a.library is not None:
+        print(f"{a.library}: {write_library(a.library)} fingerprints added")
+    if a.evidence is not None:
+        if not a.content_db:
+            ap.error("--evidence needs --content-db")
+        print(f"{a.evidence}: {write_evidence(a.evidence, a.content_db)} evidence images")
+    if a.out is None:
+        return 0
     demo = Demo(a.seed)
     demo.build()
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
 runtime_debs=(libmagic1 libmagic-mgc libpcap0.8 python3-venv python3-dev gcc antiword catdoc ethtool
-  tesseract-ocr tesseract-ocr-chi-sim)
-test_debs=(tcpdump tcpreplay iproute2 rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev
-  espeak-ng fonts-dejavu-core libreoffice-writer-nogui libreoffice-impress-nogui)
+  tesseract-ocr tesseract-ocr-chi-sim espeak-ng libarchive13)
+# postgresql and redis-server: real servers for the fleet tests (tests/fleet_fixtures.py starts its own instances)
+test_debs=(tcpdump tcpreplay iproute2 curl rsyslog rsyslog-gnutls openssl tshark chromium fonts-wqy-microhei systemd libpcap-dev
+  fonts-dejavu-core libreoffice-writer-nogui libreoffice-impress-nogui postgresql redis-server)
 bench_debs=(tcpflow)
 
 want=("${runtime_debs[@]}")
@@ -46,7 +47,8 @@ stamp=".venv/.tapsift-setup-$profile"
 # re-install when the metadata or a C extension's source changed (pip builds the extensions in place)
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
    || [ capture/_csum.c -nt "$stamp" ] || [ capture/csum.h -nt "$stamp" ] \
-   || [ capture/_fastpath.c -nt "$stamp" ]; then
+   || [ capture/_fastpath.c -nt "$stamp" ] || [ capture/decode_frame.h -nt "$stamp" ] \
+   || [ capture/offload.c -nt "$stamp" ] || [ capture/offload.h -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v -E '^WARNING: (Location|The directory)' || true
   .venv/bin/python -c 'import appliance, capture, reassembly'
   touch "$stamp"

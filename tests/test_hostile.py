@@ -4,6 +4,7 @@ finish, flag what it could not take whole, keep memory bounded and keep the aler
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -15,7 +16,14 @@ from pathlib import Path
 import brotli
 import dpkt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from appliance.model import ContentObject
+from appliance.sensor import Sensor
+from appliance.settings import Settings
+from capture.pcapfile import open_capture
+from tests.reassembly.test_http_evasions import evasive_response, reference
 from tools import synth as S
 
 BIN = Path(sys.executable).parent
@@ -112,3 +120,29 @@ def test_evasive_tcp_and_garbage(tmp_path: Path) -> None:
     anomalies = {e["anomaly"]["event"] for e in events if e["event_type"] == "anomaly"}
     assert "tcp.overlap_conflict" in anomalies
     assert stats["packets"] > len(frames)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(evasive_response(), st.sampled_from([None, 1, 7, 536]), st.booleans())
+def test_generated_framing_evasions_through_the_sensor(tmp_path: Path, raw: bytes, seg: int | None,
+                                                       fast: bool) -> None:
+    """Responses from the evasion grammar (tests/reassembly/test_http_evasions.py) on the wire,
+    cut into segments, through decode → TCP → application layer (either driver): the object
+    is the body the reference reader gives, and Chromium's other reading of the length too."""
+    body, other = reference(raw)
+    t = S.Trace(seed=len(raw))
+    s = t.session(("10.20.1.9", 41500), ("192.0.2.45", 80))
+    s.client_send(S.http_request("GET", "/evasive.bin", "evader.example"))
+    s.server_send(raw, **({"seg_size": seg} if seg else {}))
+    s.close(by=S.S2C)
+    pcap = tmp_path / "evasion.pcap"
+    t.write(pcap)
+    objs: list[ContentObject] = []
+    sensor = Sensor(Settings.model_validate({"reassembly": {"fast_path": fast}}), on_object=objs.append)
+    sensor.drive(open_capture(pcap))
+    sensor.finish()
+    md5s = {o.md5 for o in objs if o.url == "/evasive.bin"}
+    assert hashlib.md5(body).hexdigest() in md5s, [o.anomalies for o in objs]
+    if other is not None:
+        assert hashlib.md5(other).hexdigest() in md5s

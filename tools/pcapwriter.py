@@ -8,6 +8,7 @@ from typing import IO
 DLT_EN10MB = 1
 DLT_RAW = 101
 DLT_LINUX_SLL = 113
+DLT_NFLOG = 239
 
 _PCAP_HEADER = struct.Struct("<IHHiIII")
 _PCAP_RECORD = struct.Struct("<IIII")

@@ -5,8 +5,10 @@ seeded random ISNs, MSS-sized segments, delayed ACKs from the peer (every second
 immediate duplicate ACKs for out-of-order data), FIN or RST teardown and realistic timing. It
 can lose segments at the tap (a gap the peer still acknowledges), reorder, retransmit (identical
 or with conflicting bytes) and start mid-stream. Links wrap the IP packets: Ethernet, 802.1Q,
-QinQ, ERSPAN II/III over GRE, VXLAN, Linux SLL, raw IP. `Writer` writes pcap or pcapng
-(`tools.pcapwriter`). `Trace` collects sessions and UDP noise and writes them in time order.
+QinQ, ERSPAN II/III over GRE, VXLAN and Geneve (any ports), Linux SLL, NFLOG, raw IP; `Offload`
+leaves one side's checksums unfinished as on a capture host with transmit checksum offload.
+`Writer` writes pcap or pcapng (`tools.pcapwriter`). `Trace` collects sessions and UDP noise
+and writes them in time order.
 
 Everything random goes through a seeded `random.Random`, so the same code writes the same
 bytes on every run. Helpers build HTTP messages, DNS/TLS/SSH noise and sample content (HTML,
@@ -26,19 +28,21 @@ import random
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from email.utils import formatdate
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
-from tools.pcapwriter import DLT_EN10MB, DLT_LINUX_SLL, PcapngWriter, PcapWriter
+from tools.pcapwriter import DLT_EN10MB, DLT_LINUX_SLL, DLT_NFLOG, PcapngWriter, PcapWriter
 
 __all__ = [
-    "C2S", "DEFAULT_START", "S2C", "Erspan", "Ethernet", "FrameMerger", "Link", "RawIp", "Segment",
-    "Sent", "Session", "Sll", "Trace", "Vxlan", "Writer", "chunked", "dns_query", "dns_response",
+    "C2S", "DEFAULT_START", "S2C", "Erspan", "Ethernet", "FrameMerger", "Geneve", "Link", "Nflog", "Offload",
+    "RawIp", "SctpAssociation", "Segment", "Sent", "Session", "Sll", "Trace", "Vxlan", "Writer", "chunked",
+    "crc32c", "dns_query", "dns_response",
     "docx_document", "fake_jpeg", "fake_png", "gzip_bytes", "html_page", "http_request", "http_response",
     "jpeg_image", "md5", "multipart_body", "pdf_document", "png_image", "qinq", "range_response",
-    "ssh_banner", "text", "tls_client_hello", "tls_records", "tls_server_hello", "udp_packet", "vlan",
+    "socks4_handshake", "socks5_handshake", "ssh_banner", "text", "tls_client_hello", "tls_records",
+    "tls_server_hello", "udp_packet", "offload_capture", "unfinished_checksum", "vlan",
 ]
 
 C2S = 0
@@ -199,6 +203,14 @@ class _Outer:
         self.ident += 1
         return self.eth + _ipv4(self.src, self.dst, proto, payload, self.ident, 255, df=False)
 
+    def udp(self, sport: int, dport: int, payload: bytes, checksum: bool) -> bytes:
+        """A UDP header + ``payload`` from ``src`` to ``dst`` (checksum 0 unless ``checksum``)."""
+        hdr = _UDP.pack(sport, dport, 8 + len(payload), 0)
+        if checksum:
+            c = _l4_checksum(_pseudo(self.src, self.dst, 17, 8 + len(payload)) + hdr, payload) or 0xFFFF
+            hdr = hdr[:6] + c.to_bytes(2, "big")
+        return hdr + payload
+
 
 class Erspan:
     """ERSPAN type II (GRE 0x88be) or III (GRE 0x22eb) over GRE over IPv4, as a remote SPAN delivers.
@@ -237,23 +249,59 @@ class Erspan:
 
 
 class Vxlan:
-    """VXLAN (UDP 4789) over IPv4 carrying ``inner``'s Ethernet frames."""
+    """VXLAN over IPv4 carrying ``inner``'s Ethernet frames: to UDP 4789 from a per-flow entropy
+    port by default; ``sport``/``dport`` fix the ports (a mirror may send from 4789 to any port).
+    The UDP checksum is 0 (allowed over IPv4) unless ``udp_checksum``."""
 
     linktype = DLT_EN10MB
 
     def __init__(self, inner: Ethernet | None = None, vni: int = 5001, *, src: str = "198.51.100.1",
                  dst: str = "198.51.100.2", src_mac: str = "00:50:56:01:02:03",
-                 dst_mac: str = "00:50:56:04:05:06") -> None:
+                 dst_mac: str = "00:50:56:04:05:06", sport: int | None = None, dport: int = 4789,
+                 udp_checksum: bool = False) -> None:
         self.inner = inner or Ethernet()
         self.vni = vni & 0xFFFFFF
         self.outer = _Outer(src, dst, src_mac, dst_mac)
+        self.sport, self.dport = sport, dport
+        self.udp_checksum = udp_checksum
 
     def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
         frame = self.inner.wrap(ip, ethertype, to_server, ts_ns)
         payload = struct.pack("!II", 0x08000000, self.vni << 8) + frame
-        sport = 49152 + (zlib.crc32(frame[:12]) & 0x3FFF)
-        udp = _UDP.pack(sport, 4789, 8 + len(payload), 0) + payload  # checksum 0: allowed over IPv4
-        return self.outer.ipv4(17, udp)
+        sport = self.sport if self.sport is not None else 49152 + (zlib.crc32(frame[:12]) & 0x3FFF)
+        return self.outer.ipv4(17, self.outer.udp(sport, self.dport, payload, self.udp_checksum))
+
+
+class Geneve:
+    """Geneve (RFC 8926) over IPv4: ``inner``'s Ethernet frames (protocol 0x6558), or with
+    ``ethernet=False`` the IP packets themselves (0x0800/0x86DD); ``options`` (a multiple of 4
+    bytes) follow the base header. UDP 6081 unless ``dport`` says otherwise; UDP checksum as
+    for `Vxlan`."""
+
+    linktype = DLT_EN10MB
+
+    def __init__(self, inner: Ethernet | None = None, vni: int = 7001, *, ethernet: bool = True,
+                 options: bytes = b"", src: str = "198.51.100.21", dst: str = "198.51.100.22",
+                 src_mac: str = "00:50:56:01:02:13", dst_mac: str = "00:50:56:04:05:16",
+                 sport: int | None = None, dport: int = 6081, udp_checksum: bool = False) -> None:
+        if len(options) % 4 or len(options) > 252:
+            raise ValueError("Geneve options must be a multiple of 4 bytes, at most 252")
+        self.inner = inner or Ethernet()
+        self.vni = vni & 0xFFFFFF
+        self.ethernet = ethernet
+        self.options = options
+        self.outer = _Outer(src, dst, src_mac, dst_mac)
+        self.sport, self.dport = sport, dport
+        self.udp_checksum = udp_checksum
+
+    def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
+        if self.ethernet:
+            body, proto = self.inner.wrap(ip, ethertype, to_server, ts_ns), 0x6558
+        else:
+            body, proto = ip, ethertype
+        hdr = struct.pack("!BBHI", len(self.options) // 4, 0, proto, self.vni << 8) + self.options
+        sport = self.sport if self.sport is not None else 49152 + (zlib.crc32(body[:40]) & 0x3FFF)
+        return self.outer.ipv4(17, self.outer.udp(sport, self.dport, hdr + body, self.udp_checksum))
 
 
 class Sll:
@@ -276,6 +324,109 @@ class RawIp:
 
     def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int = 0) -> bytes:
         return ip
+
+
+NFLOG_PACKET_HDR = 1
+NFLOG_TIMESTAMP = 3
+NFLOG_PAYLOAD = 9
+NFLOG_PREFIX = 10
+
+
+class Nflog:
+    """Linux NFLOG (LINKTYPE_NFLOG, 239), as ``tcpdump -i nflog:GROUP`` writes what an iptables
+    ``-j NFLOG`` rule logs: a header (address family, version 0, group), then TLVs in the
+    capturing host's byte order (little-endian unless ``big_endian``) — the packet header, the
+    rule's prefix, a timestamp and the IP packet (NFULA_PAYLOAD)."""
+
+    linktype = DLT_NFLOG
+
+    def __init__(self, group: int = 5, prefix: bytes = b"tapsift", big_endian: bool = False) -> None:
+        self.group = group & 0xFFFF
+        self.prefix = prefix
+        self.bo = ">" if big_endian else "<"
+
+    def _tlv(self, kind: int, value: bytes) -> bytes:
+        n = 4 + len(value)
+        return struct.pack(self.bo + "HH", n, kind) + value + bytes(-n % 4)
+
+    def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int = 0) -> bytes:
+        family = 10 if ethertype == ETH_IPV6 else 2
+        sec, ns = divmod(ts_ns, 1_000_000_000)
+        return (struct.pack("!BBH", family, 0, self.group)
+                + self._tlv(NFLOG_PACKET_HDR, struct.pack("!HBx", ethertype, 1 if to_server else 3))
+                + self._tlv(NFLOG_PREFIX, self.prefix + b"\0")
+                + self._tlv(NFLOG_TIMESTAMP, struct.pack("!QQ", sec, ns // 1000))
+                + self._tlv(NFLOG_PAYLOAD, ip))
+
+
+class Offload:
+    """``link`` as seen on a host with transmit checksum offload: the TCP/UDP checksums of the
+    packets one side sends (``side``: `S2C` — the server, where the capture was made — or `C2S`)
+    are left unfinished, ``partial`` (the pseudo-header sum the NIC was to complete, as Linux
+    leaves them) or ``zero``."""
+
+    def __init__(self, link: Link, side: int = 1, style: str = "partial") -> None:
+        if style not in ("partial", "zero"):
+            raise ValueError("style must be 'partial' or 'zero'")
+        self.link = link
+        self.linktype = link.linktype
+        self.side = side
+        self.style = style
+
+    def wrap(self, ip: bytes, ethertype: int, to_server: bool, ts_ns: int) -> bytes:
+        if to_server == (self.side == C2S):
+            ip = unfinished_checksum(ip, self.style)
+        return self.link.wrap(ip, ethertype, to_server, ts_ns)
+
+
+def unfinished_checksum(ip: bytes, style: str = "partial") -> bytes:
+    """IPv4/IPv6 packet ``ip`` with its TCP or UDP checksum as checksum offload leaves it."""
+    if ip[0] >> 4 == 4:
+        hl, proto, src, dst = (ip[0] & 15) * 4, ip[9], ip[12:16], ip[16:20]
+    else:
+        hl, proto, src, dst = 40, ip[6], ip[8:24], ip[24:40]
+    at = {6: 16, 17: 6}.get(proto)
+    if at is None or len(ip) < hl + at + 2:
+        return ip
+    value = 0
+    if style == "partial":
+        s = _csum_int(_pseudo(src, dst, proto, len(ip) - hl))
+        value = s if s else 0xFFFF
+    return ip[:hl + at] + value.to_bytes(2, "big") + ip[hl + at + 2:]
+
+
+def offload_capture(src: str | Path, dst: str | Path, *, style: str = "partial") -> int:
+    """Copy classic pcap ``src`` (Ethernet, optionally one 802.1Q tag) to ``dst`` as if it had been
+    captured on its servers (the hosts that answer a SYN): their TCP/UDP checksums unfinished
+    (`unfinished_checksum`). Returns the number of packets changed."""
+    servers: set[bytes] = set()
+    changed = 0
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        head = fi.read(24)
+        bo = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        if struct.unpack(bo + "I", head[20:24])[0] != DLT_EN10MB:
+            raise ValueError("offload_capture: Ethernet captures only")
+        fo.write(head)
+        rec = struct.Struct(bo + "IIII")
+        while len(h := fi.read(16)) == 16:
+            frame = fi.read(rec.unpack(h)[2])
+            off = 18 if frame[12:14] == b"\x81\x00" else 14
+            et = frame[off - 2:off]
+            ip = frame[off:]
+            if et == b"\x08\x00" and len(ip) >= 20:
+                hl, proto, addr = (ip[0] & 15) * 4, ip[9], ip[12:16]
+            elif et == b"\x86\xdd" and len(ip) >= 40:
+                hl, proto, addr = 40, ip[6], ip[8:24]
+            else:
+                fo.write(h + frame)
+                continue
+            if proto == 6 and len(ip) >= hl + 14 and ip[hl + 13] & 0x12 == 0x12:
+                servers.add(addr)  # SYN+ACK: a server
+            if addr in servers and proto in (6, 17):
+                frame = frame[:off] + unfinished_checksum(ip, style)
+                changed += 1
+            fo.write(h + frame)
+    return changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -641,6 +792,174 @@ class Session:
         return [(ts, f) for ts, _, f in out if ts >= cut]
 
 
+# --------------------------------------------------------------------------------------------
+# SCTP associations
+# --------------------------------------------------------------------------------------------
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), the SCTP checksum (RFC 9260 appendix B)."""
+    c = 0xFFFFFFFF
+    t = _CRC32C
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def _sctp_chunk(ctype: int, flags: int, value: bytes) -> bytes:
+    body = struct.pack("!BBH", ctype, flags, 4 + len(value)) + value
+    return body + bytes(-len(body) % 4)
+
+
+class SctpAssociation:
+    """One SCTP association as a tap sees it (RFC 9260): the four-way handshake, DATA (or I-DATA,
+    RFC 8260) chunks fragmenting each message to the path MTU, delayed SACKs, and SHUTDOWN or
+    ABORT. `send` takes the stream, unordered delivery and tap impairments per chunk index.
+    """
+
+    def __init__(self, client: tuple[str, int], server: tuple[str, int], *, rng: random.Random | int = 0,
+                 start: float = DEFAULT_START, link: Link | None = None, mtu: int = 1500, idata: bool = False,
+                 rtt: float = 0.02, handshake: bool = True) -> None:
+        self.rng = rng if isinstance(rng, random.Random) else random.Random(rng)
+        self.ip = (_ip_bytes(client[0]), _ip_bytes(server[0]))
+        self.v6 = len(self.ip[0]) == 16
+        self.port = (client[1], server[1])
+        self.link: Link = link or Ethernet()
+        self.idata = idata
+        self.max_data = mtu - (40 if self.v6 else 20) - 12 - (20 if idata else 16)
+        self.rtt = rtt
+        self.tag = [self.rng.getrandbits(32) | 1, self.rng.getrandbits(32) | 1]
+        self.tsn = [self.rng.getrandbits(32), self.rng.getrandbits(32)]
+        self.ssn: list[dict[int, int]] = [{}, {}]
+        self.ident = [self.rng.getrandbits(16), self.rng.getrandbits(16)]
+        self.now = _us(int(start * 1e9))
+        self._packets: list[tuple[int, int, bytes]] = []
+        self._n = 0
+        self.closed = False
+        if handshake:
+            self._handshake()
+
+    def _emit(self, side: int, ts: int, chunks: bytes, vtag: int | None = None) -> None:
+        peer = 1 - side
+        tag = self.tag[peer] if vtag is None else vtag
+        hdr = struct.pack("!HHII", self.port[side], self.port[peer], tag, 0)
+        pkt = hdr + chunks
+        pkt = pkt[:8] + crc32c(pkt).to_bytes(4, "little") + pkt[12:]
+        self.ident[side] = (self.ident[side] + 1) & 0xFFFF
+        if self.v6:
+            ip = _ipv6(self.ip[side], self.ip[peer], 132, pkt, 0, 64)
+        else:
+            ip = _ipv4(self.ip[side], self.ip[peer], 132, pkt, self.ident[side], 64)
+        self._n += 1
+        et = ETH_IPV6 if self.v6 else ETH_IPV4
+        self._packets.append((ts, self._n, self.link.wrap(ip, et, side == C2S, ts)))
+
+    def _init(self, ctype: int, side: int, extra: bytes = b"") -> bytes:
+        return _sctp_chunk(ctype, 0, struct.pack("!IIHHI", self.tag[side], 65536, 10, 10, self.tsn[side]) + extra)
+
+    def _handshake(self) -> None:
+        t = self.now
+        half = int(self.rtt * 5e8)
+        cookie = self.rng.randbytes(32)
+        self._emit(C2S, t, self._init(1, C2S), vtag=0)
+        self._emit(S2C, t + 2 * half, self._init(2, S2C, struct.pack("!HH", 7, 4 + len(cookie)) + cookie))
+        self._emit(C2S, t + 2 * half + 50_000, _sctp_chunk(10, 0, cookie))
+        self._emit(S2C, t + 4 * half, _sctp_chunk(11, 0, b""))
+        self.now = _us(t + 4 * half + 100_000)
+
+    def _data_chunk(self, side: int, tsn: int, stream: int, seq: int, fsn: int, flags: int, ppid: int,
+                    data: bytes) -> bytes:
+        if self.idata:
+            last = ppid if flags & 0x02 else fsn
+            return _sctp_chunk(64, flags, struct.pack("!IHHII", tsn, stream, 0, seq, last) + data)
+        return _sctp_chunk(0, flags, struct.pack("!IHHI", tsn, stream, seq, ppid) + data)
+
+    def send(self, side: int, data: bytes, *, stream: int = 0, unordered: bool = False, ppid: int = 0,
+             drop: Iterable[int] = (), swap: Iterable[int] = (), dup: Iterable[int] = ()) -> list[int]:
+        """One user message from ``side`` on ``stream``; returns the TSNs its chunks took.
+
+        ``drop``: chunk indices the tap loses (the peer's SACK still covers them); ``swap``:
+        chunk i is captured after chunk i+1; ``dup``: chunk i is captured twice.
+        """
+        if self.closed:
+            raise RuntimeError("send after close")
+        pieces = [data[i:i + self.max_data] for i in range(0, len(data), self.max_data)] or [b""]
+        seq = self.ssn[side].get(stream, 0)
+        self.ssn[side][stream] = (seq + 1) & (0xFFFFFFFF if self.idata else 0xFFFF)
+        drop, swap, dup = set(drop), set(swap), set(dup)
+        t = self.now + 20_000
+        tsns, order = [], []
+        for k, piece in enumerate(pieces):
+            flags = (0x04 if unordered else 0) | (0x02 if k == 0 else 0) | (0x01 if k == len(pieces) - 1 else 0)
+            tsn = self.tsn[side]
+            self.tsn[side] = (tsn + 1) & 0xFFFFFFFF
+            tsns.append(tsn)
+            order.append((k + 1.5 if k in swap else float(k), k,
+                          self._data_chunk(side, tsn, stream, seq, k, flags, ppid, piece)))
+        order.sort(key=lambda e: e[0])
+        step = max(1000, int(len(data) * 8 / 100e6 * 1e9 / max(1, len(pieces))))
+        got: set[int] = set()
+        upto = -1  # the peer has every chunk up to this index
+        for n, (_, k, chunk) in enumerate(order):
+            t += step
+            if k not in drop:  # a dropped chunk reached the peer all the same
+                self._emit(side, t, chunk)
+            if k in dup:
+                self._emit(side, t + 500, chunk)
+            got.add(k)
+            while upto + 1 in got:
+                upto += 1
+            if upto >= 0 and (n % 2 == 1 or n == len(order) - 1):  # a delayed SACK every second chunk
+                sack = struct.pack("!IIHH", tsns[upto], 65536, 0, 0)
+                self._emit(1 - side, t + int(self.rtt * 1e9), _sctp_chunk(3, 0, sack))
+        self.now = _us(t + int(self.rtt * 1e9) + 1000)
+        return tsns
+
+    def client_send(self, data: bytes, **kw: object) -> list[int]:
+        return self.send(C2S, data, **kw)  # type: ignore[arg-type]
+
+    def server_send(self, data: bytes, **kw: object) -> list[int]:
+        return self.send(S2C, data, **kw)  # type: ignore[arg-type]
+
+    def http(self, request: bytes, response: bytes, *, stream: int = 0, **server_kw: object) -> None:
+        """One HTTP exchange on ``stream``: the request, then the response, each one message."""
+        self.send(C2S, request, stream=stream)
+        self.send(S2C, response, stream=stream, **server_kw)  # type: ignore[arg-type]
+
+    def close(self, *, abort: bool = False, by: int = C2S) -> None:
+        """SHUTDOWN, SHUTDOWN-ACK, SHUTDOWN-COMPLETE (or one ABORT) from ``by``."""
+        if self.closed:
+            return
+        t = self.now + 100_000
+        half = int(self.rtt * 5e8)
+        if abort:
+            self._emit(by, t, _sctp_chunk(6, 0, b""))
+        else:
+            cum = (self.tsn[1 - by] - 1) & 0xFFFFFFFF
+            self._emit(by, t, _sctp_chunk(7, 0, struct.pack("!I", cum)))
+            self._emit(1 - by, t + 2 * half, _sctp_chunk(8, 0, b""))
+            self._emit(by, t + 4 * half, _sctp_chunk(14, 0, b""))
+        self.now = _us(t + 4 * half)
+        self.closed = True
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        """All captured frames (``(ts_ns, frame)``) in time order."""
+        self._packets.sort()
+        return [(_us(ts), f) for ts, _, f in self._packets]
+
+
 def _us(ns: int) -> int:
     """Round down to whole microseconds (what a µs pcap stores), so sort order survives writing."""
     return ns - ns % 1000
@@ -731,6 +1050,7 @@ class Trace:
         self.start = start
         self.link: Link = link or Ethernet()
         self.sessions: list[Session] = []
+        self.associations: list[SctpAssociation] = []
         self._udp: list[tuple[int, bytes]] = []
         self._ident = self.rng.getrandbits(16)
 
@@ -742,6 +1062,15 @@ class Trace:
                     start=self.start + at, **kw)  # type: ignore[arg-type]
         self.sessions.append(s)
         return s
+
+    def sctp(self, client: tuple[str, int], server: tuple[str, int], *, at: float = 0.0,
+             **kw: object) -> SctpAssociation:
+        """A new `SctpAssociation` starting ``at`` seconds after the trace start."""
+        kw.setdefault("link", self.link)
+        a = SctpAssociation(client, server, rng=random.Random(self.rng.getrandbits(64)),
+                            start=self.start + at, **kw)  # type: ignore[arg-type]
+        self.associations.append(a)
+        return a
 
     def udp(self, src: tuple[str, int], dst: tuple[str, int], payload: bytes, *, at: float,
             link: Link | None = None, to_server: bool = True) -> None:
@@ -763,7 +1092,8 @@ class Trace:
     def frames(self) -> Iterator[tuple[int, bytes]]:
         """All frames in time order."""
         self._udp.sort()
-        return heapq.merge(self._udp, *(s.frames() for s in self.sessions))
+        return heapq.merge(self._udp, *(s.frames() for s in self.sessions),
+                           *(a.frames() for a in self.associations))
 
     def write(self, path: str | Path, *, fmt: str | None = None, linktype: int | None = None) -> int:
         """Write the capture; returns the number of frames."""
@@ -838,17 +1168,23 @@ def http_response(status: int = 200, body: bytes = b"", *,
 
 
 def chunked(data: bytes, chunk: int | Sequence[int] = 4096, *,
-            trailers: Sequence[tuple[str, str]] = ()) -> bytes:
-    """Chunked transfer coding of ``data`` (chunk sizes cycle through ``chunk``)."""
+            trailers: Sequence[tuple[str, str]] = (),
+            size_line: Callable[[int], bytes] | None = None) -> bytes:
+    """Chunked transfer coding of ``data`` (chunk sizes cycle through ``chunk``).
+
+    ``size_line(n)`` writes the chunk-size line of an ``n``-byte chunk (without its CRLF), e.g.
+    ``lambda n: b"%xx" % n`` for the junk after the hex digits that evasion tools add.
+    """
+    line = size_line or (lambda n: b"%x" % n)
     sizes = [chunk] if isinstance(chunk, int) else list(chunk)
     out, pos, k = [], 0, 0
     while pos < len(data):
         n = sizes[k % len(sizes)]
         piece = data[pos:pos + n]
-        out.append(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        out.append(line(len(piece)) + b"\r\n" + piece + b"\r\n")
         pos += n
         k += 1
-    out.append(b"0\r\n" + _hdrs(trailers) + b"\r\n")
+    out.append(line(0) + b"\r\n" + _hdrs(trailers) + b"\r\n")
     return b"".join(out)
 
 
@@ -884,6 +1220,40 @@ def range_response(data: bytes, start: int, end: int | None = None, *,
     if etag:
         h.append(("ETag", f'"{etag}"'))
     return http_response(206, data[start:end + 1], content_type=content_type, headers=h + list(headers))
+
+
+# --------------------------------------------------------------------------------------------
+# Proxies
+# --------------------------------------------------------------------------------------------
+
+def socks5_handshake(host: str, port: int, *, auth: tuple[str, str] | None = None,
+                     bound: tuple[str, int] = ("192.0.2.99", 40001)) -> tuple[list[bytes], list[bytes]]:
+    """A SOCKS5 CONNECT (RFC 1928; username/password per RFC 1929 with ``auth``): the client's
+    messages and the proxy's answers, in order. ``host``: an IPv4/IPv6 literal or a name."""
+    try:
+        ip = ipaddress.ip_address(host)
+        addr = (b"\x01" if ip.version == 4 else b"\x04") + ip.packed
+    except ValueError:
+        addr = b"\x03" + bytes([len(host)]) + host.encode()
+    b_ip = ipaddress.ip_address(bound[0])
+    reply = b"\x05\x00\x00" + (b"\x01" if b_ip.version == 4 else b"\x04") + b_ip.packed + struct.pack("!H", bound[1])
+    request = b"\x05\x01\x00" + addr + struct.pack("!H", port)
+    if auth is None:
+        return [b"\x05\x01\x00", request], [b"\x05\x00", reply]
+    user, pw = auth[0].encode(), auth[1].encode()
+    creds = b"\x01" + bytes([len(user)]) + user + bytes([len(pw)]) + pw
+    return [b"\x05\x02\x00\x02", creds, request], [b"\x05\x02", b"\x01\x00", reply]
+
+
+def socks4_handshake(host: str, port: int, *, user: str = "") -> tuple[list[bytes], list[bytes]]:
+    """A SOCKS4 CONNECT to an IPv4 ``host``, or SOCKS4a (the name after the user id) to a name:
+    the client's request and the proxy's grant."""
+    try:
+        dst, name = ipaddress.IPv4Address(host).packed, b""
+    except ValueError:
+        dst, name = b"\0\0\0\x01", host.encode() + b"\0"
+    return ([b"\x04\x01" + struct.pack("!H", port) + dst + user.encode() + b"\0" + name],
+            [b"\x00\x5a" + struct.pack("!H", port) + dst])
 
 
 # --------------------------------------------------------------------------------------------
@@ -1153,3 +1523,83 @@ def docx_document(title: str, paragraphs: Sequence[str], *, author: str = "Offic
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data.encode())
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# RAR archives (no free RAR writer exists: written by hand from rarlab's format technotes)
+# --------------------------------------------------------------------------------------------
+
+def _vint(n: int) -> bytes:
+    """RAR5 variable-length integer: 7 bits per byte, least significant first, high bit = more."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _rar5_block(htype: int, flags: int, fields: bytes, *, extra: bytes = b"", data: bytes = b"") -> bytes:
+    """One RAR5 block: CRC32, header size, type, flags, [extra size], [data size], fields, extra, data."""
+    if extra:
+        flags |= 0x0001
+    if data:
+        flags |= 0x0002
+    body = _vint(htype) + _vint(flags) + (_vint(len(extra)) if extra else b"") + (_vint(len(data)) if data else b"")
+    body += fields + extra
+    head = _vint(len(body)) + body
+    return struct.pack("<I", zlib.crc32(head)) + head + data
+
+
+def rar5_archive(files: Sequence[tuple[str, bytes]], *, encrypted: Sequence[str] = (),
+                 encrypt_headers: bool = False, mtime: int = 1_700_000_000) -> bytes:
+    """A RAR5 archive of stored (method 0) members, per the RAR 5.0 technote.
+
+    Members named in ``encrypted`` carry a file encryption record (AES-256, random salt and IV)
+    and random bytes as data; ``encrypt_headers`` puts an archive encryption header after the
+    signature (what ``rar -hp`` writes), so nothing after it can be read without the password.
+    """
+    rng = random.Random(len(files))
+    out = bytearray(b"Rar!\x1a\x07\x01\x00")
+    if encrypt_headers:
+        out += _rar5_block(4, 0, _vint(0) + _vint(0) + bytes([15]) + rng.randbytes(16))
+        return bytes(out + rng.randbytes(64))
+    out += _rar5_block(1, 0, _vint(0))  # main archive header, no archive flags
+    for name, data in files:
+        raw = name.encode()
+        extra = b""
+        if name in encrypted:
+            rec = _vint(0) + _vint(0) + bytes([15]) + rng.randbytes(16) + rng.randbytes(16)  # AES-256, salt, IV
+            extra = _vint(len(rec) + 1) + _vint(0x01) + rec
+            data = rng.randbytes(len(data) + 16 - len(data) % 16)
+        file_flags = 0x0002 | 0x0004  # mtime and CRC32 present
+        fields = (_vint(file_flags) + _vint(len(data)) + _vint(0o100644) + struct.pack("<I", mtime)
+                  + struct.pack("<I", zlib.crc32(data)) + _vint(0) + _vint(1) + _vint(len(raw)) + raw)
+        out += _rar5_block(2, 0, fields, extra=extra, data=data)
+    out += _rar5_block(5, 0, _vint(0))
+    return bytes(out)
+
+
+def rar4_archive(files: Sequence[tuple[str, bytes]], *, encrypted: Sequence[str] = ()) -> bytes:
+    """A RAR 1.5-4.x archive of stored (method 0x30) members, per the RAR 4 technote (members in
+    ``encrypted`` have the password flag 0x0004 set and random bytes as data)."""
+
+    def block(htype: int, flags: int, rest: bytes, data: bytes = b"") -> bytes:
+        size = 7 + len(rest)
+        head = struct.pack("<BHH", htype, flags, size) + rest
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head + data
+
+    out = bytearray(b"Rar!\x1a\x07\x00")
+    out += block(0x73, 0, b"\x00" * 6)  # archive header: reserved fields
+    for name, data in files:
+        raw = name.encode()
+        flags = 0x8000
+        if name in encrypted:
+            flags |= 0x0004
+            data = random.Random(len(data)).randbytes(len(data) + 16 - len(data) % 16)
+        rest = struct.pack("<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), 0x5A210000, 20, 0x30,
+                           len(raw), 0o100644) + raw
+        out += block(0x74, flags, rest, data)
+    out += block(0x7B, 0x4000, b"")
+    return bytes(out)

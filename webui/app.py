@@ -12,19 +12,36 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from webui import handlers
+from webui.alerts import ViewFactory
+from webui.contentview import ContentViews
 from webui.db import ConsoleDB
 from webui.middleware import SecurityHeaders
 from webui.rendering import TEMPLATES, make_templates
-from webui.routes import account, audit, dashboard, fingerprints, hits, login, metrics, policy, users
+from webui.routes import (
+    account,
+    audit,
+    cases,
+    content,
+    dashboard,
+    fingerprints,
+    flows,
+    hits,
+    login,
+    metrics,
+    policy,
+    searches,
+    users,
+)
 from webui.security import Passwords
 from webui.services.throttle import LoginThrottle
 from webui.settings import ConsoleSettings
 
 STATIC = TEMPLATES.parent / "static"
 ROUTERS = (
-    login.public, login.pages, dashboard.pages, hits.pages, policy.pages, fingerprints.pages, users.pages,
-    account.pages, audit.pages,
-    hits.api, dashboard.api, policy.api, fingerprints.api, metrics.api, metrics.router,
+    login.public, login.pages, dashboard.pages, hits.pages, cases.pages, flows.pages, content.pages, searches.pages,
+    policy.pages, fingerprints.pages, users.pages, account.pages, audit.pages,
+    hits.api, cases.api, flows.api, content.api, dashboard.api, policy.api, fingerprints.api, metrics.api,
+    metrics.router,
 )
 
 
@@ -40,7 +57,9 @@ def create_app(settings: ConsoleSettings | None = None, **overrides: Any) -> Fas
                               "account page).")
     st = app.state
     st.settings = settings
-    st.db = ConsoleDB(settings.console_db)
+    st.db = ConsoleDB(settings.console_db, pool_size=settings.db_pool_size)
+    st.views = ViewFactory(settings.alert_db, st.db, settings.db_pool_size)
+    st.content = ContentViews(settings.content_db, settings.db_pool_size)
     st.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     st.throttle = LoginThrottle.from_settings(st.db, settings)
     st.templates = make_templates()
@@ -52,3 +71,10 @@ def create_app(settings: ConsoleSettings | None = None, **overrides: Any) -> Fas
         app.include_router(router)
     handlers.install(app)
     return app
+
+
+def close_app(app: FastAPI) -> None:
+    """Close the app's databases (its connection pools on PostgreSQL)."""
+    app.state.views.close()
+    app.state.content.close()
+    app.state.db.close()

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from webui.alerts import AlertView, open_view
+from appliance.store.content import ContentRepo
+from webui.alerts import AlertView
 from webui.db import ConsoleDB
 from webui.errors import AuthRequired, CsrfFailed, Forbidden
 from webui.security import Passwords, same
@@ -54,15 +55,21 @@ def get_throttle(request: Request) -> LoginThrottle:
     return request.app.state.throttle
 
 
-def view_opener(settings: ConsoleSettings) -> Callable[[], AlertView]:
+def view_opener(request: Request) -> Callable[[], AlertView]:
     """Opens a fresh read-only alert view (for code that opens it later, as a streamed CSV does)."""
-    return lambda: open_view(settings.alert_db, settings.console_db)
+    return request.app.state.views
 
 
 def get_view(request: Request) -> Iterator[AlertView]:
     """An alert view for this request (`StoreError` → 503 when the store cannot be read)."""
-    with view_opener(request.app.state.settings)() as view:
+    with view_opener(request)() as view:
         yield view
+
+
+def get_content(request: Request) -> Iterator[ContentRepo | None]:
+    """The retained content for this request (None: no ``content_db`` configured)."""
+    with request.app.state.content.open() as repo:
+        yield repo
 
 
 def client_ip(request: Request) -> str:
@@ -91,6 +98,7 @@ DbDep = Annotated[ConsoleDB, Depends(get_db)]
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
 ViewDep = Annotated[AlertView, Depends(get_view)]
+ContentDep = Annotated[ContentRepo | None, Depends(get_content)]
 ClientIP = Annotated[str, Depends(client_ip)]
 
 

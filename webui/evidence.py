@@ -56,7 +56,23 @@ def _parts(s: str, a: int, b: int) -> list[tuple[bool, str]]:
     return [p for p in ((False, s[:a]), (True, s[a:b]), (False, s[b:])) if p[1]]
 
 
-def finding_views(findings: list[dict[str, Any]], evidence_dir: Path | None) -> list[FindingView]:
+def object_image(evidence_dir: Path | None, content_id: str | None) -> Path | None:
+    """An object's evidence image by the folder's naming convention: ``<content id>.jpg`` (or ``.png``)."""
+    if not content_id:
+        return None
+    for ext in (".jpg", ".png"):
+        p = safe_join(evidence_dir, f"{content_id}{ext}")
+        if p is not None:
+            return p
+    return None
+
+
+def finding_views(findings: list[dict[str, Any]], evidence_dir: Path | None,
+                  retained: dict[str, Any] | None = None) -> list[FindingView]:
+    """Each finding's evidence for the page. An image finding whose reference is not a file in the evidence
+    folder is shown from the object's retained bytes (*retained*: its content row) when they were kept."""
+    wire_image = bool(retained and retained.get("has_bytes")
+                      and str(retained.get("sniffed_mime") or retained.get("declared_mime") or "").startswith("image/"))
     out = []
     for f in findings:
         detail = f.get("detail") or {}
@@ -69,7 +85,10 @@ def finding_views(findings: list[dict[str, Any]], evidence_dir: Path | None) -> 
                               int(e.get("start") or 0), int(e.get("end") or 0), ref=str(e.get("ref") or ""))
             if ev.ref:
                 p = safe_join(evidence_dir, ev.ref)
-                if p is not None and p.suffix.lower() in IMAGE_SUFFIXES:
+                on_disk = p is not None and p.suffix.lower() in IMAGE_SUFFIXES
+                image_finding = fv.inspector in ("perceptual", "md5", "ml_image")
+                by_object = image_finding and object_image(evidence_dir, f.get("content_id")) is not None
+                if on_disk or by_object or (wire_image and image_finding):
                     ev.image = True
                 elif p is not None and p.suffix.lower() in (".txt", ".vtt", ".srt"):
                     with open(p, "rb") as fh:

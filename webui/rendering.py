@@ -8,8 +8,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from appliance.store import TRIAGE_STATES
+from appliance.store.alertfields import HIT_FIELDS
+from appliance.store.content import CONTENT_FIELDS
+from appliance.store.querylang import quote_value
 from webui import charts
 from webui.deps import is_https, principal
 
@@ -35,17 +39,43 @@ def _fmt_num(n: float | None, digits: int = 0) -> str:
     return f"{n:,.{digits}f}"
 
 
-def _fmt_epoch(ts: float | None) -> str:
-    return charts.fmt_ts(int(ts * 1e9)) if ts else ""
+def _tz(ctx: Any) -> Any:
+    user = ctx.get("user")
+    return charts.zone(getattr(user, "tz", None))
+
+
+@pass_context
+def _fmt_ts(ctx: Any, ts_ns: int | None) -> str:
+    """A packet time in the viewer's time zone."""
+    return charts.fmt_ts(ts_ns, _tz(ctx))
+
+
+@pass_context
+def _fmt_epoch(ctx: Any, ts: float | None) -> str:
+    return charts.fmt_ts(int(ts * 1e9), _tz(ctx)) if ts else ""
+
+
+@pass_context
+def _tz_name(ctx: Any, _: Any = None) -> str:
+    user = ctx.get("user")
+    return getattr(user, "tz", None) or "UTC"
+
+
+def _pivot(field: str, value: Any, base: str = "", exclude: bool = False) -> str:
+    """A query that adds ``field:value`` (or its negation) to *base*."""
+    term = f"{'-' if exclude else ''}{field}:{quote_value(str(value))}"
+    return f"{base} {term}".strip() if base else term
 
 
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES))
     env = templates.env
     env.autoescape = True
-    env.globals.update(severity_names=SEVERITY_NAMES, verdict_labels=VERDICT_LABELS, triage_states=TRIAGE_STATES)
-    env.filters.update(ts=charts.fmt_ts, epoch=_fmt_epoch, bytes=_fmt_bytes, num=_fmt_num,
-                       sev=lambda s: SEVERITY_NAMES.get(s, str(s)), verdict=lambda v: VERDICT_LABELS.get(v, v))
+    env.globals.update(severity_names=SEVERITY_NAMES, verdict_labels=VERDICT_LABELS, triage_states=TRIAGE_STATES,
+                       pivot=_pivot, hit_fields=HIT_FIELDS.names(), content_fields=CONTENT_FIELDS.names())
+    env.filters.update(ts=_fmt_ts, epoch=_fmt_epoch, bytes=_fmt_bytes, num=_fmt_num, tzname=_tz_name,
+                       sev=lambda s: SEVERITY_NAMES.get(s, str(s)), verdict=lambda v: VERDICT_LABELS.get(v, v),
+                       qv=lambda v: quote_value(str(v)))
     return templates
 
 

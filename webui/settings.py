@@ -7,13 +7,37 @@ file (written atomically), the sensor's pid file (SIGHUP = reload) and its stats
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from appliance.store.dsn import Dsn
 
 log = logging.getLogger("tapsift.web")
+
+
+def _location(v: Any) -> Any:
+    return os.fspath(v) if isinstance(v, os.PathLike) else v
+
+
+StoreLocation = Annotated[str, BeforeValidator(_location)]
+"""A SQLite path (or ``sqlite:///…``) or a ``postgresql://`` DSN (see docs/fleet.md)."""
+
+
+class PacketEndpoint(BaseModel):
+    """A sensor's PCAP endpoint (`appliance.packetserver`) for a fleet console."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    """``https://sensor.example:9918`` (http only on a trusted network)."""
+    token_file: Path
+    """A file holding the endpoint's bearer token."""
+    ca_file: Path | None = None
+    """The CA that signed the sensor's certificate (default: the system's)."""
 
 
 class ConsoleSettings(BaseModel):
@@ -21,10 +45,14 @@ class ConsoleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alert_db: Path = Path("/var/lib/tapsift/alerts.db")
-    """The sensor's alert store, opened read-only."""
-    console_db: Path = Path("/var/lib/tapsift/console.db")
-    """Users, sessions, API tokens, audit log, verdicts, policy versions (the console's own SQLite)."""
+    alert_db: StoreLocation = "/var/lib/tapsift/alerts.db"
+    """The sensor's alert store, opened read-only: a SQLite path, or a PostgreSQL DSN that holds the
+    console's tables too."""
+    console_db: StoreLocation = "/var/lib/tapsift/console.db"
+    """Users, sessions, API tokens, audit log, verdicts, policy versions: the console's own SQLite file,
+    or on PostgreSQL the same DSN as ``alert_db`` (the default when ``alert_db`` is one)."""
+    db_pool_size: int = Field(8, ge=1, le=200)
+    """PostgreSQL only: connections per pool (one pool for the console's tables, one for reading alerts)."""
     policy_path: Path | None = None
     """The sensor's policy file, edited on the policy page."""
     sensor_pid_file: Path | None = None
@@ -40,6 +68,20 @@ class ConsoleSettings(BaseModel):
     through the console are kept beside it in ``<library>.thumbs/``."""
     upload_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Largest file accepted by a fingerprint upload."""
+    content_db: StoreLocation | None = None
+    """The retained content (the sensor's ``retention.store``), read-only: content search, sessions, object
+    downloads, policy back-tests; none = off. On PostgreSQL usually the same DSN as ``alert_db``."""
+    packet_store: Path | None = None
+    """The sensor's packet store directory (one box): PCAPs of flows are cut from it."""
+    packet_sensors: dict[str, PacketEndpoint] = {}
+    """Fleet: sensor name → its PCAP endpoint (alerts name their sensor)."""
+    download_role: Literal["viewer", "analyst", "admin"] = "analyst"
+    """The least role that may download PCAPs and extracted objects (as password-protected ZIPs)."""
+    refresh_s: int = Field(30, ge=5, le=3600)
+    """How often lists check for new hits when auto-refresh is on."""
+    backtest_max_objects: int = Field(200_000, ge=1)
+    backtest_time_s: float = Field(120.0, gt=0)
+    """A back-test from the policy editor stops after this many objects or seconds (the CLI has no limit)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -76,6 +118,21 @@ class ConsoleSettings(BaseModel):
     csv_max_rows: int = Field(100_000, ge=1)
     image_max_pixels: int = Field(40_000_000, ge=1)
     """Evidence images larger than this are not decoded (decompression bombs)."""
+
+    @model_validator(mode="after")
+    def _one_database(self) -> ConsoleSettings:
+        """On PostgreSQL the alerts and the console's tables are one database: one DSN for both."""
+        alerts, console = Dsn.parse(self.alert_db), Dsn.parse(self.console_db)
+        if (alerts.is_sqlite and console.is_sqlite) or alerts.url == console.url:
+            return self
+        if not alerts.is_sqlite and "console_db" not in self.model_fields_set:
+            self.console_db = self.alert_db
+        elif not console.is_sqlite and "alert_db" not in self.model_fields_set:
+            self.alert_db = self.console_db
+        else:
+            raise ValueError("on PostgreSQL the alerts and the console share one database: give alert_db and "
+                             "console_db the same DSN (or only one of them)")
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ConsoleSettings:

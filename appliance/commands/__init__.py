@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "iface",
     "web",
     "user",
+    "db",
     "fingerprint",
     "darkword",
     "ml",

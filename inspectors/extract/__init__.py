@@ -16,9 +16,11 @@ Never raises: every failure is an anomaly and every limit a ``truncated`` reason
 
 from __future__ import annotations
 
+import importlib
 import os
 import posixpath
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -26,7 +28,12 @@ from appliance.model import ContentObject
 from inspectors.extract.base import Budget, Extraction, Usage
 from inspectors.extract.parts import Child, Limits, Partial
 
-__all__ = ["Budget", "Extraction", "Usage", "apply", "classify", "extract", "extract_tree", "set_sandbox"]
+__all__ = ["COUNTERS", "Budget", "Extraction", "Usage", "apply", "classify", "extract", "extract_tree",
+           "media_needed", "set_sandbox"]
+
+COUNTERS: Counter[str] = Counter()
+"""Media objects handed to the media extractor (``media.<kind>``) and skipped because no selected
+inspector needs them (``media_skipped.<kind>``), in this process since start-up."""
 
 IN_PROCESS_MAX = 16 * 1024 * 1024
 """Bytes of a text-format object read in-process (more is truncated with ``input_limit``)."""
@@ -46,6 +53,8 @@ _MIME_FAMILY = {
     "application/gzip": "compressed", "application/x-gzip": "compressed", "application/x-bzip2": "compressed",
     "application/x-xz": "compressed",
     "application/x-tar": "tar", "application/x-gtar": "tar",
+    "application/x-7z-compressed": "7z", "application/x-rar": "rar", "application/vnd.rar": "rar",
+    "application/x-rar-compressed": "rar",
     "application/rtf": "rtf", "text/rtf": "rtf",
     "application/msword": "ole", "application/vnd.ms-excel": "ole", "application/vnd.ms-powerpoint": "ole",
     "application/x-ole-storage": "ole", "application/cdfv2": "ole", "application/vnd.ms-office": "ole",
@@ -58,7 +67,7 @@ _EXT_FAMILY = {
     "pdf": "pdf", "zip": "zip", "docx": "zip", "xlsx": "zip", "pptx": "zip", "docm": "zip", "xlsm": "zip",
     "pptm": "zip", "odt": "zip", "ods": "zip", "odp": "zip", "jar": "zip", "epub": "zip", "gz": "compressed",
     "tgz": "compressed", "bz2": "compressed", "xz": "compressed", "tar": "tar", "rtf": "rtf", "doc": "ole",
-    "xls": "ole", "ppt": "ole", "eml": "eml",
+    "xls": "ole", "ppt": "ole", "eml": "eml", "7z": "7z", "rar": "rar",
     "jpg": "media", "jpeg": "media", "png": "media", "gif": "media", "bmp": "media", "webp": "media", "tif": "media",
     "tiff": "media", "mp3": "media", "wav": "media", "m4a": "media", "ogg": "media", "mp4": "media",
     "webm": "media", "mkv": "media", "avi": "media", "mov": "media", "flv": "media", "amr": "media",
@@ -69,6 +78,8 @@ _SANDBOXED = {
     "zip": "inspectors.extract.archives:extract_zip",
     "compressed": "inspectors.extract.archives:extract_compressed",
     "tar": "inspectors.extract.archives:extract_tar",
+    "7z": "inspectors.extract.archives:extract_7z",
+    "rar": "inspectors.extract.archives:extract_rar",
     "rtf": "inspectors.extract.rtf:extract_rtf",
     "ole": "inspectors.extract.legacy:extract_legacy",
     "eml": "inspectors.extract.eml:extract_eml",
@@ -140,12 +151,17 @@ def _sniff_bytes(head: bytes) -> str:
         return "zip"
     if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
         return "compressed"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "7z"
+    if head.startswith(b"Rar!\x1a\x07"):
+        return "rar"
     return ""
 
 
 def classify(obj: ContentObject, head: bytes = b"") -> str:
     """The extractor family for ``obj``: ``html``, ``json``, ``xml``, ``form``, ``text``, ``pdf``, ``zip``,
-    ``compressed``, ``tar``, ``rtf``, ``ole``, ``eml``, ``media``, or ``""`` (nothing to extract)."""
+    ``compressed``, ``tar``, ``7z``, ``rar``, ``rtf``, ``ole``, ``eml``, ``media``, or ``""`` (nothing to
+    extract)."""
     sniffed = _mime_family(obj.sniffed_mime)
     declared = _mime_family(obj.declared_mime)
     ext = obj.filename.rsplit(".", 1)[-1].lower() if "." in obj.filename else ""
@@ -160,7 +176,7 @@ def classify(obj: ContentObject, head: bytes = b"") -> str:
     if sniffed not in _GENERIC and sniffed != "unknown":
         return sniffed
     if declared not in _GENERIC and declared != "unknown":
-        if sniffed == "text" and declared in ("media", "pdf", "zip", "compressed", "tar", "ole"):
+        if sniffed == "text" and declared in ("media", "pdf", "zip", "compressed", "tar", "ole", "7z", "rar"):
             return "text"  # text that claims to be binary: read it as text
         return declared
     if (by_ext and by_ext != "media") or (by_ext == "media" and sniffed in ("", "octet")):
@@ -223,21 +239,33 @@ def _in_process(family: str, obj: ContentObject, budget: Budget) -> Partial:
     return part
 
 
-def _sandboxed(family: str, obj: ContentObject, limits: Limits, budget: Budget, sandbox: Any) -> Partial:
-    from inspectors.extract.sandbox import SandboxFailure
-
+def _task(family: str, obj: ContentObject, limits: Limits) -> tuple[Any, dict[str, Any]] | None:
+    """(payload, kwargs) of the sandbox task for ``obj`` (None: no bytes to give it)."""
     if obj.data is not None:
         payload: Any = obj.data
     elif obj.spool_path and os.path.exists(obj.spool_path):
         payload = ("path", obj.spool_path)
     else:
-        return Partial()
-    timeout = limits.max_seconds + 2.0
+        return None
     kwargs: dict[str, Any] = {"limits": limits}
     if family == "compressed":
         kwargs["filename"] = obj.filename
-    res = sandbox.run(_SANDBOXED[family], payload, timeout, cpu_seconds=limits.max_seconds + 1,
-                      memory_bytes=budget.max_memory_bytes, **kwargs)
+    return payload, kwargs
+
+
+def _sandboxed(family: str, obj: ContentObject, limits: Limits, budget: Budget, sandbox: Any,
+               ahead: Any = None) -> Partial:
+    """Run ``family``'s extractor on ``obj`` in the sandbox (``ahead``: its result from a batch)."""
+    from inspectors.extract.sandbox import SandboxFailure
+
+    task = _task(family, obj, limits)
+    if task is None:
+        return Partial()
+    payload, kwargs = task
+    timeout = limits.max_seconds + 2.0
+    res = ahead if ahead is not None else sandbox.run(
+        _SANDBOXED[family], payload, timeout, cpu_seconds=limits.max_seconds + 1,
+        memory_bytes=budget.max_memory_bytes, **kwargs)
     if isinstance(res, SandboxFailure):
         part = Partial()
         part.flag(f"sandbox:{res.reason}", f"extract_worker_{res.reason.split(':')[0]}")
@@ -281,22 +309,60 @@ def _to_extraction(part: Partial) -> Extraction:
 
 
 def extract(obj: ContentObject, budget: Budget, factory: _Factory, *, sandbox: Any = None,
-            usage: Usage | None = None, keywords: list[str] | None = None) -> Extraction:
+            usage: Usage | None = None, keywords: list[str] | None = None,
+            needs: Collection[str] | None = None) -> Extraction:
     """Extract ``obj`` within ``budget`` (shared with its tree through ``usage``); never raises.
 
     ``keywords`` are the active policy's keywords, spotted in speech by the audio extractor.
+    ``needs`` (`inspectors.base.NEEDS`; None: everything) says what the inspectors will look
+    at: images, audio and video are decoded only when some need asks for it (`media_needed`).
     """
-    usage = usage or Usage()
+    return _extract_guarded(obj, budget, factory, sandbox, usage or Usage(), keywords, needs, None)
+
+
+def _extract_guarded(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, usage: Usage,
+                     keywords: list[str] | None, needs: Collection[str] | None,
+                     ahead: dict[str, tuple[Limits, Any]] | None) -> Extraction:
     usage.objects += 1
     try:
-        return _extract(obj, budget, factory, sandbox, usage, keywords)
+        return _extract(obj, budget, factory, sandbox, usage, keywords, needs, ahead)
     except Exception as exc:  # an extractor bug must not take the sensor down
         ex = Extraction(anomalies=["extract_error"], meta={"error": f"{type(exc).__name__}: {exc}"[:200]})
         return ex
 
 
+def media_needed(kind: str | None, needs: Collection[str] | None) -> bool:
+    """Whether a media object of ``kind`` (``image``/``audio``/``video``) must be decoded for
+    ``needs`` (None: always). Images only for their text (OCR: the image inspectors decode what
+    they look at themselves), audio for speech, video for frames (pixels or OCR) or speech."""
+    if needs is None or kind is None:
+        return True
+    if kind == "image":
+        return "image_text" in needs
+    if kind == "audio":
+        return "speech" in needs
+    return bool({"image_text", "image_pixels", "speech"}.intersection(needs))
+
+
+def _media(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, keywords: list[str] | None,
+           needs: Collection[str] | None) -> Extraction:
+    try:
+        media = importlib.import_module("inspectors.extract.media")
+    except ImportError:
+        return Extraction(meta={"extractor": "none", "media": "no media extractor"})
+    extract_media = media.extract_media
+    kind = media.media_kind(obj, factory) if needs is not None else None
+    if not media_needed(kind, needs):
+        COUNTERS[f"media_skipped.{kind}"] += 1
+        return Extraction(meta={"extractor": "media", "media": str(kind), "media_decode": "not needed"})
+    COUNTERS[f"media.{kind}"] += 1
+    return extract_media(obj, budget, factory, keywords=keywords,  # type: ignore[no-any-return]
+                         sandbox=sandbox or _get_sandbox(budget))
+
+
 def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any, usage: Usage,
-             keywords: list[str] | None = None) -> Extraction:
+             keywords: list[str] | None = None, needs: Collection[str] | None = None,
+             ahead: dict[str, tuple[Limits, Any]] | None = None) -> Extraction:
     head, _ = _read(obj, 4096)
     if not head:
         return Extraction()
@@ -304,18 +370,15 @@ def _extract(obj: ContentObject, budget: Budget, factory: _Factory, sandbox: Any
     if not family:
         return Extraction(meta={"extractor": "none"})
     if family == "media":
-        try:
-            from inspectors.extract.media import extract_media
-        except ImportError:
-            return Extraction(meta={"extractor": "none", "media": "no media extractor"})
-        return extract_media(obj, budget, factory, keywords=keywords,  # type: ignore[no-any-return]
-                             sandbox=sandbox or _get_sandbox(budget))
+        return _media(obj, budget, factory, sandbox, keywords, needs)
     if usage.seconds_left(budget) <= 0:
         ex = Extraction(truncated=["time"], anomalies=["extract_time_limit"], meta={"extractor": family})
         return ex
     limits = _limits(obj, budget, usage, factory)
     if family in _SANDBOXED:
-        part = _sandboxed(family, obj, limits, budget, sandbox or _get_sandbox(budget))
+        pre = ahead.pop(obj.id, None) if ahead else None
+        got = pre[1] if pre is not None and _still_valid(pre[0], limits, pre[1]) else None
+        part = _sandboxed(family, obj, limits, budget, sandbox or _get_sandbox(budget), got)
     else:
         part = _in_process(family, obj, budget)
     partial_input = bool(obj.truncated or obj.missing_bytes) or (obj.data is not None and len(obj.data) < obj.size)
@@ -346,14 +409,73 @@ def apply(obj: ContentObject, ex: Extraction) -> ContentObject:
 
 
 def extract_tree(obj: ContentObject, budget: Budget, factory: _Factory, *, sandbox: Any = None,
-                 keywords: list[str] | None = None) -> list[tuple[ContentObject, Extraction]]:
-    """Extract ``obj`` and, breadth first, every child within ``budget``: [(object, extraction)]."""
+                 keywords: list[str] | None = None,
+                 needs: Collection[str] | None = None) -> list[tuple[ContentObject, Extraction]]:
+    """Extract ``obj`` and, breadth first, every child within ``budget``: [(object, extraction)]
+    (``needs``: see `extract`)."""
     usage = Usage()
     out: list[tuple[ContentObject, Extraction]] = []
     queue: deque[ContentObject] = deque([obj])
+    ahead: dict[str, tuple[Limits, Any]] = {}
     while queue:
         cur = queue.popleft()
-        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage, keywords=keywords)
+        if queue and cur.id not in ahead:
+            try:
+                _batch_ahead([cur, *queue], budget, factory, sandbox, usage, ahead)
+            except Exception:  # a batching bug must not stop extraction: one at a time then
+                ahead.clear()
+        ex = _extract_guarded(cur, budget, factory, sandbox, usage, keywords, needs, ahead)
         out.append((cur, ex))
         queue.extend(c for c in ex.children if c.depth <= budget.max_depth)
     return out
+
+
+def _still_valid(made: Limits, now: Limits, result: Any) -> bool:
+    """Whether a result made under ``made`` is what extraction under ``now`` gives: the same
+    limits (the time allowance aside), or tighter budget limits that the result kept within
+    without hitting any limit (extractors only act on a limit when they reach it)."""
+    if replace(made, max_seconds=0) == replace(now, max_seconds=0):
+        return True
+    loose = replace(made, max_seconds=0, max_children=0, max_child_bytes=0, max_expanded_bytes=0)
+    if loose != replace(now, max_seconds=0, max_children=0, max_child_bytes=0, max_expanded_bytes=0):
+        return False
+    if not isinstance(result, Partial) or result.truncated:
+        return False
+    return (len(result.children) <= now.max_children and result.expanded <= now.max_expanded_bytes
+            and all(max(len(c.data), c.size) <= now.max_child_bytes for c in result.children))
+
+
+def _batch_ahead(objs: list[ContentObject], budget: Budget, factory: _Factory, sandbox: Any, usage: Usage,
+                 ahead: dict[str, tuple[Limits, Any]]) -> None:
+    """Send the waiting objects that go to the same sandboxed extractor (a ZIP's documents) to
+    the workers as one batch (`Sandbox.run_batch`), each with the limits it would get now.
+
+    `_extract` takes a result only if the object's limits are still the same when its turn
+    comes (an earlier sibling may have used up the budget): the outcome is the one-at-a-time
+    outcome, without a round trip per object.
+    """
+    if usage.seconds_left(budget) <= 0:
+        return
+    groups: dict[str, list[tuple[ContentObject, Limits, tuple[Any, dict[str, Any]]]]] = {}
+    for o in objs:
+        if o.id in ahead:
+            continue
+        head, _ = _read(o, 4096)
+        family = classify(o, head) if head else ""
+        if family not in _SANDBOXED:
+            continue
+        limits = _limits(o, budget, usage, factory)
+        task = _task(family, o, limits)
+        if task is not None:
+            groups.setdefault(family, []).append((o, limits, task))
+    for family, members in groups.items():
+        if len(members) < 2:
+            continue
+        sb = sandbox or _get_sandbox(budget)
+        if not hasattr(sb, "run_batch"):
+            return
+        seconds = max(lim.max_seconds for _, lim, _ in members)
+        results = sb.run_batch(_SANDBOXED[family], [task for _, _, task in members], seconds + 2.0,
+                               cpu_seconds=seconds + 1, memory_bytes=budget.max_memory_bytes)
+        for (o, limits, _), res in zip(members, results):
+            ahead[o.id] = (limits, res)

@@ -1,4 +1,4 @@
-"""Archives: ZIP (and the ZIP-based document formats), GZIP, BZIP2, XZ, TAR.
+"""Archives: ZIP (and the ZIP-based document formats), GZIP, BZIP2, XZ, TAR, 7z, RAR (4 and 5).
 
 Runs inside a sandbox worker. Members become `Child` specs (bounded by the child-count,
 per-child and total expanded-byte limits); the text of an archive is its member list (names
@@ -8,6 +8,14 @@ central directory is damaged is salvaged from its local headers (``zip_salvaged`
 holds ``[Content_Types].xml`` or an ODF ``mimetype`` is handed to `inspectors.extract.office`.
 Nested archives are not opened here: each member is a child, extracted in its turn by the
 dispatcher, where the depth budget applies.
+
+7z and RAR are read with libarchive (``libarchive-c`` over Debian's libarchive13, which reads
+7z, RAR 1.5-4 and RAR5 from memory, streaming each member): the same member, child, expanded-byte
+and time budgets as ZIP and TAR, and a whole-archive ratio check (more than ``max_ratio`` times
+the archive's size past 1 MiB is a bomb: ``7z_bomb_ratio`` / ``rar_bomb_ratio``). Encrypted
+members are listed and flagged (``7z_encrypted_entry`` / ``rar_encrypted_entry``); an archive
+whose headers are encrypted cannot be listed (``7z_encrypted_headers`` / ``rar_encrypted_headers``);
+a damaged or cut archive keeps the members read before the damage (``7z_partial``/``rar_partial``).
 """
 
 from __future__ import annotations
@@ -256,4 +264,155 @@ def extract_tar(data: bytes, *, limits: Limits) -> Partial:
     return part
 
 
-__all__ = ["extract_compressed", "extract_tar", "extract_zip", "gzip_name", "read_member"]
+_ENCRYPTED: object = None
+
+
+def _is_encrypted(entry: object) -> bool:
+    """libarchive's ``archive_entry_is_encrypted`` (data or metadata), which libarchive-c does not wrap."""
+    global _ENCRYPTED
+    if _ENCRYPTED is None:
+        import ctypes
+
+        from libarchive import ffi
+
+        fn = ffi.libarchive.archive_entry_is_encrypted
+        fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_int
+        _ENCRYPTED = fn
+    return bool(_ENCRYPTED(entry._entry_p))  # type: ignore[operator, attr-defined]
+
+
+def _read_entry(entry: object, room: int) -> tuple[bytes, bool]:
+    """Up to ``room`` bytes of a member; (data, whole)."""
+    out: list[bytes] = []
+    n = 0
+    for block in entry.get_blocks():  # type: ignore[attr-defined]
+        out.append(block)
+        n += len(block)
+        if n > room:
+            return b"".join(out)[:room], False
+    return b"".join(out), True
+
+
+def extract_7z(data: bytes, *, limits: Limits) -> Partial:
+    """A 7z archive (LZMA/LZMA2/BZip2/Deflate/PPMd, solid or not)."""
+    return _libarchive(data, limits, "7z", "7zip")
+
+
+def extract_rar(data: bytes, *, limits: Limits) -> Partial:
+    """A RAR archive, version 5 or 1.5-4."""
+    if data.startswith(b"Rar!\x1a\x07\x01\x00"):
+        return _libarchive(data, limits, "rar", "rar5", rar5_encrypted_names(data))
+    return _libarchive(data, limits, "rar", "rar")
+
+
+def _vint(data: bytes, pos: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80 or shift > 63:
+            return v, pos
+
+
+def rar5_encrypted_names(data: bytes) -> set[str]:
+    """Names of RAR5 members whose file header carries an encryption record (libarchive 3.6 reads
+    them as if they were plain). Walks the block headers only; never raises."""
+    out: set[str] = set()
+    pos = 8
+    try:
+        for _ in range(MAX_LISTED + 2):
+            size, p = _vint(data, pos + 4)
+            end = p + size
+            htype, p = _vint(data, p)
+            flags, p = _vint(data, p)
+            extra = dsize = 0
+            if flags & 0x1:
+                extra, p = _vint(data, p)
+            if flags & 0x2:
+                dsize, p = _vint(data, p)
+            if htype == 5 or end > len(data):
+                break
+            if htype == 2:
+                ff, p = _vint(data, p)
+                for _ in range(2):  # unpacked size, attributes
+                    _, p = _vint(data, p)
+                p += (4 if ff & 0x2 else 0) + (4 if ff & 0x4 else 0)
+                for _ in range(2):  # compression information, host OS
+                    _, p = _vint(data, p)
+                nlen, p = _vint(data, p)
+                name = data[p:p + nlen].decode("utf-8", "replace")
+                q = end - extra
+                while q < end:
+                    rsize, r = _vint(data, q)
+                    rtype, _ = _vint(data, r)
+                    if rtype == 0x01:
+                        out.add(name)
+                    q = r + rsize
+            pos = end + dsize
+    except IndexError:
+        pass
+    return out
+
+
+def _libarchive(data: bytes, limits: Limits, label: str, fmt: str, encrypted_names: set[str] | None = None) -> Partial:
+    import libarchive
+    from libarchive.exception import ArchiveError
+
+    part = Partial(meta={"format": label})
+    listing = TextSink(limits.max_text_chars)
+    clock = Clock(limits.max_seconds)
+    expanded = count = encrypted = 0
+    bomb = max(1024 * 1024, int(len(data) * limits.max_ratio))
+    try:
+        with libarchive.memory_reader(data, format_name=fmt) as archive:
+            for entry in archive:
+                count += 1
+                name = entry.pathname or f"member{count}"
+                listing.add(name + "\n")
+                if count > MAX_LISTED:
+                    part.flag("zip_members", f"{label}_many_members")
+                    break
+                if not entry.isfile:
+                    continue
+                if _is_encrypted(entry) or (encrypted_names and name in encrypted_names):
+                    encrypted += 1
+                    part.note(f"{label}_encrypted_entry")
+                    continue
+                room = _member_room(part, limits, clock, expanded)
+                if room is None:
+                    break
+                if room <= 0:
+                    continue
+                body, whole = _read_entry(entry, min(room, bomb - expanded + 1))
+                expanded += len(body)
+                declared = entry.size or 0
+                child = Child(posixpath.basename(name) or name, body, max(len(body), declared), mime_for(name))
+                child.meta["path"] = name
+                if expanded > bomb:
+                    child.truncated.append("expanded_bytes")
+                    part.flag("expanded_bytes", f"{label}_bomb_ratio")
+                    add_child(part, limits, child)
+                    break
+                if not whole:
+                    child.truncated.append("expanded_bytes")
+                    part.flag("expanded_bytes", "extract_expanded_limit")
+                add_child(part, limits, child)
+    except ArchiveError as exc:
+        if "encrypt" in str(exc).lower() and not count:
+            part.flag("encrypted", f"{label}_encrypted_headers")
+        else:
+            part.flag("partial", f"{label}_partial")
+    except (OSError, ValueError, MemoryError):
+        part.flag("partial", f"{label}_partial")
+    if encrypted:
+        part.meta["encrypted"] = str(encrypted)
+    part.meta["members"] = str(count)
+    part.text = listing.text().strip()
+    part.expanded = expanded
+    return part
+
+
+__all__ = ["extract_7z", "extract_compressed", "extract_rar", "extract_tar", "extract_zip", "gzip_name",
+           "read_member"]

@@ -157,33 +157,58 @@ def _describe(dec: Decoded, out: Partial) -> None:
 
 
 def _speech(pcm: bytes, p: AudioParams, out: Partial, deadline: float) -> None:
-    engines = []
+    engines: list[str] = []
+    keywords = list(p.keywords) if p.kws else []
     if p.vosk_model_dir:
-        if asr.vosk_available():
-            try:
-                segs, late = asr.transcribe_vosk(pcm, p.vosk_model_dir, deadline)
-            except Exception as exc:
-                out.note("asr_vosk_failed")
-                out.meta["vosk_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-            else:
-                engines.append("vosk")
-                _transcript(out, segs, "vosk", late)
-        else:
-            out.note("asr_vosk_missing")
-    if p.kws and p.keywords:
+        keywords = _vosk(pcm, p, out, deadline, engines, keywords)
+    if keywords:
         if not asr.pocketsphinx_available():
             out.note("asr_pocketsphinx_missing")
         else:
-            plan, skipped = asr.plan_keywords(p.keywords, p.kws_params)
-            out.meta["kws_keywords"] = str(len(plan))
-            if skipped:
-                out.meta["kws_skipped"] = str(len(skipped))
-            if plan:
-                hits, late = asr.spot_keywords(pcm, plan, deadline, p.kws_params.noise_floor)
+            kp = asr.keyword_plan(keywords, p.kws_params)
+            out.meta["kws_keywords"] = str(len(kp.phrases))
+            if kp.skipped:
+                out.meta["kws_skipped"] = str(len(kp.skipped))
+                out.meta["kws_skipped_words"] = ", ".join(k for k, _ in kp.skipped)[:300]
+            if kp.approximate:
+                out.meta["kws_approximate"] = ", ".join(kp.approximate)[:300]
+            if kp.phrases:
+                hits, late = asr.spot_keywords(pcm, kp.phrases, deadline, p.kws_params.noise_floor, kp.added,
+                                               p.kws_params.cmn_passes, p.kws_params.cmn_seconds,
+                                               p.kws_params.phone_loop_prob)
                 engines.append("pocketsphinx-kws")
                 out.meta["kws_hits"] = str(len(hits))
                 _transcript(out, hits, "pocketsphinx-kws", late)
     out.meta["asr"] = ",".join(engines) or "none"
+
+
+def _vosk(pcm: bytes, p: AudioParams, out: Partial, deadline: float, engines: list[str],
+          keywords: list[str]) -> list[str]:
+    """Vosk free transcription, and grammar spotting of the keywords in the model's vocabulary
+    (when the model has an ``[unk]`` word to absorb other speech). Returns the keywords left
+    for pocketsphinx: those the Vosk model cannot hear."""
+    if not asr.vosk_available():
+        out.note("asr_vosk_missing")
+        return keywords
+    try:
+        segs, late = asr.transcribe_vosk(pcm, p.vosk_model_dir, deadline)
+    except Exception as exc:
+        out.note("asr_vosk_failed")
+        out.meta["vosk_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return keywords
+    engines.append("vosk")
+    _transcript(out, segs, "vosk", late)
+    if not keywords:
+        return keywords
+    phrases, cannot, has_unk = asr.plan_vosk(p.vosk_model_dir, keywords)
+    out.meta["vosk_keywords"] = str(len(phrases))
+    if phrases and has_unk:
+        hits, late = asr.spot_vosk(pcm, p.vosk_model_dir, phrases, deadline)
+        engines.append("vosk-grammar")
+        _transcript(out, hits, "vosk-grammar", late)
+    elif phrases:
+        out.meta["vosk_grammar"] = "off: the model has no [unk] word (keywords matched on the transcript)"
+    return cannot
 
 
 def _transcript(out: Partial, segs: list[asr.Segment], engine: str, late: bool) -> None:

@@ -31,6 +31,8 @@ class Budget:
     """Address-space limit of a parser worker process (RLIMIT_AS)."""
     max_pixels: int = 50_000_000
     """Images larger than this are not decoded (a pixel bomb)."""
+    vosk_model_dir: str = ""
+    """A Vosk model for speech (``inspection.vosk_model_dir``), used when no `MediaConfig` is given."""
 
 
 @dataclass(slots=True)

@@ -17,8 +17,13 @@ Order (first that applies wins):
 
 A declared charset that fails badly (over 2 % replacement characters, e.g. a page labelled
 UTF-8 that is really GBK) is overruled by detection, with the anomaly ``charset_mismatch``.
-Legacy names map to their supersets as browsers do: GB2312/GBK → GB18030, Big5 → Big5-HKSCS,
-Shift_JIS → CP932, EUC-KR → CP949, ISO-8859-1/ASCII → windows-1252.
+Labels are read as the WHATWG Encoding Standard reads them (``WHATWG_CJK_LABELS``): GB2312/GBK →
+GB18030, Big5 → Big5-HKSCS (WHATWG's index-big5 is HKSCS-based: bytes C7B1–C7E8 are katakana, the
+Cyrillic rows are at C7F3–C875, where Python's ``big5`` codec puts ETEN's layout instead),
+Shift_JIS → Windows-31J, EUC-KR → windows-949, EUC-JP/ISO-2022-JP with WHATWG's JIS X 0208 index
+(Windows mappings, NEC/IBM rows), ISO-8859-1/ASCII → windows-1252. The labels WHATWG maps to its
+*replacement* decoder (HZ, ISO-2022-KR/CN) are still decoded with Python's codecs: an inspector
+must read what a non-browser client can.
 """
 
 from __future__ import annotations
@@ -30,20 +35,84 @@ from dataclasses import dataclass
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig", "utf-8"), (codecs.BOM_UTF32_LE, "utf-32", "utf-32le"),
          (codecs.BOM_UTF32_BE, "utf-32", "utf-32be"), (codecs.BOM_UTF16_LE, "utf-16", "utf-16le"),
          (codecs.BOM_UTF16_BE, "utf-16", "utf-16be"))
+WHATWG_CJK_LABELS: dict[str, str] = {
+    # The WHATWG Encoding Standard's labels of the CJK encodings and the Python codec that
+    # decodes as its decoder does (tests check each label and decoder).
+    **dict.fromkeys(("chinese", "csgb2312", "csiso58gb231280", "gb2312", "gb_2312", "gb_2312-80", "gbk",
+                     "iso-ir-58", "x-gbk"), "gb18030"),  # the GBK decoder is the gb18030 decoder
+    "gb18030": "gb18030",
+    **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"), "big5hkscs"),
+    **dict.fromkeys(("cseucpkdfmtjapanese", "euc-jp", "x-euc-jp"), "tapsift_euc_jp"),
+    **dict.fromkeys(("csiso2022jp", "iso-2022-jp"), "tapsift_iso2022_jp"),
+    **dict.fromkeys(("csshiftjis", "ms932", "ms_kanji", "shift-jis", "shift_jis", "sjis", "windows-31j",
+                     "x-sjis"), "cp932"),
+    **dict.fromkeys(("cseuckr", "csksc56011987", "euc-kr", "iso-ir-149", "korean", "ks_c_5601-1987",
+                     "ks_c_5601-1989", "ksc5601", "ksc_5601", "windows-949"), "cp949"),
+}
 _ALIASES = {
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030", "gb_2312-80": "gb18030",
-    "hz-gb-2312": "hz", "big5": "big5hkscs", "big5-hkscs": "big5hkscs", "cp950": "big5hkscs",
-    "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "ms_kanji": "cp932",
-    "windows-31j": "cp932", "euc-kr": "cp949", "ks_c_5601-1987": "cp949", "iso-8859-1": "cp1252",
+    **WHATWG_CJK_LABELS, "cp936": "gb18030",
+    "hz-gb-2312": "hz", "cp950": "big5hkscs",
+    "iso-8859-1": "cp1252",
     "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-9": "cp1254",
     "tis-620": "cp874", "iso-8859-11": "cp874", "x-user-defined": "cp1252", "utf8": "utf-8", "unicode": "utf-16",
 }
 _CODEC_SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "big5hkscs", "shift_jis": "cp932",
-                   "euc_kr": "cp949", "latin_1": "cp1252", "ascii": "cp1252", "iso8859_1": "cp1252"}
+                   "euc_kr": "cp949", "latin_1": "cp1252", "ascii": "cp1252", "iso8859_1": "cp1252",
+                   "euc_jp": "tapsift_euc_jp", "iso2022_jp": "tapsift_iso2022_jp"}
 _CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:+-]{1,40})", re.I)
 _META = re.compile(rb"<meta\b[^>]{0,512}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:+-]{1,40})", re.I)
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z0-9_.:+-]{1,40})", re.I)
 DETECT_MIN = 64
+
+# --- WHATWG's JIS X 0208 (index-jis0208 is Windows-31J's: NEC row 13, IBM rows 89-92, and six
+# symbols mapped as Windows maps them) for EUC-JP and ISO-2022-JP, on top of Python's codecs.
+_JIS_WINDOWS = str.maketrans({"\u301c": "\uff5e", "\u2016": "\u2225", "\u2212": "\uff0d", "\u00a2": "\uffe0",
+                              "\u00a3": "\uffe1", "\u00ac": "\uffe2"})
+
+
+def _jis_to_sjis(b1: int, b2: int) -> bytes:
+    j1, j2 = b1 & 0x7F, b2 & 0x7F
+    s1 = ((j1 + 1) >> 1) + (0x70 if j1 <= 0x5E else 0xB0)
+    s2 = j2 + 0x1F + (j2 + 0x1F >= 0x7F) if j1 % 2 else j2 + 0x7E
+    return bytes((s1, s2))
+
+
+def _euc_jp_errors(exc: UnicodeError) -> tuple[str, int]:
+    """Decode the JIS X 0208 pairs Python's euc_jp lacks (NEC/IBM rows) through Windows-31J."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    data, i = exc.object, exc.start
+    if i + 1 < len(data) and 0xA1 <= data[i] <= 0xFE and 0xA1 <= data[i + 1] <= 0xFE:
+        try:
+            return _jis_to_sjis(data[i], data[i + 1]).decode("cp932"), i + 2
+        except UnicodeDecodeError:
+            pass
+    return "\ufffd", i + 1
+
+
+codecs.register_error("tapsift_jis0208", _euc_jp_errors)
+
+
+def _whatwg_codec(base: str, name: str) -> codecs.CodecInfo:
+    def decode(data: bytes, errors: str = "strict") -> tuple[str, int]:
+        text = bytes(data).decode(base, errors="tapsift_jis0208" if base == "euc_jp" else "replace")
+        return text.translate(_JIS_WINDOWS), len(data)
+
+    def encode(text: str, errors: str = "strict") -> tuple[bytes, int]:
+        return codecs.encode(text, base, errors), len(text)
+
+    return codecs.CodecInfo(encode, decode, name=name)
+
+
+def _search(name: str) -> codecs.CodecInfo | None:
+    if name == "tapsift_euc_jp":
+        return _whatwg_codec("euc_jp", name)
+    if name == "tapsift_iso2022_jp":
+        return _whatwg_codec("iso2022_jp_ext", name)
+    return None
+
+
+codecs.register(_search)
 
 
 @dataclass(slots=True, frozen=True)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import posixpath
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
 from appliance.model import ContentObject
-from inspectors.extract import classify, extract
+from inspectors.extract import classify, extract, media_needed
 from inspectors.extract.base import Budget, Extraction, Usage
 
 __all__ = ["EXTRACTOR_COSTS", "Cost", "ExtractorCost", "extract_cheap", "family", "family_cost"]
@@ -109,15 +109,24 @@ def family_cost(fam: str, size: int, costs: Mapping[str, ExtractorCost] = EXTRAC
     return c.cost
 
 
+def media_decode_needed(obj: ContentObject, needs: Collection[str] | None, factory: Any = None) -> bool:
+    """Whether the media object ``obj`` must be decoded (OCR, speech, frames) for ``needs``
+    (`inspectors.extract.media_needed`); an unknown kind counts as needed."""
+    from inspectors.extract.media import media_kind
+
+    return media_needed(media_kind(obj, factory), needs)
+
+
 def extract_cheap(obj: ContentObject, budget: Budget, factory: Any, *, costs: Mapping[str, ExtractorCost],
-                  decode_media: bool, sandbox: Any = None, keywords: list[str] | None = None,
+                  needs: Collection[str] | None, sandbox: Any = None, keywords: list[str] | None = None,
                   ) -> tuple[list[tuple[ContentObject, Extraction]], list[ContentObject]]:
     """The cheap part of ``obj``'s tree: [(object, extraction)] for every node extracted (``obj``
     first, breadth first) and the children left for the expensive queue (unextracted).
 
     A child is extracted here when its family is cheap at its size; a media child whose
-    decoding no selected inspector needs (``decode_media`` false) stays as it is (listed with an
-    empty extraction: the image inspectors read its bytes); any other child is deferred. ``obj`` itself is extracted
+    decoding no selected inspector needs (``needs``, `media_decode_needed`) stays as it is
+    (listed with an empty extraction: the image inspectors read its bytes); any other child is
+    deferred. ``obj`` itself is extracted
     whatever its family (the caller decided it is cheap)."""
     usage = Usage()
     out: list[tuple[ContentObject, Extraction]] = []
@@ -125,13 +134,13 @@ def extract_cheap(obj: ContentObject, budget: Budget, factory: Any, *, costs: Ma
     queue: deque[ContentObject] = deque([obj])
     while queue:
         cur = queue.popleft()
-        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage, keywords=keywords)
+        ex = extract(cur, budget, factory, sandbox=sandbox, usage=usage, keywords=keywords, needs=needs)
         out.append((cur, ex))
         for child in ex.children:
             if child.depth > budget.max_depth:
                 continue
             fam = family(child)
-            if fam == "media" and not decode_media:  # reported and inspected as it is, never decoded
+            if fam == "media" and not media_decode_needed(child, needs, factory):  # inspected as it is
                 out.append((child, Extraction(meta={"extractor": "media", "media_decode": "not needed"})))
                 continue
             if family_cost(fam, child.size, costs) == "cheap" and fam != "media":

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from html import unescape as html_unescape
 from urllib.parse import urljoin
 
-from lxml import etree
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from appliance.model import Link
 from inspectors.extract.charset import decode
+from inspectors.extract.deobfuscate import deobfuscate, js_unescape_literal
+from inspectors.extract.htmlsource import cap_depth, raw_anchors
 from inspectors.extract.parts import Partial, TextSink
 
 _BLOCK = frozenset((
@@ -61,10 +64,25 @@ _CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.S)
 _COMPOUND = re.compile(r"^(\*|[a-zA-Z][\w-]*)?((?:[.#][\w-]+)*)$")
 _LEN = re.compile(r"^(-?\d*\.?\d+)\s*(px|pt|em|rem|%|vw|vh|ex|ch|cm|mm|in|pc)?$")
 _WS = re.compile(r"[ \t\r\n\f\u00a0]+")
-_SCRIPT_A = re.compile(r"<a\b[^>]{0,500}?href\s*=\s*[\"']?([^\"'\s>]{1,2000})[^>]{0,500}>(.{0,500}?)</a", re.I | re.S)
 _SCRIPT_LOC = re.compile(r"(?:window\.|document\.|top\.|self\.)?location(?:\.href)?\s*=\s*[\"']([^\"']{1,2000})[\"']")
+_SCRIPT_EL = re.compile(r"<script\b[^>]{0,500}>(.*?)</script", re.I | re.S)
 _TAG_RE = re.compile(r"<[^>]{0,500}>")
 _REFRESH = re.compile(r"url\s*=\s*['\"]?([^'\"\s;]+)", re.I)
+_MARKUP = re.compile(r"<[a-zA-Z!/]")
+_SCRIPT_HINT = re.compile(r"write|HTML|location|eval|open\s*\(|<a|\\x3c|\\u003c|%3c|fromCharCode|atob|unescape", re.I)
+_TEXT = 2  # lexbor's tag ids of text and comment nodes
+_COMMENT = 4
+
+_LEAF = frozenset(("meta", "img", "base"))
+_RAW_HIDDEN = frozenset(("noscript", "noframes", "noembed", "iframe"))
+_SPECIAL = frozenset((*_SKIP, *_LEAF, *_RAW_HIDDEN, "frame"))
+_MAX_SCRIPT = 1_000_000
+_MAX_SWEEP = 8 << 20
+_MAX_FRAGMENT_BYTES = 2 << 20
+_SCRIPT_STEPS = 400_000
+"""Deobfuscator steps (tokens read and evaluated) per page, all its scripts together."""
+_SCRIPT_BYTES = 4 << 20
+"""Script text analysed per page (each script at most ``_MAX_SCRIPT``)."""
 OFFSCREEN_PX = -500.0
 TINY_PX = 2.0
 
@@ -297,7 +315,8 @@ class HtmlResult:
     truncated: bool = False
 
 
-def _style_of(el: etree._Element, tag: str, sheet: StyleSheet, ancestors: list[tuple[str, str, frozenset[str]]],
+def _style_of(attrs: dict[str, str | None], tag: str, sheet: StyleSheet,
+              ancestors: list[tuple[str, str, frozenset[str]]],
               eid: str, classes: frozenset[str]) -> dict[str, str]:
     matched: list[tuple[tuple[int, int, int, int, int], dict[str, tuple[str, bool]]]] = []
     if sheet.count:
@@ -315,7 +334,7 @@ def _style_of(el: etree._Element, tag: str, sheet: StyleSheet, ancestors: list[t
         for rule in cands:
             if _match(rule.chain, tag, eid, classes, ancestors):
                 matched.append(((0, *rule.spec, rule.order), rule.decls))
-    inline = el.get("style")
+    inline = attrs.get("style")
     if not matched and not inline:
         return {}
     props: dict[str, tuple[tuple[int, ...], str]] = {}
@@ -353,14 +372,14 @@ def _match(chain: list[tuple[str, str, tuple[str, ...]]], tag: str, eid: str, cl
     return True
 
 
-def _apply(style: dict[str, str], parent: _State, el: etree._Element, tag: str) -> _State:
+def _apply(style: dict[str, str], parent: _State, attrs: dict[str, str | None]) -> _State:
     hidden = parent.hidden
     vis = parent.visibility_hidden
     font_px = parent.font_px
     color = parent.color
     bg = parent.bg
     if not style:
-        if not hidden and el.get("hidden") is not None:
+        if not hidden and "hidden" in attrs:
             hidden = "display:none"
         if hidden is parent.hidden:
             return parent
@@ -393,13 +412,13 @@ def _apply(style: dict[str, str], parent: _State, el: etree._Element, tag: str) 
         if bc is not None:
             bg = bc
     if not hidden:
-        hidden = _box_hidden(style, font_px, el)
+        hidden = _box_hidden(style, font_px, attrs)
     return _State(hidden, vis, font_px, color, bg)
 
 
-def _box_hidden(style: dict[str, str], font_px: float, el: etree._Element) -> str:
+def _box_hidden(style: dict[str, str], font_px: float, attrs: dict[str, str | None]) -> str:
     g = style.get
-    if g("display") == "none" or el.get("hidden") is not None:
+    if g("display") == "none" or "hidden" in attrs:
         return "display:none"
     op = g("opacity")
     if op:
@@ -451,8 +470,13 @@ def _text_reason(st: _State) -> str:
     return ""
 
 
+_ROOT_STATE = _State("", False, 16.0, (0, 0, 0), (255, 255, 255))
+
+
 class _Walker:
-    def __init__(self, sheet: StyleSheet, base: str, max_chars: int, max_elements: int) -> None:
+    def __init__(self, tree: LexborHTMLParser, sheet: StyleSheet, base: str, max_chars: int,
+                 max_elements: int) -> None:
+        self.tree = tree
         self.sheet = sheet
         self.base = base
         self.visible = TextSink(max_chars)
@@ -466,6 +490,15 @@ class _Walker:
         self.max_elements = max_elements
         self.truncated = False
         self._last_block = True
+        self.ancestors: list[tuple[str, str, frozenset[str]]] = []
+        self.depth = 0
+        self.fragment_bytes = 0
+        self.max_fragment_bytes = _MAX_FRAGMENT_BYTES
+        self.script_steps = _SCRIPT_STEPS
+        self.script_bytes = _SCRIPT_BYTES
+        self.script_exhausted = False
+        self.anchors_seen = 0
+        self.scripts_seen: set[int] = set()
 
     def url(self, href: str) -> str:
         href = href.strip()
@@ -507,79 +540,126 @@ class _Walker:
         if self.hidden and self.hidden[-1][1] and self.hidden[-1][1][-1] != " ":
             self.hidden[-1][1].append(" ")
 
-    def walk(self, root: etree._Element) -> None:
-        st = _State("", False, 16.0, (0, 0, 0), (255, 255, 255))
-        ancestors: list[tuple[str, str, frozenset[str]]] = []
-        # iterative walk: (element, parent state, phase)
-        stack: list[tuple[etree._Element, _State, int]] = [(root, st, 0)]
-        states: list[_State] = []
+    def walk(self, root: LexborNode, st: _State | None = None) -> None:
+        """Walk ``root``'s subtree in document order (iteratively) with ``st`` as its parent state."""
+        st = st or _ROOT_STATE
+        ancestors = self.ancestors
+        # (node, parent state, phase): phase 1 closes an element
+        stack: list[tuple[LexborNode, _State, int]] = [(root, st, 0)]
         while stack:
             el, pst, phase = stack.pop()
-            if phase == 1:  # closing: tail text belongs to the parent
-                tag = el.tag if isinstance(el.tag, str) else ""
-                est = states.pop()
+            if phase == 1:
+                tag = el.tag or ""
                 ancestors.pop()
                 if tag == "a" or tag == "area":
                     self._close_anchor()
                 if tag in _BLOCK:
                     self.block()
-                if el.tail:
-                    self.emit(el.tail, _text_reason(pst))
-                del est
+                continue
+            tid = el.tag_id
+            if tid == _TEXT:
+                self.emit(el.text_content or "", _text_reason(pst))
+                continue
+            if tid == _COMMENT:
+                self._comment(el.comment_content or "", pst)
                 continue
             tag = el.tag
-            if not isinstance(tag, str):  # comments, PIs, entities
-                if el.tail:
-                    self.emit(el.tail, _text_reason(pst))
+            if not tag or tag[0] in "-#":  # document, doctype and other non-elements
+                self._push_children(stack, el, pst)
                 continue
-            tag = tag.lower()
             self.elements += 1
             if self.elements > self.max_elements:
                 self.truncated = True
                 return
-            eid = el.get("id") or ""
-            cls = el.get("class")
+            attrs = el.attributes
+            eid = attrs.get("id") or ""
+            cls = attrs.get("class")
             classes = frozenset(cls.split()) if cls else frozenset()
-            est = _apply(_style_of(el, tag, self.sheet, ancestors, eid, classes), pst, el, tag)
-            if tag in _SKIP or tag == "noscript" or tag == "iframe" or tag == "frame" or tag == "meta" \
-                    or tag == "img" or tag == "base":
-                self._special(el, tag, est)
-                if tag in _SKIP or tag in ("meta", "img", "base"):
-                    if el.tail:
-                        self.emit(el.tail, _text_reason(pst))
-                    if tag == "head":
-                        self._head(el)
+            est = _apply(_style_of(attrs, tag, self.sheet, ancestors, eid, classes), pst, attrs)
+            if tag in _SPECIAL:
+                if tag == "head":
+                    self._head(el)
                     continue
-                if tag == "noscript" and not est.hidden:
-                    est = _State("noscript", est.visibility_hidden, est.font_px, est.color, est.bg)
+                self._special(el, tag, est, attrs)
+                if tag in _SKIP or tag in _LEAF:
+                    continue
+                if tag in _RAW_HIDDEN:  # content a browser keeps as raw text and does not render
+                    self.fragment(el.text(deep=True), tag, est)
+                    continue
             if tag == "a" or tag == "area":
-                href = el.get("href")
+                href = attrs.get("href")
+                self.anchors_seen += 1
                 self.anchors.append(_Anchor(self.url(href) if href else "", [], [], "", _text_reason(est)))
             if tag in _BLOCK:
                 self.block()
-            states.append(est)
             ancestors.append((tag, eid, classes))
             stack.append((el, pst, 1))
-            for child in reversed(el):
-                stack.append((child, est, 0))
-            if el.text:
-                self.emit(el.text, _text_reason(est))
+            self._push_children(stack, el, est)
 
-    def _head(self, head: etree._Element) -> None:
-        for el in head.iter("title", "meta", "base", "style", "script"):
-            if el.tag == "title" and el.text:
-                self.emit(el.text, "")
-                self.block()
-            elif el.tag in ("meta", "base", "script"):
-                self._special(el, el.tag, _State("", False, 16.0, (0, 0, 0), (255, 255, 255)))
+    @staticmethod
+    def _push_children(stack: list[tuple[LexborNode, _State, int]], el: LexborNode, st: _State) -> None:
+        c = el.last_child
+        while c is not None:
+            stack.append((c, st, 0))
+            c = c.prev
 
-    def _special(self, el: etree._Element, tag: str, st: _State) -> None:
-        if tag == "base" and el.get("href"):
-            self.base = self.url(el.get("href", ""))
+    def fragment(self, markup: str, reason: str, st: _State) -> None:
+        """Parse ``markup`` (script output, a comment, raw text a browser does not render) as HTML
+        and walk it as hidden by ``reason``, within the page's fragment budget."""
+        if not markup or ("<" not in markup and reason in ("comment", "template")):
+            return
+        if self.depth >= 3 or self.fragment_bytes + len(markup) > self.max_fragment_bytes:
+            self.truncated = True
+            return
+        self.fragment_bytes += len(markup)
+        if not _MARKUP.search(markup):  # plain text: no tree to build
+            hst = _State(st.hidden or reason, st.visibility_hidden, st.font_px, st.color, st.bg)
+            self.emit(html_unescape(markup) if "&" in markup else markup, _text_reason(hst))
+            self.block()
+            return
+        holder = self.tree.create_node("div")  # parsed in a detached element of the page's own tree
+        holder.inner_html = markup
+        self.depth += 1
+        try:
+            if "<style" in markup or "<STYLE" in markup:
+                for node in holder.css("style"):
+                    parse_css(node.text(deep=True), self.sheet)
+            hst = _State(st.hidden or reason, st.visibility_hidden, st.font_px, st.color, st.bg)
+            c = holder.first_child
+            while c is not None:
+                nxt = c.next
+                self.walk(c, hst)
+                c = nxt
+        finally:
+            self.depth -= 1
+
+    def _comment(self, text: str, st: _State) -> None:
+        if "<" in text and _MARKUP.search(text):
+            self.fragment(text, "comment", st)
+
+    def _head(self, head: LexborNode) -> None:
+        for el in head.traverse(include_text=False):
+            tag = el.tag
+            if tag == "title":
+                t = el.text(deep=True)
+                if t:
+                    self.emit(t, "")
+                    self.block()
+            elif tag in ("meta", "base", "script", "noscript", "template"):
+                attrs = el.attributes
+                self._special(el, tag, _ROOT_STATE, attrs)
+                if tag == "noscript":
+                    self.fragment(el.text(deep=True), "noscript", _ROOT_STATE)
+            elif tag == "-comment":
+                self._comment(el.comment_content or "", _ROOT_STATE)
+
+    def _special(self, el: LexborNode, tag: str, st: _State, attrs: dict[str, str | None]) -> None:
+        if tag == "base" and attrs.get("href"):
+            self.base = self.url(attrs.get("href") or "")
         elif tag == "meta":
-            name = (el.get("name") or "").lower()
-            equiv = (el.get("http-equiv") or "").lower()
-            content = el.get("content") or ""
+            name = (attrs.get("name") or "").lower()
+            equiv = (attrs.get("http-equiv") or "").lower()
+            content = attrs.get("content") or ""
             if name in ("keywords", "description") and content.strip():
                 self.emit(content, "meta")
                 self.block()
@@ -588,7 +668,7 @@ class _Walker:
                 if m:
                     self.links.append(Link(self.url(m.group(1)), "", True, "meta-refresh"))
         elif tag == "img":
-            alt = el.get("alt")
+            alt = attrs.get("alt")
             if alt and self.anchors:
                 reason = _text_reason(st)
                 for a in self.anchors:
@@ -596,26 +676,79 @@ class _Walker:
                     if not reason:
                         a.has_visible_img = True
         elif tag in ("iframe", "frame"):
-            src = el.get("src")
+            src = attrs.get("src")
             if src:
                 reason = _text_reason(st)
-                w, h = el.get("width", "").strip(), el.get("height", "").strip()
+                w, h = (attrs.get("width") or "").strip(), (attrs.get("height") or "").strip()
                 if not reason and (w in ("0", "0px", "1", "1px") or h in ("0", "0px", "1", "1px")):
                     reason = "zero-size-iframe"
                 self.links.append(Link(self.url(src), "", bool(reason), reason))
         elif tag == "script":
-            code = el.text or ""
-            if code and ("<a" in code or "<A" in code or "location" in code):
-                self._script_links(code)
+            typ = (attrs.get("type") or "").lower()
+            if typ and "javascript" not in typ and "ecmascript" not in typ and typ != "module":
+                return
+            self.script(el.text(deep=True), st)
+        elif tag == "template":
+            for frag in el.template_fragments():
+                self.fragment(frag.html or "", "template", st)
+
+    def script(self, code: str, st: _State) -> None:
+        """Links and markup an inline script writes (see `inspectors.extract.deobfuscate`)."""
+        self.scripts_seen.add(hash(code))
+        if not code or not _SCRIPT_HINT.search(code):
+            return
+        if self.script_bytes <= 0 or self.script_steps <= 0:  # the page's script budget is spent
+            self.script_exhausted = True
+            return
+        code = code[:min(_MAX_SCRIPT, self.script_bytes)]
+        self.script_bytes -= len(code)
+        rec = deobfuscate(code, max_steps=self.script_steps, max_bytes=self.max_fragment_bytes)
+        self.script_steps -= rec.steps
+        if rec.exhausted:
+            self.script_exhausted = True
+        for markup in rec.markup:
+            self.fragment(markup, "script", st)
+        for url in rec.redirects:
+            self.links.append(Link(self.url(url), "", True, "script-redirect"))
+        self._script_links(code)
 
     def _script_links(self, code: str) -> None:
-        code = code[:1_000_000].replace("\\/", "/").replace('\\"', '"').replace("\\'", "'")
+        """The regex fallback for sink forms the evaluator does not know: anchors and location
+        assignments in the script text once escapes and literal concatenations are undone."""
+        if "<a" not in code and "<A" not in code and "\\x3c" not in code.lower() and "\\u003c" not in code.lower() \
+                and "location" not in code:
+            return
+        code = js_unescape_literal(code[:_MAX_SCRIPT].replace("\\/", "/"))
         code = re.sub(r"[\"']\s*\+\s*[\"']", "", code)  # '<a hr' + 'ef=…' concatenations
-        for m in _SCRIPT_A.finditer(code):
-            text = _WS.sub(" ", _TAG_RE.sub("", m.group(2))).strip()
-            self.links.append(Link(self.url(m.group(1)), text, True, "script"))
+        known = {lk.url for lk in self.links}
+        for href, inner in raw_anchors(code):
+            url = self.url(href.strip("\"'\\"))
+            if url not in known:
+                text = _WS.sub(" ", _TAG_RE.sub("", inner)).strip()
+                self.links.append(Link(url, text, True, "script"))
         for m in _SCRIPT_LOC.finditer(code):
-            self.links.append(Link(self.url(m.group(1)), "", True, "script-redirect"))
+            url = self.url(m.group(1))
+            if url not in known:
+                self.links.append(Link(url, "", True, "script-redirect"))
+
+    def sweep(self, doc: str) -> None:
+        """Anchors and scripts in the source that the tree does not hold (markup a browser drops:
+        inside a ``<frameset>``, ``<title>``, ``<textarea>``, attribute values…), as hidden with
+        reason ``unrendered``."""
+        if doc.count("<script", 0, _MAX_SWEEP) + doc.count("<SCRIPT", 0, _MAX_SWEEP) > len(self.scripts_seen):
+            unrendered = _State("unrendered", False, 16.0, (0, 0, 0), (255, 255, 255))
+            for m in _SCRIPT_EL.finditer(doc, 0, _MAX_SWEEP):
+                if hash(m.group(1)) not in self.scripts_seen:
+                    self.script(m.group(1), unrendered)
+        if doc.count("<a", 0, _MAX_SWEEP) + doc.count("<A", 0, _MAX_SWEEP) <= self.anchors_seen:
+            return
+        known = {lk.url for lk in self.links}
+        for href, inner in raw_anchors(doc[:_MAX_SWEEP]):
+            url = self.url(href)
+            if url not in known:
+                known.add(url)
+                text = _WS.sub(" ", _TAG_RE.sub("", inner)).strip()
+                self.links.append(Link(url, text, True, "unrendered"))
 
     def _close_anchor(self) -> None:
         if not self.anchors:
@@ -638,36 +771,37 @@ class _Walker:
         return "\n".join(f"[{r}] " + _WS.sub(" ", "".join(parts)).strip() for r, parts in self.hidden)
 
 
-_PARSER = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True,
-                           default_doctype=False)
-
-
 def analyze(doc: str, *, base_url: str = "", max_chars: int = 4 * 1024 * 1024,
             max_elements: int = 2_000_000) -> HtmlResult:
     """Visible text, hidden text and links of an HTML document (already decoded)."""
     doc = doc.replace("\x00", "")
-    try:
-        root = etree.fromstring(doc, _PARSER) if doc.strip() else None
-    except (etree.ParserError, ValueError, etree.XMLSyntaxError):
-        root = None
+    if "\r" in doc:  # as the tokenizer does, so the sweep sees the text the tree holds
+        doc = doc.replace("\r\n", "\n").replace("\r", "\n")
+    if not doc.strip():
+        return HtmlResult("", "", [], {})
+    doc, too_deep = cap_depth(doc)
+    tree = LexborHTMLParser(doc, scripting=True)
+    root = tree.root
     if root is None:
         return HtmlResult("", "", [], {})
     sheet = StyleSheet()
-    for st in root.iter("style"):
-        if st.text:
-            parse_css(st.text, sheet)
-    w = _Walker(sheet, base_url, max_chars, max_elements)
-    # the body first: the <head> walk handles title/meta/base; base must be known before links
-    for b in root.iter("base"):
-        if b.get("href"):
-            w.base = w.url(b.get("href", ""))
-            break
+    for st in tree.tags("style"):
+        parse_css(st.text(deep=True), sheet)
+    w = _Walker(tree, sheet, base_url, max_chars, max_elements)
+    # base must be known before links
+    if "<base" in doc or "<BASE" in doc:
+        base = tree.css_first("base[href]")
+        if base is not None:
+            w.base = w.url(base.attributes.get("href") or "")
     w.walk(root)
+    w.sweep(doc)
     text = "\n".join(line.strip() for line in w.visible.text().split("\n"))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    title_el = root.find(".//title")
-    title = (title_el.text or "").strip() if title_el is not None else ""
-    return HtmlResult(text, w.hidden_text(), w.links, w.reasons, title, w.truncated or w.visible.full)
+    titles = tree.tags("title")
+    title = _WS.sub(" ", titles[0].text(deep=True)).strip() if titles else ""
+    links = list(dict.fromkeys(w.links))
+    return HtmlResult(text, w.hidden_text(), links, w.reasons, title,
+                      w.truncated or w.visible.full or w.script_exhausted or too_deep)
 
 
 def extract_html(data: bytes, *, declared_charset: str | None = None, base_url: str = "",

@@ -123,10 +123,11 @@ def extract_media(obj: ContentObject, budget: Budget, factory: Any, *, keywords:
                   config: MediaConfig | None = None, sandbox: Any = None) -> Extraction:
     """Extract one image, audio or video object; never raises.
 
-    ``keywords`` are the active policy's keywords (spotted in speech by pocketsphinx);
+    ``keywords`` are the active policy's keywords (spotted in speech: see `inspectors.extract.audio`);
+    without ``config``, the budget's ``vosk_model_dir`` (the ``inspection.vosk_model_dir`` setting) is used;
     ``sandbox`` is an `inspectors.extract.sandbox.Sandbox` (None: run in this process).
     """
-    cfg = config or MediaConfig()
+    cfg = config or MediaConfig(vosk_model_dir=budget.vosk_model_dir)
     if obj.kind == "thumbnail":
         return Extraction(meta={"media": "evidence"})
     kind = media_kind(obj, factory)

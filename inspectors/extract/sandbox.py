@@ -34,12 +34,17 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing import connection as mp_connection
 from multiprocessing.connection import Connection
 from typing import Any
 
 _ALLOWED = ("inspectors.", "tests.")
-_PRELOAD = ["inspectors.extract.bounded"]
+_PRELOAD = ["inspectors.extract.bounded", "inspectors.extract.pdf", "inspectors.extract.archives",
+            "inspectors.extract.office", "pypdfium2", "lxml.etree"]
+"""Imported once by the fork server, so that every worker (and every replacement) starts with
+the document parsers loaded instead of importing them itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,33 +134,78 @@ def _worker_main(conn: Connection, memory_bytes: int,
             return
         if msg is None:
             return
+        if isinstance(msg, _Batch):
+            _run_batch(conn, msg, memory_bytes, cpu_hard)
+            continue
         name, data, kwargs, cpu_seconds, task_memory = msg
-        try:
-            if cpu_seconds:
-                used = resource.getrusage(resource.RUSAGE_SELF)
-                soft = int(used.ru_utime + used.ru_stime + cpu_seconds + 1)
-                resource.setrlimit(resource.RLIMIT_CPU, (soft if cpu_hard < 0 else min(soft, cpu_hard), cpu_hard))
-            if memory_bytes:
-                cap = min(task_memory or memory_bytes, memory_bytes)
-                resource.setrlimit(resource.RLIMIT_AS, (cap, memory_bytes))
-            if isinstance(data, tuple) and len(data) == 2 and data[0] == "path":
-                with open(data[1], "rb") as f:
-                    data = f.read()
-            value = _resolve(name)(data, **kwargs)
-            out = _Outcome(True, value, _peak_rss_self())
-        except MemoryError:
-            data = None
-            out = _Outcome(False, SandboxFailure("memory", "MemoryError", _peak_rss_self()), _peak_rss_self())
-        except BaseException as exc:  # report anything the parser raised
-            out = _Outcome(False, SandboxFailure(f"error:{type(exc).__name__}", str(exc)[:300], _peak_rss_self()),
-                           _peak_rss_self())
+        _send_outcome(conn, _task_outcome(name, data, kwargs, cpu_seconds, task_memory, memory_bytes, cpu_hard))
+
+
+def _task_outcome(name: str, data: Any, kwargs: dict[str, Any], cpu_seconds: float, task_memory: int,
+                  memory_bytes: int, cpu_hard: int) -> _Outcome:  # pragma: no cover - runs in the child
+    """Run one task under its CPU and memory limits; its outcome (never raises)."""
+    try:
+        if cpu_seconds:
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            soft = int(used.ru_utime + used.ru_stime + cpu_seconds + 1)
+            resource.setrlimit(resource.RLIMIT_CPU, (soft if cpu_hard < 0 else min(soft, cpu_hard), cpu_hard))
+        if memory_bytes:
+            cap = min(task_memory or memory_bytes, memory_bytes)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, memory_bytes))
+        if isinstance(data, tuple) and len(data) == 2 and data[0] == "path":
+            with open(data[1], "rb") as f:
+                data = f.read()
+        value = _resolve(name)(data, **kwargs)
+        return _Outcome(True, value, _peak_rss_self())
+    except MemoryError:
         data = None
-        try:
-            conn.send(out)
-        except MemoryError:
-            conn.send(_Outcome(False, SandboxFailure("memory", "result too large"), _peak_rss_self()))
-        except Exception as exc:  # unpicklable result
-            conn.send(_Outcome(False, SandboxFailure("error:result", repr(exc)[:300]), _peak_rss_self()))
+        return _Outcome(False, SandboxFailure("memory", "MemoryError", _peak_rss_self()), _peak_rss_self())
+    except BaseException as exc:  # report anything the parser raised
+        return _Outcome(False, SandboxFailure(f"error:{type(exc).__name__}", str(exc)[:300], _peak_rss_self()),
+                        _peak_rss_self())
+
+
+def _send_outcome(conn: Connection, out: _Outcome) -> None:  # pragma: no cover - runs in the child
+    try:
+        conn.send(out)
+    except MemoryError:
+        conn.send(_Outcome(False, SandboxFailure("memory", "result too large"), _peak_rss_self()))
+    except Exception as exc:  # unpicklable result
+        conn.send(_Outcome(False, SandboxFailure("error:result", repr(exc)[:300]), _peak_rss_self()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Several tasks of one function sent to a worker in one message (`Sandbox.run_batch`)."""
+
+    name: str
+    items: list[tuple[Any, dict[str, Any]]]
+    cpu_seconds: float
+    task_memory: int
+
+
+def _run_batch(conn: Connection, batch: _Batch, memory_bytes: int,
+               cpu_hard: int) -> None:  # pragma: no cover - runs in the child
+    """Run a batch's tasks in order, sending each outcome as soon as it is known: the parent
+    then knows which task a crash or a timeout hit (the first one without an outcome)."""
+    items = list(batch.items)
+    batch = _Batch(batch.name, [], batch.cpu_seconds, batch.task_memory)  # drop our reference to the inputs
+    for i in range(len(items)):
+        data, kwargs = items[i]
+        items[i] = (None, {})
+        out = _task_outcome(batch.name, data, kwargs, batch.cpu_seconds, batch.task_memory, memory_bytes, cpu_hard)
+        data = None
+        _send_outcome(conn, out)
+
+
+@dataclass(slots=True)
+class _Share:
+    """The items of a `Sandbox.run_batch` one worker is running: their indices, how many have
+    a result, and when the current one times out."""
+
+    idx: list[int]
+    pos: int
+    deadline: float
 
 
 class _Worker:
@@ -331,6 +381,104 @@ class Sandbox:
         # a worker that ran out of memory may be left fragmented: replace it
         self._release(w, fail.reason == "memory")
         return fail
+
+    def run_batch(self, func_name: str, items: Sequence[tuple[bytes | tuple[str, str], dict[str, Any]]],
+                  timeout: float, *, cpu_seconds: float | None = None,
+                  memory_bytes: int | None = None) -> list[Any]:
+        """``[run(func_name, data, timeout, **kwargs) for data, kwargs in items]``, with the
+        items split over the pool's workers and sent to each worker in one message.
+
+        A worker runs its share in order and sends each result as soon as it has it, so the
+        wall time of the batch is shared out and the parent does no round trip per item.
+        ``timeout`` bounds each item (from the previous item's result, or from the start).
+        A crash, a timeout or a memory failure hits only the item that was running: it gets its
+        `SandboxFailure`, the worker is replaced and the items after it go to another worker.
+        """
+        results: list[Any] = [None] * len(items)
+        pending: deque[int] = deque(range(len(items)))
+        running: dict[_Worker, _Share] = {}
+        cpu = self.cpu_seconds if cpu_seconds is None else cpu_seconds
+        spec = (func_name, cpu, memory_bytes or 0, timeout)
+        while pending or running:
+            self._hand_out(items, pending, running, spec)
+            if not running:  # every worker is busy elsewhere: wait for one as `run` does
+                w = self._acquire(time.monotonic() + timeout)
+                if isinstance(w, SandboxFailure):
+                    for i in pending:
+                        results[i] = w
+                    break
+                self._start_share(w, items, pending, running, spec, len(pending))
+                continue
+            self._collect(running, results, pending, timeout)
+        return results
+
+    def _hand_out(self, items: Sequence[Any], pending: deque[int], running: dict[_Worker, _Share],
+                  spec: tuple[str, float, int, float]) -> None:
+        """Give every idle worker an even share of what is still pending."""
+        while pending:
+            with self._lock:
+                if self._closed or not self._idle:
+                    return
+                w = self._idle.popleft()
+            share = -(-len(pending) // max(1, self.size))
+            self._start_share(w, items, pending, running, spec, share)
+
+    def _start_share(self, w: _Worker, items: Sequence[Any], pending: deque[int], running: dict[_Worker, _Share],
+                     spec: tuple[str, float, int, float], n: int) -> None:
+        name, cpu, memory, timeout = spec
+        idx = [pending.popleft() for _ in range(min(n, len(pending)))]
+        w.tasks += len(idx)
+        try:
+            w.conn.send(_Batch(name, [items[i] for i in idx], cpu, memory))
+        except (OSError, ValueError):
+            self._release(w, True)
+            pending.extendleft(reversed(idx))
+            return
+        running[w] = _Share(idx, 0, time.monotonic() + timeout)
+
+    def _collect(self, running: dict[_Worker, _Share], results: list[Any], pending: deque[int],
+                 timeout: float) -> None:
+        """Wait for the next results of the running shares; settle crashes and timeouts."""
+        now = time.monotonic()
+        left = max(0.0, min(sh.deadline for sh in running.values()) - now)
+        by_conn = {w.conn: w for w in running}
+        try:
+            ready = mp_connection.wait(list(by_conn), left)
+        except OSError:
+            ready = list(by_conn)
+        for conn in ready:
+            w = by_conn[conn]  # type: ignore[index]
+            sh = running[w]
+            i = sh.idx[sh.pos]
+            try:
+                out: _Outcome = w.conn.recv()
+            except (EOFError, OSError, MemoryError) as exc:
+                w.proc.join(1)
+                results[i] = self._death(w.proc.exitcode, exc)
+                self._end_share(w, running, pending, dead=True, rest=sh.idx[sh.pos + 1:])
+                continue
+            self.peak_rss = max(self.peak_rss, out.peak_rss)
+            results[i] = out.value
+            sh.pos += 1
+            sh.deadline = time.monotonic() + timeout
+            # a worker that ran out of memory may be left fragmented: replace it
+            memory = not out.ok and out.value.reason == "memory"
+            if sh.pos == len(sh.idx) or memory:
+                self._end_share(w, running, pending, dead=memory, rest=sh.idx[sh.pos:])
+        now = time.monotonic()
+        for w, sh in list(running.items()):
+            if sh.deadline <= now and w.conn not in ready:
+                rss = vm_hwm(w.proc.pid)
+                self.peak_rss = max(self.peak_rss, rss)
+                results[sh.idx[sh.pos]] = SandboxFailure("timeout", f"after {timeout:.1f}s", rss)
+                self._end_share(w, running, pending, dead=True, rest=sh.idx[sh.pos + 1:])
+
+    def _end_share(self, w: _Worker, running: dict[_Worker, _Share], pending: deque[int], *, dead: bool,
+                   rest: list[int]) -> None:
+        """Release ``w`` (replaced if ``dead``); ``rest`` (its items without a result) is pending again."""
+        del running[w]
+        pending.extendleft(reversed(rest))
+        self._release(w, dead)
 
     @staticmethod
     def _death(code: int | None, exc: BaseException) -> SandboxFailure:

@@ -1,7 +1,8 @@
 """The application layer: protocol detection by content and dispatch, as one sans-IO stage.
 
-``AppLayer`` (`reassembly.applayer.stage`) takes the `StreamEvent`s of TCP reassembly (and UDP
-packets) and hands each flow to the parser of its protocol, found in ONE protocol table
+``AppLayer`` (`reassembly.applayer.stage`) takes the `StreamEvent`s of TCP reassembly and of
+SCTP reassembly (`reassembly.sctp`: one flow per association and stream id), and UDP packets,
+and hands each flow to the parser of its protocol, found in ONE protocol table
 (`reassembly.applayer.table.PROTOCOLS`), as Suricata's app-layer registration does. Parsers
 return `ContentObject`s; the stage gives them to its ``emit`` callback, metadata records
 (`AppEvent`) to ``on_event``, and finished flows to ``on_flow_end``.
@@ -54,8 +55,9 @@ an expectation matched, else None), ``shared`` (the entry's per-stage state), an
   list[ContentObject]``: give the rest of the stream to detection (``protocol=None``) or to a
   named entry from stream offset ``at[d]`` in each direction; ``replay[d]`` are the bytes from
   ``at[d]`` the parser was already fed. Used by HTTP CONNECT (a 2xx answer: the tunnel is
-  detected afresh; its objects carry ``meta["connect_host"]``) and ``101`` upgrades (to the
-  entry named by the Upgrade token, if the table has one); meant for SOCKS, STARTTLS and the like.
+  detected afresh; its objects carry ``meta["connect_host"]``), SOCKS (the same, once the proxy
+  granted the request) and ``101`` upgrades (to the entry named by the Upgrade token, if the
+  table has one).
 
 Limits: each entry's ``limits`` default is overridden by the settings section
 ``applayer.<name>`` (``limits_from`` to share one); the stage's limits can be replaced at run

@@ -2,16 +2,20 @@
 
 CONNECT answered 2xx hands the rest of the stream back to detection (a proxied HTTP, TLS…);
 its objects carry the CONNECT target in ``meta["connect_host"]`` (and in ``host`` when they
-have none). A ``101`` upgrade hands it to the entry named by the Upgrade token, if the table
-has one (else the rest is ignored, as before).
+have none). A ``101`` upgrade hands it to the entry named by the Upgrade token (``h2c`` is the
+``http2`` entry), if the table has one (else the rest is ignored, as before); the next parser
+gets the upgrading request in ``ctx.meta`` (``upgrade_method``, ``upgrade_url``, and
+``websocket_extensions`` / ``websocket_protocol`` from the 101, ``websocket_accept``: whether
+the 101's Sec-WebSocket-Accept answers the key) and its Host as ``ctx.host``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.model import ContentObject, Flow, StreamEvent
+from appliance.model import ContentObject, Flow, HttpTransaction, HttpTxStart, StreamEvent
 from reassembly.applayer.base import AppProtocol, Limits, MiB, ParserContext
+from reassembly.applayer.websocket import accept_key
 from reassembly.content import HttpContentAssembler, host_without_port
 from reassembly.detect import looks_like_http_request, looks_like_http_response
 from reassembly.http1 import Http1Parser, Tunnel
@@ -21,6 +25,8 @@ _NONE: list[ContentObject] = []
 """Shared empty result (never appended to)."""
 _MAX_TARGET = 1024
 """Longest CONNECT target carried into the tunnel's objects."""
+UPGRADE_ENTRIES = {"h2c": "http2"}
+"""Upgrade tokens whose table entry has another name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +90,35 @@ class HttpParser:
             if objs:
                 out.extend(objs)
         if self.parser.handoff is not None:  # handed off once this event's objects are assembled
-            out.extend(self._handoff(ev.ts_ns))
+            up = next((h.tx for h in reversed(hevs) if type(h) is HttpTxStart and h.tx.status == 101), None)
+            out.extend(self._handoff(ev.ts_ns, up))
         return out
 
     def close(self, flow: Flow, ts_ns: int) -> list[ContentObject]:
         return self.assembler.close_flow(flow, ts_ns)
 
-    def _handoff(self, ts_ns: int) -> list[ContentObject]:
+    def _handoff(self, ts_ns: int, up: HttpTransaction | None = None) -> list[ContentObject]:
         t: Tunnel = self.parser.handoff  # type: ignore[assignment]
         self.parser.handoff = None
         if t.protocol is None:  # CONNECT: whatever the tunnel carries is detected afresh
             target = t.target[:_MAX_TARGET]
             return self.ctx.handoff(t.at, ts_ns, replay=t.replay, meta={"connect_host": target},
                                     host=host_without_port(target))
-        return self.ctx.handoff(t.at, ts_ns, protocol=t.protocol, replay=t.replay)
+        meta, host = {}, ""
+        if up is not None:  # the 101: what the next protocol needs to know of the upgrade
+            meta = {"upgrade_method": up.method.decode("latin-1")[:32], "upgrade_url": t.target[:_MAX_TARGET]}
+            for key, header in (("websocket_extensions", b"sec-websocket-extensions"),
+                                ("websocket_protocol", b"sec-websocket-protocol")):
+                value = up.response_header(header)
+                if value:
+                    meta[key] = value.decode("latin-1")[:_MAX_TARGET]
+            key, accept = up.request_header(b"sec-websocket-key"), up.response_header(b"sec-websocket-accept")
+            if key is not None:
+                meta["websocket_accept"] = "missing" if accept is None else (
+                    "valid" if accept.strip() == accept_key(key) else "invalid")
+            host = host_without_port(up.host)[:_MAX_TARGET]
+        return self.ctx.handoff(t.at, ts_ns, protocol=UPGRADE_ENTRIES.get(t.protocol, t.protocol), replay=t.replay,
+                                meta=meta, host=host)
 
 
 HTTP = AppProtocol("http", HttpParser, probe=probe, ports=frozenset({80, 3128, 8000, 8080, 8888}),

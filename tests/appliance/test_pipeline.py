@@ -139,7 +139,7 @@ def test_udp_reaches_a_datagram_entry_and_its_events_reach_eve(tmp_path: Path, f
     files = {e["app_proto"]: e for e in _files(events)}
     assert files["ping"]["fileinfo"]["md5"] == hashlib.md5(b"PING onePONG one").hexdigest()
     assert "http" in files and pipe.stats.udp_packets == 4
-    assert pipe.stats.app_protos == {"http": 1, "ping": 1}
+    assert pipe.stats.app_protos == {"http": 1, "ping": 1, "dns": 1}  # the trace's DNS lookup is DNS now
     _, plain = _read(pcap, fast)  # the default table: UDP is only counted
     assert [e["event_type"] for e in plain if e["event_type"] == "ping"] == [] and len(_files(plain)) == 1
 

@@ -1,5 +1,6 @@
 """Wireshark as an independent oracle: on every generated golden capture (link types, VLAN,
-QinQ, ERSPAN II/III, VXLAN, SLL, raw IP, IPv6, pcapng), our decoder finds the same innermost
+QinQ, ERSPAN II/III, VXLAN from its port to another, Geneve, NFLOG, SLL, raw IP, IPv6, pcapng,
+unfinished checksums), our decoder finds the same innermost
 TCP/UDP endpoints and payload lengths that tshark's dissectors do (read through pyshark)."""
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from tests.pcaps.cases import CASES, generate
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 
-NAMES = ["plain_get", "vlan_get", "qinq_get", "erspan2_get", "erspan3_get", "vxlan_get", "sll_get", "rawip_get",
-         "pcapng_get", "ipv6_get", "noise_mixed", "ooo_retransmit"]
+NAMES = ["plain_get", "vlan_get", "qinq_get", "erspan2_get", "erspan3_get", "vxlan_get", "vxlan_src_port_get",
+         "geneve_get", "nflog_get", "offload_get", "sll_get", "rawip_get", "pcapng_get", "ipv6_get", "noise_mixed",
+         "ooo_retransmit"]
 
 
 def _tshark_view(pcap: Path) -> list[tuple[str, str, int, int, int]]:

@@ -339,3 +339,159 @@ def test_decoder_counters() -> None:
         assert d.decode(frame(bad)) is not None
     d.decode(frame(eth() / ARP()))
     assert d.counters == {"ipv4.bad_checksum": 3}
+
+
+# -- VXLAN and Geneve off their usual ports ------------------------------------------------------
+
+def _udp_carrier(sport: int, dport: int) -> IP:
+    return IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=sport, dport=dport)
+
+
+def _vxlan(vni: int = 77) -> bytes:
+    """An RFC 7348 VXLAN header (scapy's VXLAN() sets the VXLAN-GPE bits)."""
+    return struct.pack("!II", 0x08000000, vni << 8)
+
+
+@pytest.mark.parametrize(("sport", "dport"), [(4789, 34567), (8472, 1024), (40000, 9999), (53, 5353)])
+def test_vxlan_from_its_port_or_by_content(sport: int, dport: int) -> None:
+    """A mirror may send VXLAN from 4789 to any port, or use ports of its own: recognised by
+    either registered port, or by a valid header followed by a plausible inner frame."""
+    pkt = eth() / _udp_carrier(sport, dport) / _vxlan() / eth() / Dot1Q(vlan=66) / inner_tcp()
+    check_tcp(decode(frame(pkt)), vlan=66, tunnel="vxlan")
+    six = eth() / _udp_carrier(sport, dport) / _vxlan() / eth() / IPv6(src=A6, dst=B6) / UDP(
+        sport=5, dport=6) / b"inner"
+    p = decode(frame(six))
+    assert (p.tunnel, p.proto, p.payload, p.anomalies) == ("vxlan", 17, b"inner", EMPTY)
+
+
+def test_vxlan_content_rule_needs_a_valid_inner_frame() -> None:
+    """On an unregistered port, anything short of a valid header and inner IP header stays UDP."""
+    good = _vxlan() + bytes(eth() / inner_tcp())
+    bad_sum = bytearray(good)
+    bad_sum[8 + 14 + 10] ^= 0xFF  # the inner IPv4 header checksum
+    flags = bytearray(good)
+    flags[0] = 0x0C
+    reserved = bytearray(good)
+    reserved[7] = 1
+    arp = _vxlan() + bytes(eth() / ARP())
+    six = _vxlan() + bytes(eth() / IPv6(src=A6, dst=B6, plen=99) / UDP() / b"inner")  # wrong payload length
+    for payload in (bytes(bad_sum), bytes(flags), bytes(reserved), arp, six):
+        p = decode(frame(eth() / _udp_carrier(40000, 9999) / payload))
+        assert (p.tunnel, p.proto, p.payload) == ("", 17, payload)
+        q = decode(frame(eth() / _udp_carrier(40000, 4789) / payload))  # the registered port decides
+        assert q.tunnel == ("vxlan" if payload[0] & 0x08 else ""), payload[:8]
+    # a datagram cut short by the snap length still shows its tunnel
+    cut = bytes(eth() / _udp_carrier(40000, 9999) / _vxlan() / eth() / inner_tcp(b"x" * 500))[:200]
+    p = decode(Frame(0, cut, 600, 1, ""))
+    assert p.tunnel == "vxlan" and p.proto == 6 and "ipv4.truncated" in p.anomalies
+
+
+@pytest.mark.parametrize(("sport", "dport"), [(50000, 6081), (6081, 50000), (50000, 7000)])
+@pytest.mark.parametrize("inner", ["ethernet", "ipv4", "ipv6"])
+def test_geneve(sport: int, dport: int, inner: str) -> None:
+    from scapy.contrib.geneve import GENEVE
+
+    if inner == "ethernet":
+        g = GENEVE(vni=5, proto=0x6558, optionlen=2, options=bytes(8)) / eth() / Dot1Q(vlan=12) / inner_tcp()
+        check_tcp(decode(frame(eth() / _udp_carrier(sport, dport) / g)), vlan=12, tunnel="geneve")
+    elif inner == "ipv4":
+        check_tcp(decode(frame(eth() / _udp_carrier(sport, dport) / GENEVE(proto=0x0800) / inner_tcp())),
+                  tunnel="geneve")
+    else:
+        g = GENEVE(proto=0x86DD) / IPv6(src=A6, dst=B6) / UDP(sport=7, dport=8) / b"six"
+        p = decode(frame(eth() / _udp_carrier(sport, dport) / g))
+        assert (p.tunnel, p.proto, p.payload) == ("geneve", 17, b"six")
+    # reserved bits set: a Geneve port still decides, content alone does not
+    raw = bytearray(bytes(GENEVE(proto=0x0800) / inner_tcp()))
+    raw[1] |= 0x01
+    p = decode(frame(eth() / _udp_carrier(sport, dport) / bytes(raw)))
+    assert p.tunnel == ("geneve" if 6081 in (sport, dport) else "")
+
+
+# -- NFLOG (LINKTYPE 239) -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_nflog(big_endian: bool) -> None:
+    from tools import synth as S
+
+    link = S.Nflog(group=9, big_endian=big_endian)
+    check_tcp(decode(Frame(5, f := link.wrap(bytes(inner_tcp()), 0x0800, True, 5), len(f), 239, "nflog:9")))
+    six = link.wrap(bytes(IPv6(src=A6, dst=B6) / UDP(sport=1, dport=2) / b"v6"), 0x86DD, False, 5)
+    p = decode(Frame(5, six, len(six), 239, ""))
+    assert (p.proto, p.payload, p.anomalies) == (17, b"v6", EMPTY)
+
+
+def test_nflog_without_payload_and_damaged() -> None:
+    tlv = struct.pack("<HH", 12, 10) + b"prefix\0\0"  # NFULA_PREFIX only: a log entry without the packet
+    hdr = bytes([2, 0, 0, 5])
+    payload = bytes(inner_tcp())
+    cases = {
+        hdr + tlv: ("", 0),
+        hdr[:3]: ("nflog.truncated", 0),
+        hdr + tlv + struct.pack("<HH", 2, 9): ("nflog.bad_length", 0),
+        hdr + struct.pack("<HH", 40, 10) + b"short": ("nflog.truncated", 0),
+        hdr + tlv * 70 + struct.pack("<HH", 4 + len(payload), 9) + payload: ("nflog.too_many_tlvs", 0),
+        hdr + struct.pack("<HH", 4 + len(payload), 9) + payload[:45]: ("ipv4.truncated", 6),
+    }
+    for raw, (code, proto) in cases.items():
+        p = decode(Frame(0, raw, len(raw), 239, ""))
+        assert p.proto == proto and (code in p.anomalies if code else p.anomalies == EMPTY), (raw, p.anomalies)
+
+
+# -- checksum modes ---------------------------------------------------------------------------------
+
+def _segments(src: str, dst: str, n: int, *, bad: bool = False, iface: str = "eth0") -> list[Frame]:
+    """``n`` TCP segments from ``src``, with unfinished (zero) checksums when ``bad``."""
+    out = []
+    for i in range(n):
+        raw = bytearray(bytes(eth() / IP(src=src, dst=dst) / TCP(sport=80, dport=40000, seq=i * 10, flags="A")
+                              / (b"%010d" % i)))
+        if bad:
+            raw[14 + 20 + 16:14 + 20 + 18] = b"\0\0"
+        out.append(Frame(i, bytes(raw), len(raw), 1, iface))
+    return out
+
+
+def test_checksum_modes_stateless() -> None:
+    (f,) = _segments(A, B, 1, bad=True)
+    assert decode(f).anomalies == ("tcp.bad_checksum",)
+    assert decode(f, "verify").anomalies == decode(f, "auto").anomalies == ("tcp.bad_checksum",)
+    assert decode(f, "off").anomalies == EMPTY
+    with pytest.raises(ValueError):
+        decode(f, "sometimes")
+    with pytest.raises(ValueError):
+        Decoder(checksums="sometimes")
+    assert Decoder(verify_checksums=False).checksums.mode == "off"
+    assert Decoder().checksums.mode == "verify" and Decoder(checksums="auto").verify_checksums
+
+
+def test_auto_mode_stops_verifying_an_offloaded_side() -> None:
+    """A side whose checksums are unfinished is recognised after a few packets and counted once;
+    its later packets (also with a bad IPv4 header checksum) are not verified."""
+    from capture.checksums import OFFLOAD_MIN_BAD
+
+    d = Decoder(checksums="auto")
+    ps = [d.decode(f) for f in _segments(B, A, 20, bad=True)]
+    flagged = [p.anomalies for p in ps if p.anomalies]
+    assert flagged == [("tcp.bad_checksum",)] * (OFFLOAD_MIN_BAD - 1) + [("tcp.bad_checksum", "checksum.offload")]
+    assert d.counters == {"tcp.bad_checksum": OFFLOAD_MIN_BAD, "checksum.offload": 1}
+    assert d.checksum_offload == [("eth0", B)]
+    hdr = bytearray(_segments(B, A, 1)[0].data)
+    hdr[24:26] = b"\0\0"  # the IPv4 header checksum too
+    assert d.decode(Frame(0, bytes(hdr), len(hdr), 1, "eth0")).anomalies == EMPTY
+    # the other side, and the same address on another interface, are still verified
+    assert d.decode(_segments(A, B, 1, bad=True)[0]).anomalies == ("tcp.bad_checksum",)
+    assert d.decode(_segments(B, A, 1, bad=True, iface="eth1")[0]).anomalies == ("tcp.bad_checksum",)
+
+
+def test_auto_mode_keeps_verifying_a_clean_side() -> None:
+    """Corrupted packets on a clean capture are flagged, before and after the learning window."""
+    from capture.checksums import LEARN_WINDOW
+
+    d = Decoder(checksums="auto")
+    good = _segments(A, B, LEARN_WINDOW + 10)
+    corrupt = _segments(A, B, 12, bad=True)
+    seq = good[:5] + corrupt[:2] + good[5:] + corrupt[2:]
+    ps = [d.decode(f) for f in seq]
+    assert sum(1 for p in ps if p.anomalies == ("tcp.bad_checksum",)) == 12
+    assert d.counters == {"tcp.bad_checksum": 12} and d.checksum_offload == []

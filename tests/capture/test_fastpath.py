@@ -23,6 +23,7 @@ from appliance.model import ContentObject
 from appliance.sensor import Sensor
 from appliance.settings import Settings
 from capture import fastpath
+from capture.checksums import OFFLOAD_MIN_BAD
 from capture.pcapfile import open_capture
 from tests.pcaps import cases as golden
 from tools import synth as S
@@ -51,8 +52,11 @@ class _Batches:
         return self.cap.frames()
 
 
-def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None, batched: bool = False) -> dict[str, Any]:
+def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None, batched: bool = False,
+         checksums: str | None = None) -> dict[str, Any]:
     cfg: dict[str, Any] = {"reassembly": {"fast_path": fast}}
+    if checksums:
+        cfg["capture"] = {"checksums": checksums}
     for section, values in (overrides or {}).items():
         cfg.setdefault(section, {}).update(values)
     objs: list[ContentObject] = []
@@ -74,12 +78,15 @@ def _run(pcap: Path, fast: bool, overrides: dict[str, Any] | None = None, batche
                   st_.last_ts_ns, sorted(st_.anomalies.items())),
         "tcp": counters,
         "fp": sensor.fast_path_counters,
+        "offload": sensor.decoder.checksum_offload,
     }
 
 
-def _same(pcap: Path, overrides: dict[str, Any] | None = None, batched: bool = False) -> dict[str, Any]:
-    fast = _run(pcap, True, overrides, batched)
-    slow = _run(pcap, False, overrides)
+def _same(pcap: Path, overrides: dict[str, Any] | None = None, batched: bool = False,
+          checksums: str | None = None) -> dict[str, Any]:
+    fast = _run(pcap, True, overrides, batched, checksums)
+    slow = _run(pcap, False, overrides, checksums=checksums)
+    assert fast["offload"] == slow["offload"]
     assert fast["objects"] == slow["objects"]
     assert fast["flows"] == slow["flows"]
     assert fast["stats"] == slow["stats"]
@@ -124,6 +131,10 @@ _LINKS: dict[str, Any] = {
     # remote mirrors: the C side opens these tunnels as capture.decode does
     "erspan2": S.Erspan(version=2), "erspan3": S.Erspan(version=3, vlan_id=77),
     "erspan2-vid-tagged": S.Erspan(S.vlan(300), version=2, vlan_id=77), "vxlan": S.Vxlan(),
+    "vxlan-from-4789": S.Vxlan(sport=4789, dport=34567, udp_checksum=True),
+    "vxlan-any-port": S.Vxlan(sport=40000, dport=9999),
+    "geneve": S.Geneve(S.vlan(12), options=bytes(8), udp_checksum=True), "geneve-ip": S.Geneve(ethernet=False),
+    "geneve-any-port": S.Geneve(dport=7777),
 }
 
 
@@ -193,6 +204,7 @@ def impaired_sessions(draw: st.DrawFn) -> tuple[int, list[dict[str, Any]]]:
             "pipeline": draw(st.integers(1, 3)),
             "at": draw(st.floats(0, 0.01)),
             "ipv6": draw(st.booleans()),
+            "via": draw(st.sampled_from(["tcp", "tcp", "socks5", "socks4a", "sctp"])),
         })
     return seed, sessions
 
@@ -219,14 +231,34 @@ def _impairments(spec: dict[str, Any], length: int) -> dict[str, Any]:
     return imp
 
 
+def _sctp(t: S.Trace, i: int, spec: dict[str, Any], client: str, server: str, body: bytes) -> None:
+    """The session's exchanges over SCTP instead (one stream each; swaps and duplicates)."""
+    a = t.sctp((client, 42000 + i), (server, 80), at=spec["at"])
+    for k in range(spec["pipeline"]):
+        resp = S.http_response(200, body, content_type="application/octet-stream",
+                               encoding="gzip" if spec["gzip"] else None)
+        a.http(S.http_request("GET", f"/s{i}-{k}", "fp.example"), resp, stream=k,
+               swap=spec["swap"][:1], dup=spec["retransmit"])
+    a.close(abort=spec["close"] == "rst")
+
+
 def _build(seed: int, sessions: list[dict[str, Any]], path: Path) -> None:
     t = S.Trace(seed=seed)
     rng = random.Random(seed)
     for i, spec in enumerate(sessions):
         client, server = ((f"2001:db8:3::{i + 2:x}", "2001:db8:113::5") if spec["ipv6"]
                           else (f"10.3.0.{i + 2}", "203.0.113.5"))
-        s = t.session((client, 42000 + i), (server, 80), at=spec["at"])
         body = rng.randbytes(spec["size"] // 2) + b"text " * (spec["size"] // 10)
+        if spec.get("via") == "sctp":
+            _sctp(t, i, spec, client, server, body)
+            continue
+        s = t.session((client, 42000 + i), (server, 80), at=spec["at"])
+        if spec.get("via", "tcp").startswith("socks"):  # the exchanges go through a proxy
+            asks, answers = (S.socks5_handshake("inner.example", 80, auth=("u", "p")) if spec["via"] == "socks5"
+                             else S.socks4_handshake("inner.example", 80, user="u"))
+            for ask, answer in zip(asks, answers, strict=True):
+                s.client_send(ask)
+                s.server_send(answer)
         for k in range(spec["pipeline"]):
             upload = rng.randbytes(spec["upload"])
             req = (S.http_request("POST", f"/u{i}-{k}", "fp.example", body=upload,
@@ -338,10 +370,12 @@ def test_callback_error_propagates_and_resets() -> None:
     fp.clear()  # not left busy
 
 
+@pytest.mark.parametrize("checksums", [None, "auto"])
 @pytest.mark.parametrize("v6", [False, True])
-def test_bad_checksums_go_to_python(tmp_path: Path, v6: bool) -> None:
-    """Segments whose checksum fails (offload on the capture host, or corruption) are left to
-    Python, which counts them and uses them anyway: same objects, same anomaly counts."""
+def test_bad_checksums_go_to_python(tmp_path: Path, v6: bool, checksums: str | None) -> None:
+    """Segments whose checksum fails (corruption here) are left to Python, which counts them and
+    uses them anyway: same objects, same anomaly counts. In ``auto`` mode a clean capture stays
+    verified: one bad segment in seven is corruption, not offload."""
     t = S.Trace(seed=13)
     rng = random.Random(13)
     for i in range(3):
@@ -364,16 +398,55 @@ def test_bad_checksums_go_to_python(tmp_path: Path, v6: bool) -> None:
         off += 16 + incl
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(bytes(raw))
-    r = _same(bad)
+    r = _same(bad, checksums=checksums)
     assert dict(r["stats"][7]).get("tcp.bad_checksum") == flipped > 0
+    assert "checksum.offload" not in dict(r["stats"][7]) and r["offload"] == []
     assert r["fp"]["slow"] >= flipped
+
+
+def _offload_capture(path: Path, v6: bool, style: str, link: Any = None) -> int:
+    """Bulk HTTP captured on the server: its checksums unfinished (TX offload)."""
+    t = S.Trace(seed=21, link=S.Offload(link or S.Ethernet(), side=S.S2C, style=style))
+    rng = random.Random(21)
+    for i in range(4):
+        client, server = ((f"2001:db8:7::{i + 2:x}", "2001:db8:7::80") if v6 else (f"10.7.0.{i + 2}", "192.0.2.77"))
+        s = t.session((client, 45000 + i), (server, 80), at=i * 0.001)
+        for j in range(2):
+            s.http(S.http_request("GET", f"/o{i}-{j}", "offload.example"),
+                   S.http_response(200, rng.randbytes(150_000), content_type="application/octet-stream"))
+        s.close()
+    t.dns("10.7.0.2" if not v6 else "2001:db8:7::2", "10.7.0.1" if not v6 else "2001:db8:7::1", "offload.example",
+          "192.0.2.77" if not v6 else "2001:db8:7::80", at=0.0, link=S.Ethernet())  # the resolver: clean
+    return t.write(path)
+
+
+@pytest.mark.parametrize(("v6", "style", "tunnel"), [(False, "partial", False), (True, "partial", False),
+                                                     (False, "zero", False), (False, "partial", True)])
+def test_offloaded_checksums_stay_on_the_fast_path(tmp_path: Path, v6: bool, style: str, tunnel: bool) -> None:
+    """A capture made on the server (its segments with unfinished checksums): in ``auto`` mode
+    the server side is found offloaded after a few segments, counted once, and its segments
+    stay on the fast path; both paths give the same objects and counters. In ``verify`` mode
+    every one of them is counted and handed back to Python (the slow case this fixes). Inside
+    a VXLAN tunnel with UDP checksums, the carrier's side keeps being verified."""
+    pcap = tmp_path / "offload.pcap"
+    n = _offload_capture(pcap, v6, style, S.Vxlan(udp_checksum=True) if tunnel else None)
+    auto = _same(pcap, checksums="auto")
+    anomalies = dict(auto["stats"][7])
+    assert anomalies == {"tcp.bad_checksum": OFFLOAD_MIN_BAD, "checksum.offload": 1}, anomalies
+    assert [src for _iface, src in auto["offload"]] == ["2001:db8:7::80" if v6 else "192.0.2.77"]
+    assert auto["fp"]["fast_tcp"] > 0.85 * n, auto["fp"]
+    verify = _same(pcap, checksums="verify")
+    assert verify["objects"] == auto["objects"]
+    assert dict(verify["stats"][7])["tcp.bad_checksum"] > 0.4 * n
+    assert verify["fp"]["fast_tcp"] < 0.6 * n, verify["fp"]
 
 
 def build_mixed(out: Path) -> bytes:
     """A small capture over every link the C side decodes itself (the fuzz base)."""
     rng = random.Random(17)
     frames: list[tuple[int, bytes]] = []
-    for n, (name, link) in enumerate(_LINKS.items()):
+    links = {**_LINKS, "offload": S.Offload(S.Ethernet(), side=S.S2C)}
+    for n, (name, link) in enumerate(links.items()):
         t = S.Trace(seed=17 + n, link=link)
         client, server = (("2001:db8:9::2", "2001:db8:9::80") if name == "ipv6" else ("10.9.0.2", "192.0.2.90"))
         s = t.session((client, 47000 + n), (server, 80), at=n * 0.01)
@@ -423,12 +496,15 @@ def mixed_capture(tmp_path_factory: pytest.TempPathFactory) -> bytes:
                                                                    HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 2**32 - 1))
 def test_mutated_frames_same_on_both_paths(tmp_path: Path, mixed_capture: bytes, seed: int) -> None:
-    """Hostile bytes: flipped bytes anywhere in the frames (headers, lengths, tunnel fields,
-    checksums), truncated frames, duplicated and dropped frames. Nothing crashes and both paths
-    agree (the C side must either decode a frame exactly as capture.decode does or leave it)."""
+    """Hostile bytes: flipped bytes anywhere in the frames (headers, lengths, tunnel fields and
+    ports, checksums), truncated frames, duplicated and dropped frames, over every link the C side
+    decodes (VXLAN and Geneve on any port, a server side with offloaded checksums). Nothing
+    crashes and both paths agree (the C side must either decode a frame exactly as
+    capture.decode does or leave it), in ``verify`` and in ``auto`` checksum mode."""
     pcap = tmp_path / "mutated.pcap"
     pcap.write_bytes(mutate(mixed_capture, seed))
-    _same(pcap, batched=bool(seed & 1))  # half of them through FastPath.take_frames
+    # half of them through FastPath.take_frames, half in auto checksum mode
+    _same(pcap, batched=bool(seed & 1), checksums="auto" if seed & 2 else "verify")
 
 
 def test_tiny_segments_keep_runs_short(tmp_path: Path) -> None:

@@ -77,6 +77,12 @@ class Case:
     """Extra ``tapsift read`` arguments."""
     allow_extra: bool = False
     """Other fileinfo events (pieces, whole multipart bodies, partial leftovers) are allowed."""
+    proto: str = "http"
+    """``app_proto`` of every fileinfo event (``http`` for HTTP/1 and HTTP/2)."""
+    transport: str = "TCP"
+    """The transport every object of the case comes over (EVE ``proto``)."""
+    tshark: bool = True
+    """tshark exports the case's complete downloads too (False: tricks Wireshark does not read)."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,6 +91,8 @@ class Case:
             "pcap": self.pcap.name,
             "args": self.args,
             "allow_extra": self.allow_extra,
+            "proto": self.proto,
+            "transport": self.transport,
             "client": list(self.client),
             "server": list(self.server),
             "expected": [e.to_json() for e in self.expected],
@@ -202,6 +210,30 @@ def case_erspan3_get(out: Path) -> Case:
 @case
 def case_vxlan_get(out: Path) -> Case:
     return _plain_get("vxlan_get", out, link=S.Vxlan(vni=5001), description="plain GET inside VXLAN 5001")
+
+
+@case
+def case_vxlan_src_port_get(out: Path) -> Case:
+    return _plain_get("vxlan_src_port_get", out, link=S.Vxlan(vni=5002, sport=4789, dport=34567),
+                      description="plain GET inside VXLAN sent from UDP 4789 to port 34567 (a mirror's choice)")
+
+
+@case
+def case_geneve_get(out: Path) -> Case:
+    return _plain_get("geneve_get", out, link=S.Geneve(S.vlan(120), options=bytes.fromhex("0103010100000001")),
+                      description="plain GET inside Geneve (UDP 6081, one option, inner VLAN 120)")
+
+
+@case
+def case_nflog_get(out: Path) -> Case:
+    return _plain_get("nflog_get", out, link=S.Nflog(group=5),
+                      description="plain GET logged by an iptables NFLOG rule (LINKTYPE_NFLOG 239)")
+
+
+@case
+def case_offload_get(out: Path) -> Case:
+    return _plain_get("offload_get", out, link=S.Offload(S.Ethernet(), side=S.S2C),
+                      description="plain GET captured on the server: its TCP/UDP checksums unfinished (TX offload)")
 
 
 @case
@@ -685,6 +717,379 @@ def case_noise_mixed(out: Path) -> Case:
         client,
         server,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction that generalises: framing evasions, boundaries, proxies, STARTTLS, SCTP, lost heads
+# --------------------------------------------------------------------------------------------
+
+PROXY_IP = "198.51.100.8"
+
+
+def _raw_response(head: list[bytes], body: bytes, *, eol: bytes = b"\r\n", end: bytes = b"\r\n") -> bytes:
+    """A response written by hand: header lines (status line first) joined by ``eol``, then
+    ``end`` (what ends the section after the last line's ``eol``), then ``body``."""
+    return eol.join(head) + eol + end + body
+
+
+@case
+def case_http_framing_evasions(out: Path) -> Case:
+    """Five downloads, each behind a framing trick browsers read through (one connection each)."""
+    name = "http_framing_evasions"
+    rng = _rng(name)
+    files = [S.fake_png(rng, 9000 + 3000 * i) for i in range(5)]
+    gz = [S.gzip_bytes(f) for f in files]
+    status = b"HTTP/1.1 200 OK"
+    ctype = b"Content-Type: image/png"
+    variants = [
+        ("te_and_cl", _raw_response([status, ctype, b"Transfer-Encoding: chunked", b"Content-Length: %d"
+                                     % (len(files[0]) // 2)], S.chunked(files[0], 1000))),
+        ("chunk_junk", _raw_response([status, ctype, b"Transfer-Encoding: chunked"],
+                                     S.chunked(files[1], [700, 1500], size_line=lambda n: b"%xx\0;q" % n))),
+        ("nul_fold", _raw_response([status, ctype, b"Transfer-Encoding:", b"\0chunked", b"Content-Encoding:",
+                                    b"\0 gzip"], S.chunked(gz[2], 2000))),
+        ("lf_cr_cr", _raw_response([status, ctype, b"Content-Encoding: gzip", b"Content-Length: %d" % len(gz[3])],
+                                   gz[3], eol=b"\n", end=b"\r\r\n\r\n")),
+        ("cl_junk", _raw_response([status, ctype, b"Content-Length: %d;" % len(files[4])],
+                                  files[4] + b"<!-- junk the close ends -->")),
+    ]
+    t = S.Trace(seed=_seed(name))
+    exp = []
+    for k, (label, resp) in enumerate(variants):
+        path = f"/img/{label}.png"
+        s = t.session((CLIENT_IP, 52100 + k), (SERVER_IP, 80), at=0.05 * k)
+        s.http(S.http_request("GET", path, HOST), resp)
+        s.close(by=S.S2C)
+        exp.append(_dl(files[k], path))
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(name, "TE+CL, chunk-size junk, NUL-folded TE/CE, \\n\\r\\r\\n\\r\\n, Content-Length junk",
+                pcap, exp, (CLIENT_IP, 52100), (SERVER_IP, 80), allow_extra=True, tshark=False)
+
+
+@case
+def case_multipart_boundary_mismatch(out: Path) -> Case:
+    """Two uploads whose delimiters are not the declared boundary: a tolerated variant (the part
+    comes out) and one that matches nothing (the whole body comes out, flagged)."""
+    name = "multipart_boundary_mismatch"
+    rng = _rng(name)
+    shell = ("<?php if(isset($_REQUEST['cmd'])){ system($_REQUEST['cmd']); } ?>\n" + S.text(rng, 30)).encode()
+    other = S.png_image(rng, 120, 80, "x")
+
+    def upload(used: str, declared: str, fname: str, data: bytes) -> tuple[bytes, bytes]:
+        body = (f"--{used}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{fname}\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{used}--\r\n".encode()
+        req = S.http_request("POST", "/upload.php", HOST, body=body,
+                             content_type=f"multipart/form-data; boundary={declared}")
+        return req, body
+
+    t = S.Trace(seed=_seed(name))
+    req1, _ = upload("----WebKitFormBoundaryZ1", '"----webkitformboundaryz1"', "image.png", other)
+    req2, body2 = upload("AaB03x", "----WebKitFormBoundaryX9", "cmd.php", shell)
+    for k, req in enumerate((req1, req2)):
+        s = t.session((CLIENT_IP, 52200 + k), (SERVER_IP, 80), at=0.1 * k)
+        s.http(req, S.http_response(200, b"ok", content_type="text/plain"))
+        s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    up = {"direction": "upload", "method": "POST", "url": "/upload.php", "host": HOST}
+    exp = [Expected(md5=S.md5(other), size=len(other), filename="image.png", kind="part", **up),  # type: ignore[arg-type]
+           Expected(md5=S.md5(body2), size=len(body2), kind="body", **up)]  # type: ignore[arg-type]
+    return Case(name, "multipart: a boundary variant (quotes, case) and a delimiter that matches nothing",
+                pcap, exp, (CLIENT_IP, 52200), (SERVER_IP, 80), allow_extra=True, tshark=False)
+
+
+@case
+def case_socks_proxied_http(out: Path) -> Case:
+    """HTTP through a SOCKS proxy: SOCKS5 with username/password to a name, SOCKS5 to an IPv6
+    address, SOCKS4a to a name, SOCKS4 to an address (the client sends the request before the
+    proxy answers)."""
+    name = "socks_proxied_http"
+    rng = _rng(name)
+    files = [S.pdf_document(f"Proxied {i}", [S.text(rng, 10)[:80] for _ in range(30)]) for i in range(4)]
+    hands = [
+        S.socks5_handshake(HOST, 80, auth=("alice", "s3cret")),
+        S.socks5_handshake("2001:db8:cafe::80", 8080),
+        S.socks4_handshake(HOST, 80, user="bob"),
+        S.socks4_handshake(SERVER_IP, 80),
+    ]
+    t = S.Trace(seed=_seed(name))
+    exp = []
+    for k, (asks, answers) in enumerate(hands):
+        path = f"/reports/proxied-{k}.pdf"
+        s = t.session((CLIENT_IP, 52300 + k), (PROXY_IP, 1080), at=0.1 * k)
+        req = S.http_request("GET", path, HOST)
+        if k == 3:  # optimistic: the request right behind the SOCKS request
+            s.client_send(b"".join(asks) + req)
+            s.server_send(b"".join(answers))
+        else:
+            for ask, answer in zip(asks, answers, strict=True):
+                s.client_send(ask)
+                s.server_send(answer)
+            s.client_send(req)
+        s.server_send(S.http_response(200, files[k], content_type="application/pdf"))
+        s.close()
+        exp.append(_dl(files[k], path))
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    return Case(name, "HTTP inside SOCKS5 (auth, domain; IPv6), SOCKS4a (domain) and SOCKS4 (optimistic)",
+                pcap, exp, (CLIENT_IP, 52300), (PROXY_IP, 1080))
+
+
+@case
+def case_smtp_starttls_cleartext(out: Path) -> Case:
+    """SMTP that says STARTTLS and then goes on in the clear (a TLS-decrypting broker's mirror)."""
+    name = "smtp_starttls_cleartext"
+    rng = _rng(name)
+    pdf = _report_pdf(rng)
+    import base64
+
+    b64 = base64.encodebytes(pdf).replace(b"\n", b"\r\n")
+    msg = (b"From: alice@example.org\r\nTo: bob@example.com\r\nSubject: figures\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n"
+           b"See attached.\r\n--b1\r\nContent-Type: application/pdf\r\n"
+           b"Content-Disposition: attachment; filename=\"figures.pdf\"\r\nContent-Transfer-Encoding: base64\r\n"
+           b"\r\n" + b64 + b"--b1--\r\n")
+    client, server = (CLIENT_IP, 52400), ("192.0.2.25", 25)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.server_send(b"220 mx.example.com ESMTP Postfix\r\n")
+    for line, reply in ((b"EHLO ws1.example.org", b"250-mx.example.com\r\n250 STARTTLS"),
+                        (b"STARTTLS", b"220 2.0.0 Ready to start TLS"),
+                        (b"EHLO ws1.example.org", b"250-mx.example.com\r\n250 8BITMIME"),
+                        (b"MAIL FROM:<alice@example.org>", b"250 2.1.0 Ok"),
+                        (b"RCPT TO:<bob@example.com>", b"250 2.1.5 Ok"),
+                        (b"DATA", b"354 End data with <CR><LF>.<CR><LF>")):
+        s.client_send(line + b"\r\n")
+        s.server_send(reply + b"\r\n")
+    s.client_send(msg + b".\r\n")
+    s.server_send(b"250 2.0.0 Ok: queued\r\n")
+    s.client_send(b"QUIT\r\n")
+    s.server_send(b"221 2.0.0 Bye\r\n")
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [Expected(md5=S.md5(pdf), size=len(pdf), direction="upload", filename="figures.pdf", kind="part")]
+    return Case(name, "SMTP: STARTTLS answered 220, then the session in clear text", pcap, exp, client, server,
+                allow_extra=True, proto="smtp")
+
+
+@case
+def case_sctp_http(out: Path) -> Case:
+    """HTTP over SCTP: two exchanges on streams 1 and 2 of one association (messages fragmented
+    to the MTU, one chunk captured twice, two swapped), one more on a second association."""
+    name = "sctp_http"
+    rng = _rng(name)
+    files = [S.pdf_document(f"SCTP {i}", [S.text(rng, 10)[:80] for _ in range(40 + 20 * i)]) for i in range(3)]
+    client, server = (CLIENT_IP, 52500), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    a = t.sctp(client, server)
+    a.http(S.http_request("GET", "/sctp/a.pdf", HOST), S.http_response(200, files[0], content_type="application/pdf"),
+           stream=1, dup=[2], swap=[1])
+    a.http(S.http_request("GET", "/sctp/b.pdf", HOST), S.http_response(200, files[1], content_type="application/pdf"),
+           stream=2)
+    a.close()
+    b = t.sctp((CLIENT_IP, 52501), server, at=0.5)
+    b.http(S.http_request("GET", "/sctp/c.pdf", HOST), S.http_response(200, files[2], content_type="application/pdf"))
+    b.close(abort=True)
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [_dl(f, f"/sctp/{c}.pdf") for f, c in zip(files, "abc", strict=True)]
+    return Case(name, "HTTP over SCTP streams (fragments, a duplicate, a swap; SHUTDOWN and ABORT)", pcap, exp,
+                client, server, transport="SCTP")
+
+
+@case
+def case_response_head_lost(out: Path) -> Case:
+    """The tap loses the segment that carries a response's head: the rest of the body still
+    comes out (flagged, with the hole as missing bytes), and the next response is whole."""
+    name = "response_head_lost"
+    rng = _rng(name)
+    big = S.fake_jpeg(rng, 200_000)
+    css = ("p{margin:0}\n" * 300).encode()
+    client, server = (CLIENT_IP, 52600), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    resp = S.http_response(200, big, content_type="image/jpeg")
+    sent = s.http(S.http_request("GET", "/photos/site.jpg", HOST), resp, drop=[0])[1]
+    assert sent is not None
+    ((a, lost_to),) = sent.lost_ranges()
+    assert a == 0 and lost_to > len(resp) - len(big), "the lost segment holds the head"
+    s.http(S.http_request("GET", "/static/site.css", HOST), S.http_response(200, css, content_type="text/css"))
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    rest = resp[lost_to:]
+    exp = [
+        Expected(md5=S.md5(rest), size=len(rest), direction="download", state="TRUNCATED", filename="site.jpg",
+                 method="GET", url="/photos/site.jpg", host=HOST, kind="body", tx_id=0, gaps=True,
+                 missing_bytes=lost_to, truncated="head_lost"),
+        _dl(css, "/static/site.css", tx_id=1),
+    ]
+    return Case(name, "the segment with a 200 KB response's head lost at the tap; then a whole response",
+                pcap, exp, client, server)
+
+
+# --------------------------------------------------------------------------------------------
+# more carriers: HTTP/2 (prior knowledge, h2c), WebSocket, IMAP, POP3 — peers are real libraries
+# (h2, wsproto) or sessions scripted as the RFCs write them; the bytes cross a synthesised tap
+# --------------------------------------------------------------------------------------------
+
+
+def _replay(s: S.Session, chunks: list[tuple[object, bytes]]) -> None:
+    for d, data in chunks:
+        (s.client_send if int(d) == S.C2S else s.server_send)(data)  # type: ignore[call-overload]
+
+
+@case
+def case_h2_prior_knowledge(out: Path) -> Case:
+    """HTTP/2 with prior knowledge (the preface), made by the h2 library: a download with a
+    Content-Disposition filename, a gzip-encoded text, a CSV upload, 16 KiB DATA frames."""
+    from tests.reassembly.h2talk import H2Talk
+
+    name = "h2_prior_knowledge"
+    rng = _rng(name)
+    pdf = _report_pdf(rng)
+    text = S.text(rng, 3000).encode()
+    up = ("name,card\n" + "".join(f"user{i},4111111111111111\n" for i in range(800))).encode()
+    t2 = H2Talk(authority=HOST)
+    a = t2.request("GET", "/docs/q3.pdf")
+    b = t2.request("GET", "/notes.txt", headers=[("accept-encoding", "gzip")])
+    c = t2.request("POST", "/upload/cards.csv", body=up, headers=[("content-type", "text/csv")])
+    t2.respond(a, 200, pdf, headers=[("content-type", "application/pdf"),
+                                     ("content-disposition", 'attachment; filename="Q3 summary.pdf"')])
+    t2.respond(b, 200, S.gzip_bytes(text), headers=[("content-type", "text/plain"), ("content-encoding", "gzip")])
+    t2.respond(c, 201, b"stored", headers=[("content-type", "text/plain")])
+    client, server = (CLIENT_IP, 50811), (SERVER_IP, 8080)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    _replay(s, t2.chunks)  # type: ignore[arg-type]
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [
+        Expected(S.md5(pdf), len(pdf), "download", filename="Q3 summary.pdf", method="GET", status=200,
+                 url="/docs/q3.pdf", host=HOST, tx_id=0),
+        Expected(S.md5(text), len(text), "download", method="GET", status=200, url="/notes.txt", host=HOST, tx_id=1),
+        Expected(S.md5(up), len(up), "upload", method="POST", url="/upload/cards.csv", host=HOST, tx_id=2),
+        Expected(S.md5(b"stored"), 6, "download", status=201, tx_id=2),
+    ]
+    return Case(name, "HTTP/2 prior knowledge: download, gzip text, upload (h2 library frames)", pcap, exp,
+                client, server)
+
+
+@case
+def case_websocket_deflate(out: Path) -> Case:
+    """A WebSocket upgrade with permessage-deflate (wsproto both ends): a fragmented text message
+    up, a binary message down, small chat messages joined per direction."""
+    from tests.reassembly.wstalk import C, WsTalk
+    from tests.reassembly.wstalk import S as DOWN
+
+    name = "websocket_deflate"
+    rng = _rng(name)
+    text = S.text(rng, 400)
+    blob = S.png_image(rng, 200, 120, "shared screen")
+    chat = [f'{{"n":{i},"say":"hi {i}"}}' for i in range(12)]
+    w = WsTalk(deflate={"client_no_context_takeover": True}, host=HOST, target="/live?room=3")
+    w.send(C, text[:500], finished=False)
+    w.ping(DOWN)
+    w.send(C, text[500:])
+    w.send(DOWN, blob)
+    for m in chat:
+        w.send(C, m)
+    client, server = (CLIENT_IP, 50812), (SERVER_IP, 80)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    _replay(s, w.chunks)  # type: ignore[arg-type]
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    joined = "\n".join(chat).encode()
+    exp = [Expected(S.md5(text.encode()), len(text.encode()), "upload", kind="message", tx_id=1),
+           Expected(S.md5(blob), len(blob), "download", kind="message", tx_id=2),
+           Expected(S.md5(joined), len(joined), "upload", kind="messages", tx_id=3)]
+    return Case(name, "WebSocket with permessage-deflate after an HTTP/1.1 upgrade", pcap, exp, client, server,
+                proto="websocket")
+
+
+def _mail(rng: random.Random, subject: str, attachment: bytes, name: str) -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "alice@corp.example", "bob@example.net", subject
+    msg.set_content(S.text(rng, 60) + "\n.\n..dots\n")
+    msg.add_attachment(attachment, maintype="application", subtype="pdf", filename=name)
+    msg.set_boundary(f"=={subject.replace(' ', '-')}==")
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+@case
+def case_imap_fetch_append(out: Path) -> Case:
+    """IMAP: FETCH BODY[] (a literal in an item list), a partial FETCH, APPEND with LITERAL+."""
+    name = "imap_fetch_append"
+    rng = _rng(name)
+    pdf1, pdf2 = _report_pdf(rng), _report_pdf(rng)
+    m1, m2 = _mail(rng, "plan one", pdf1, "one.pdf"), _mail(rng, "plan two", pdf2, "two.pdf")
+    client, server = (CLIENT_IP, 50813), (SERVER_IP, 143)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.server_send(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n")
+    s.client_send(b"a1 LOGIN alice secret\r\n")
+    s.server_send(b"a1 OK\r\n")
+    s.client_send(b"a2 SELECT INBOX\r\n")
+    s.server_send(b"* 2 EXISTS\r\na2 OK [READ-WRITE] done\r\n")
+    s.client_send(b"a3 UID FETCH 41 (UID FLAGS BODY.PEEK[])\r\n")
+    s.server_send(b"* 1 FETCH (UID 41 FLAGS (\\Seen) BODY[] {%d}\r\n" % len(m1) + m1 + b")\r\na3 OK\r\n")
+    s.client_send(b"a4 FETCH 2 (BODY.PEEK[]<0.1000>)\r\n")
+    s.server_send(b"* 2 FETCH (BODY[]<0> {1000}\r\n" + m2[:1000] + b")\r\na4 OK\r\n")
+    s.client_send(b"a5 APPEND Sent (\\Seen) {%d+}\r\n" % len(m2) + m2 + b"\r\n")
+    s.server_send(b"a5 OK [APPENDUID 7 9] done\r\n")
+    s.client_send(b"a6 LOGOUT\r\n")
+    s.server_send(b"* BYE\r\na6 OK\r\n")
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [Expected(S.md5(m1), len(m1), "download", kind="message"),
+           Expected(S.md5(pdf1), len(pdf1), "download", kind="part", filename="one.pdf"),
+           Expected(None, 1000, "download", state="TRUNCATED", kind="message", truncated="partial", prefix_of=m2),
+           Expected(S.md5(m2), len(m2), "upload", kind="message"),
+           Expected(S.md5(pdf2), len(pdf2), "upload", kind="part", filename="two.pdf")]
+    return Case(name, "IMAP FETCH, partial FETCH, APPEND (LITERAL+)", pcap, exp, client, server, proto="imap",
+                allow_extra=True)
+
+
+@case
+def case_pop3_retr(out: Path) -> Case:
+    """POP3: two pipelined RETRs with dot-stuffed lines, then TOP (a partial message)."""
+    name = "pop3_retr"
+    rng = _rng(name)
+    pdf1, pdf2 = _report_pdf(rng), _report_pdf(rng)
+    m1, m2 = _mail(rng, "plan one", pdf1, "one.pdf"), _mail(rng, "plan two", pdf2, "two.pdf")
+
+    def stuffed(m: bytes) -> bytes:
+        return b"\r\n".join(b"." + ln if ln.startswith(b".") else ln for ln in m.split(b"\r\n")) + b".\r\n"
+
+    client, server = (CLIENT_IP, 50814), (SERVER_IP, 110)
+    t = S.Trace(seed=_seed(name))
+    s = t.session(client, server)
+    s.server_send(b"+OK POP3 ready\r\n")
+    s.client_send(b"USER alice\r\n")
+    s.server_send(b"+OK\r\n")
+    s.client_send(b"PASS secret\r\n")
+    s.server_send(b"+OK\r\n")
+    s.client_send(b"RETR 1\r\nRETR 2\r\n")
+    s.server_send(b"+OK\r\n" + stuffed(m1) + b"+OK\r\n" + stuffed(m2))
+    s.client_send(b"QUIT\r\n")
+    s.server_send(b"+OK bye\r\n")
+    s.close()
+    pcap = out / f"{name}.pcap"
+    t.write(pcap)
+    exp = [Expected(S.md5(m1), len(m1), "download", kind="message", tx_id=1),
+           Expected(S.md5(pdf1), len(pdf1), "download", kind="part", filename="one.pdf", tx_id=1),
+           Expected(S.md5(m2), len(m2), "download", kind="message", tx_id=2),
+           Expected(S.md5(pdf2), len(pdf2), "download", kind="part", filename="two.pdf", tx_id=2)]
+    return Case(name, "POP3 pipelined RETR with dot-stuffing", pcap, exp, client, server, proto="pop3",
+                allow_extra=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -209,7 +209,7 @@ def test_yaml_tab_error() -> None:
 
 def test_unknown_key_top_and_nested() -> None:
     errs = errors(MINIMAL + "extra: 1\n" + "").copy()
-    assert errs == ["18:1: unknown key 'extra' (expected one of: description, lists, policies, "
+    assert errs == ["18:1: unknown key 'extra' (expected one of: description, exceptions, lists, policies, "
                     "profiles, suppression, zones)"]
     e = one_error(MINIMAL.replace("    cidrs: [10.20.0.0/16]", "    cidrs: [10.20.0.0/16]\n    vlan: 3"))
     assert e == "4:5: unknown key 'vlan' (did you mean 'vlans'?)"
@@ -304,9 +304,9 @@ def test_list_kind_must_suit_inspector() -> None:
         ("keywords: [Nightjar]", "keywords: []",
          "7:15: keywords: List should have at least 1 item after validation, not 0"),
         ("type: keywords", "type: words",
-         "6:11: unknown list type 'words' (expected one of: keywords, dataclass, darkwords, fingerprints)"),
+         "6:11: unknown list type 'words' (expected one of: keywords, dataclass, darkwords, fingerprints, domains)"),
         ("    type: keywords\n", "",
-         "6:5: missing 'type' (one of: keywords, dataclass, darkwords, fingerprints)"),
+         "6:5: missing 'type' (one of: keywords, dataclass, darkwords, fingerprints, domains)"),
         ("category: data-leak", "category: leaks", "10:15: category: Input should be"),
         ("category: data-leak", "category: spam\n    severity: urgent",
          "11:15: severity must be one of critical, high"),
@@ -361,8 +361,8 @@ def test_check_command_lines(tmp_path: Path) -> None:
     code, text = check_command_text(MINIMAL.replace("source_zone: office", "source_zone: lab") + "x: 1\n")
     assert code == 1
     assert text.splitlines() == ["p.yaml:16:18: undefined zone 'lab'",
-                                 "p.yaml:18:1: unknown key 'x' (expected one of: description, lists, "
-                                 "policies, profiles, suppression, zones)"]
+                                 "p.yaml:18:1: unknown key 'x' (expected one of: description, exceptions, "
+                                 "lists, policies, profiles, suppression, zones)"]
     code, text = check_command(tmp_path / "missing.yaml")
     assert code == 1 and text == f"{tmp_path / 'missing.yaml'}: cannot read: No such file or directory"
     code, text = check_command_text(MINIMAL)

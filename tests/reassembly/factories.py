@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from appliance.model.content import ContentObject
 from appliance.model.flows import Flow, FlowKey
 from appliance.model.http import (
     HttpBodyData,
@@ -66,8 +67,15 @@ def feed_all(parser, events: Iterable[StreamEvent]) -> list[HttpEvent]:
     return out
 
 
+ALT = "http.alternate_framing"
+
+
 class Collected:
-    """HTTP events grouped per (tx, direction): starts, body bytes, gaps, ends."""
+    """HTTP events grouped per (tx, direction): starts, body bytes, gaps, ends.
+
+    Alternate readings of a body (transactions flagged ``http.alternate_framing``) are kept
+    apart, in ``alt`` (tx id, direction) → body bytes, and ``alt_ends``.
+    """
 
     def __init__(self, events: Iterable[HttpEvent]) -> None:
         self.events = list(events)
@@ -76,8 +84,18 @@ class Collected:
         self.gaps: dict[tuple[int, int], int] = {}
         self.ends: dict[tuple[int, int], HttpBodyEnd] = {}
         self.starts: list[tuple[int, int]] = []
+        self.alt: dict[tuple[int, int], bytes] = {}
+        self.alt_ends: dict[tuple[int, int], HttpBodyEnd] = {}
         for ev in self.events:
             key = (ev.tx.tx_id, int(ev.direction))
+            if ALT in ev.tx.anomalies:
+                if isinstance(ev, HttpBodyData):
+                    self.alt[key] = self.alt.get(key, b"") + ev.data
+                elif isinstance(ev, HttpBodyEnd):
+                    assert key not in self.alt_ends, f"two alternate ends for {key}"
+                    self.alt_ends[key] = ev
+                    self.alt.setdefault(key, b"")
+                continue
             if isinstance(ev, HttpTxStart):
                 self.starts.append(key)
                 if ev.tx not in self.txs:
@@ -95,3 +113,22 @@ class Collected:
 
     def resp(self, tx_id: int) -> bytes:
         return self.body.get((tx_id, 1), b"")
+
+
+def http_objects(request: bytes, response: bytes, *, cuts: Sequence[int] = (), keep: int = 1 << 20,
+                 flow: Flow | None = None) -> list[ContentObject]:
+    """Content objects of one HTTP conversation (parser + content assembler), bytes kept."""
+    from reassembly.content import HttpContentAssembler
+    from reassembly.http1 import Http1Parser
+    from reassembly.objects import ObjectFactory
+
+    s = Stream(flow)
+    parser = Http1Parser(s.flow)
+    asm = HttpContentAssembler(ObjectFactory(keep_bytes=keep))
+    events = s.data(C, request, pieces=cuts) + s.data(S, response, pieces=cuts) + s.close(C) + s.close(S)
+    out: list[ContentObject] = []
+    for ev in events:
+        for hev in parser.feed(ev):
+            out += asm.feed(hev)
+    out += asm.close_flow(s.flow, s.ts)
+    return out

@@ -95,8 +95,8 @@ def test_every_table_entry_is_one_protocol() -> None:
     names = [p.name for p in PROTOCOLS]
     assert len(names) == len(set(names))
     assert [p.name for p in PROTOCOLS if p.fallback] == ["raw"]
-    # reached without probing: through an expectation (their contexts name them)
-    assert {p.name for p in PROTOCOLS if p.probe is None and not p.fallback} == {"ftp-data", "irc-dcc"}
+    # reached without probing: through an expectation (their contexts name them) or a handoff (HTTP's 101)
+    assert {p.name for p in PROTOCOLS if p.probe is None and not p.fallback} == {"ftp-data", "irc-dcc", "websocket"}
     assert all(isinstance(p.limits, Limits) for p in PROTOCOLS)
 
 
@@ -262,7 +262,7 @@ def test_datagrams_are_routed_by_content_and_unclaimed_ones_cost_one_lookup() ->
     (obj,) = run.objects
     assert obj.source == "ping" and obj.md5 == hashlib.md5(b"PING 1PONG 1").hexdigest()
     assert run.out[-1][0] == "end" and run.layer.app_protos == {"ping": 1}
-    assert not Run(PROTOCOLS).layer.datagrams  # the default table takes no UDP yet: UDP is only counted
+    assert Run(PROTOCOLS).layer.datagrams  # the default table takes DNS and QUIC
 
 
 def test_new_limits_apply_to_new_flows() -> None:

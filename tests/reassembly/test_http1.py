@@ -101,10 +101,16 @@ def test_bare_lf_and_obs_fold_and_odd_headers():
         assert code in tx.anomalies
 
 
-def test_te_chunked_beats_content_length_and_caps_at_it():
+def test_te_chunked_beats_content_length_and_its_prefix_is_an_alternate_reading():
+    """RFC 9112 §6.3 and both browsers: chunked wins whatever the Content-Length says; the
+    declared length is reported as a second, flagged reading (a padded file's real size)."""
     body = b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"
-    c = run(REQ, resp(b"Transfer-Encoding: chunked\r\nContent-Length: 7\r\n", body))
-    assert c.resp(0) == b"hellowo" and "http.cl_te_conflict" in c.txs[0].anomalies
+    for order in (b"Transfer-Encoding: chunked\r\nContent-Length: 7\r\n",
+                  b"Content-Length: 7\r\nTransfer-Encoding: chunked\r\n"):
+        c = run(REQ, resp(order, body))
+        assert c.resp(0) == b"helloworld" and c.ends[(0, 1)].complete
+        assert "http.cl_te_conflict" in c.txs[0].anomalies
+        assert c.alt[(0, 1)] == b"hellowo" and c.alt_ends[(0, 1)].complete
 
 
 def test_te_that_is_not_really_chunked_falls_back():
@@ -277,3 +283,46 @@ def test_gap_while_waiting_and_upgrade_names_the_protocol():
     up = b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n"
     _, seen2 = _tunnel(s2.data(C, up) + s2.data(S, b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello"))
     assert seen2[0].protocol == "websocket" and seen2[0].replay == (b"", b"\x81\x05hello")
+
+
+def _lost_head(cut: int, tail: bytes = b"", pieces: list[int] | None = None) -> tuple[Collected, bytes]:
+    """A response whose first ``cut`` bytes (its head and the start of its body) a hole took."""
+    body = bytes(range(256)) * 40
+    r = resp(b"Content-Length: %d\r\nContent-Type: image/jpeg\r\n" % len(body), body)
+    s = Stream()
+    p = Http1Parser(s.flow)
+    evs = s.data(C, REQ + REQ) + s.gap(S, cut) + s.data(S, r[cut:] + tail, pieces=pieces) + s.close(C) + s.close(S)
+    return Collected(feed_all(p, evs)), r
+
+
+def test_response_head_lost_in_a_gap_keeps_the_rest_of_the_body():
+    """The hole took the status line and headers: the rest is the oldest request's body,
+    flagged, with the hole as missing bytes; the next response is parsed as usual."""
+    nxt = resp(b"Content-Length: 2\r\n", b"ok")
+    for pieces in (None, [5, 13, 14, 300, 2000]):
+        c, r = _lost_head(200, nxt, pieces)
+        assert c.resp(0) == r[200:] and c.gaps[(0, 1)] == 200
+        assert not c.ends[(0, 1)].complete and c.ends[(0, 1)].reason == "head_lost"
+        assert "http.response_head_lost" in c.txs[0].anomalies and c.txs[0].uri == b"/a"
+        assert c.resp(1) == b"ok" and c.ends[(1, 1)].complete
+
+
+def test_hole_that_took_a_whole_response_makes_no_object():
+    s = Stream()
+    p = Http1Parser(s.flow)
+    evs = s.data(C, REQ + REQ) + s.gap(S, 500) + s.data(S, resp(b"Content-Length: 2\r\n", b"ok")) + s.close(S)
+    c = Collected(feed_all(p, evs))
+    assert (0, 1) not in c.body and "http.response_lost_in_gap" in c.txs[0].anomalies
+    assert c.resp(1) == b"ok" and c.txs[1].status == 200
+
+
+def test_hole_from_a_body_into_the_next_response_head():
+    s = Stream()
+    p = Http1Parser(s.flow)
+    second = bytes(range(200, 256)) * 30
+    r2 = resp(b"Content-Length: %d\r\n" % len(second), second)
+    evs = s.data(C, REQ + REQ) + s.data(S, resp(b"Content-Length: 100\r\n", b"a" * 40))
+    evs += s.gap(S, 60 + 50) + s.data(S, r2[50:]) + s.close(S)
+    c = Collected(feed_all(p, evs))
+    assert c.resp(0) == b"a" * 40 and c.gaps[(0, 1)] == 60
+    assert c.resp(1) == r2[50:] and c.gaps[(1, 1)] == 50 and c.ends[(1, 1)].reason == "head_lost"

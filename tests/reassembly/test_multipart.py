@@ -114,3 +114,45 @@ def test_random_splits_same_parts(cuts):
 @given(st.binary(max_size=300), st.integers(1, 50))
 def test_never_raises(data, piece):
     split(b"--" + B + b"\r\n" + data, piece)
+
+
+# -- delimiters that do not spell the declared boundary ------------------------------------------
+
+SHELL = b"<?php system($_GET['c']); ?>\n"
+FIELD = b'Content-Disposition: form-data; name="f"; filename="s.php"\r\nContent-Type: text/plain\r\n\r\n'
+
+
+@st.composite
+def boundary_variant(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """(declared boundary as the Content-Type carries it after parsing, boundary the body uses)
+    for the mistakes clients make and servers forgive."""
+    core = draw(st.text("abcdefXYZ0123456789-_'()+,./:=?", min_size=4, max_size=40)).encode()
+    core = core.strip(b"-'") or b"b0und"
+    kind = draw(st.sampled_from(["quoted", "space", "case", "dashes", "exact"]))
+    if kind == "quoted":  # the client kept the quotes in the body, or the declaration kept them
+        return draw(st.sampled_from([(b'"' + core + b'"', core), (core, b'"' + core + b'"')]))
+    if kind == "space":
+        return core + b" ", core
+    if kind == "case":
+        return core.upper(), core.lower() if core.lower() != core.upper() else core + b"x"[:0]
+    if kind == "dashes":  # the declaration already carries the leading "--"
+        return b"--" + core, core
+    return core, core
+
+
+@settings(max_examples=150, deadline=None)
+@given(boundary_variant(), st.integers(0, 60), st.booleans())
+def test_delimiter_variants_are_tolerated(bv: tuple[bytes, bytes], piece: int, preamble: bool) -> None:
+    declared, used = bv
+    body = (b"junk line\r\n--not it\r\n" if preamble else b"") + b"--" + used + b"\r\n" + FIELD + SHELL \
+        + b"\r\n--" + used + b"--\r\n"
+    evs, sp = split(body, piece, boundary=declared)
+    ((start, data, complete),) = parts_of(evs)
+    assert start.filename == "s.php" and data == SHELL and complete
+    assert ("multipart.boundary_variant" in sp.anomalies) == (declared != used)
+
+
+def test_a_delimiter_that_matches_nothing_finds_no_part() -> None:
+    body = b"--AaB03x\r\n" + FIELD + SHELL + b"\r\n--AaB03x--\r\n"
+    evs, sp = split(body, 7, boundary=b"something-else")
+    assert parts_of(evs) == [] and sp.parts == 0 and "multipart.no_boundary" in sp.anomalies

@@ -209,6 +209,22 @@ def test_starttls_stops_parsing():
     assert s.p.encrypted and "smtp.starttls" in s.p.anomalies and s.objs == []
 
 
+def test_starttls_then_clear_text_keeps_parsing():
+    """A TLS-decrypting broker mirrors the session after STARTTLS in the clear: the bytes after
+    the 220 are SMTP, not a TLS record; the envelope starts over (RFC 3207)."""
+    for server_first in (False, True):
+        s = Session().hello().envelope(frm=b"before@tls.example")
+        s.c(b"STARTTLS\r\n").srv(b"220 2.0.0 Ready to start TLS\r\n")
+        if server_first:  # some brokers replay the server's greeting again first
+            s.srv(b"220 mx.example.com ESMTP\r\n")
+        s.c(b"EHLO client.example.org\r\n").srv(b"250-mx.example.com\r\n250 SIZE\r\n")
+        s.envelope(frm=b"after@tls.example").send(mail(subject=b"inside")).close()
+        [m] = s.of("message")
+        assert not s.p.encrypted and {"smtp.starttls", "smtp.starttls_cleartext"} <= set(s.p.anomalies)
+        assert m.meta["subject"] == "inside" and m.meta["mail_from"] == "after@tls.example"
+        assert [p.filename for p in s.of("part") if p.filename] == ["report.pdf"]
+
+
 def test_starttls_refused_keeps_parsing():
     s = Session().hello()
     s.c(b"STARTTLS\r\n").srv(b"454 TLS not available\r\n")

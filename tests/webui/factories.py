@@ -117,8 +117,8 @@ def hostile_alert() -> tuple[Alert, ContentObject]:
     return alert, obj
 
 
-def fill_store(path: Path, evidence_dir: Path | None = None) -> int:
-    """Create an alert store at *path* with the demo hits and the hostile one; returns how many."""
+def fill_store(path: str | Path, evidence_dir: Path | None = None) -> int:
+    """Create an alert store at *path* (or a DSN) with the demo hits and the hostile one; returns how many."""
     with AlertStore(path) as store:
         return store.add_many([*demo_alerts(evidence_dir), hostile_alert()])
 

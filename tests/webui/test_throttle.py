@@ -246,8 +246,8 @@ def test_cli_lists_throttled_users(throttled_app, env: Env, capsys) -> None:  # 
     assert lines == {"admin": "active", "analyst": "active", "viewer": "throttled"}
 
 
-def test_concurrent_attempts_stay_within_the_free_budget(tmp_path: Path, clock: Clock) -> None:
-    db = ConsoleDB(tmp_path / "c.db")
+def test_concurrent_attempts_stay_within_the_free_budget(console_dsn: str, clock: Clock) -> None:
+    db = ConsoleDB(console_dsn)
     t = LoginThrottle(db, free=3, source_free=10, account_free=10, base_s=1, max_s=60, forget_s=3600, clock=clock)
     keys = t.keys("Admin", OFFICE, False)
     assert keys == [("user_ip", "admin", OFFICE), ("ip", "", OFFICE), ("user", "admin", "")]
@@ -265,8 +265,8 @@ def test_concurrent_attempts_stay_within_the_free_budget(tmp_path: Path, clock: 
     assert t.admit(t.keys("viewer", OFFICE, False)) is None
 
 
-def test_failures_are_forgotten_and_the_table_stays_bounded(tmp_path: Path, clock: Clock) -> None:
-    db = ConsoleDB(tmp_path / "c.db")
+def test_failures_are_forgotten_and_the_table_stays_bounded(console_dsn: str, clock: Clock) -> None:
+    db = ConsoleDB(console_dsn)
     t = LoginThrottle(db, free=1, source_free=1, account_free=1, base_s=1, max_s=60, forget_s=3600, clock=clock)
     for i in range(50):
         t.failed(t.keys(f"name{i}", f"198.51.100.{i}", False))

@@ -76,8 +76,8 @@ def _serve(env: Env, *extra: str) -> Iterator[str]:
     cfg.write_text("web:\n  argon2_time_cost: 1\n  argon2_memory_kib: 256\n  argon2_parallelism: 1\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance.cli", "web", "--config", str(cfg), "--alert-db", str(env.settings.alert_db),
-         "--console-db", str(env.tmp / "served.db"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-         "--log-level", "warning", *extra],
+         "--console-db", env.dsn or str(env.tmp / "served.db"), "--host", "127.0.0.1", "--port", str(port),
+         "--no-access-log", "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     try:
         deadline = time.monotonic() + 30

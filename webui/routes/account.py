@@ -8,7 +8,7 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from webui.deps import ClientIP, DbDep, PasswordsDep, Viewer, page_router
-from webui.errors import UserError
+from webui.errors import ServiceError, UserError
 from webui.rendering import flash, redirect, render
 from webui.services import account as svc
 
@@ -48,6 +48,19 @@ def account_totp(request: Request, who: Viewer, db: DbDep, passwords: PasswordsD
             flash(request, "Two-factor login is off.")
     except UserError as exc:
         flash(request, str(exc))
+    return redirect("/account")
+
+
+@pages.post("/account/tz")
+def account_tz(request: Request, who: Viewer, db: DbDep, ip: ClientIP, tz: Annotated[str, Form()] = "UTC") -> Response:
+    from webui.services.searches import set_tz
+
+    try:
+        got = set_tz(db, who, tz, ip)
+    except ServiceError as exc:
+        flash(request, str(exc))
+    else:
+        flash(request, f"Times are shown in {got}.")
     return redirect("/account")
 
 

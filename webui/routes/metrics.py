@@ -17,7 +17,7 @@ api = api_router("meta")
 @router.get("/metrics", response_class=PlainTextResponse,
             summary="Prometheus text exposition (bearer token of any role)")
 def metrics(request: Request, who: Viewer, settings: SettingsDep) -> PlainTextResponse:
-    return PlainTextResponse(metrics_text(view_opener(settings), settings, request.app.state.counters),
+    return PlainTextResponse(metrics_text(view_opener(request), settings, request.app.state.counters),
                              media_type="text/plain; version=0.0.4")
 
 

@@ -8,10 +8,12 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from webui import policyedit
-from webui.deps import Analyst, ClientIP, DbDep, SettingsDep, ViewDep, Viewer, api_router, page_router
+from webui import charts, policyedit
+from webui.deps import Analyst, ClientIP, ContentDep, DbDep, SettingsDep, ViewDep, Viewer, api_router, page_router
 from webui.errors import ServiceError
 from webui.rendering import error_page, flash, redirect, render
+from webui.services import backtest as bt_svc
+from webui.services import exceptions as exc_svc
 from webui.services import policy as svc
 
 pages = page_router()
@@ -22,10 +24,12 @@ def _editor(request: Request, view: ViewDep, settings: SettingsDep, text: str, b
             status: int = 200, validation: policyedit.Validation | None = None, **extra: Any) -> Response:
     val = validation or svc.validate(settings, text)
     profiles = list(val.policy.profiles.values()) if val.policy else []
+    extra.setdefault("periods", list(bt_svc.PERIODS))
     return render(request, "policy.html", status, text=text, base_version=base_version, validation=val,
                   lines=text.split("\n"), issues_by_line=val.by_line(), quality=view.rule_quality(),
                   list_quality=view.list_quality(), profiles=profiles, path=str(svc.policy_path(settings)),
-                  pid_file=settings.sensor_pid_file, **extra)
+                  pid_file=settings.sensor_pid_file, exceptions=exc_svc.listing(val),
+                  backtest_on=settings.content_db is not None, **extra)
 
 
 def _review(request: Request, settings: SettingsDep, p: svc.Proposal, base_version: str, comment: str) -> Response:
@@ -44,15 +48,25 @@ def policy_page(request: Request, who: Viewer, db: DbDep, view: ViewDep, setting
 
 
 @pages.post("/policy", response_class=HTMLResponse)
-def policy_post(request: Request, who: Analyst, db: DbDep, view: ViewDep, settings: SettingsDep, ip: ClientIP,
-                text: Annotated[str, Form()] = "", base_version: Annotated[str, Form()] = "",
+def policy_post(request: Request, who: Analyst, db: DbDep, view: ViewDep, content: ContentDep, settings: SettingsDep,
+                ip: ClientIP, text: Annotated[str, Form()] = "", base_version: Annotated[str, Form()] = "",
                 action: Annotated[str, Form()] = "validate", comment: Annotated[str, Form()] = "",
-                reload: Annotated[str, Form()] = "") -> Response:
-    """One form, three buttons: ``validate`` (errors in place), ``preview`` (the diff), ``save``."""
+                reload: Annotated[str, Form()] = "", period: Annotated[str, Form()] = "24h",
+                since: Annotated[str, Form()] = "", until: Annotated[str, Form()] = "") -> Response:
+    """One form, four buttons: ``validate`` (errors in place), ``backtest`` (what it would raise over the
+    retained content), ``preview`` (the diff), ``save``."""
     text, comment = policyedit.normalise(text), comment[:500]
     val = svc.validate(settings, text)
     if action == "validate" or not val.ok:
         return _editor(request, view, settings, text, base_version, 200 if val.ok else 422, val, checked=True)
+    if action == "backtest":
+        try:
+            res = bt_svc.run(settings, db, content, text, period, since, until, charts.zone(who.tz))
+        except ServiceError as exc:
+            return _editor(request, view, settings, text, base_version, exc.status, val, backtest_error=str(exc),
+                           bt_period=period, bt_since=since, bt_until=until)
+        return _editor(request, view, settings, text, base_version, 200, val, backtest=res, bt_period=period,
+                       bt_since=since, bt_until=until)
     if action == "preview":
         return _review(request, settings, svc.propose(db, settings, text), base_version, comment)
     if action != "save":
@@ -64,6 +78,16 @@ def policy_post(request: Request, who: Analyst, db: DbDep, view: ViewDep, settin
     flash(request, f"Saved policy version {res.version} (history #{res.version_id}). "
                    + (res.reload_message if reload == "1" else "The sensor was not signalled."))
     return redirect("/policy/versions")
+
+
+@pages.post("/policy/exceptions/{index}/delete")
+def policy_exception_delete(request: Request, index: int, who: Analyst, db: DbDep, settings: SettingsDep,
+                            ip: ClientIP, base_version: Annotated[str, Form()] = "",
+                            reload: Annotated[str, Form()] = "") -> Response:
+    res = exc_svc.remove(db, settings, who, index, base_version, bool(reload), ip)
+    flash(request, f"Exception removed (policy version {res.version}). "
+          + (res.reload_message if reload else "The sensor drops it at its next reload."))
+    return redirect("/policy#exceptions")
 
 
 @pages.post("/policy/reload")
@@ -179,6 +203,21 @@ def api_policy_save(body: PolicyIn, who: Analyst, db: DbDep, settings: SettingsD
 def api_policy_versions(who: Viewer, db: DbDep, settings: SettingsDep) -> list[PolicyVersion]:
     svc.current_policy(db, settings)
     return [PolicyVersion(**r) for r in db.policy_versions()]
+
+
+class BacktestIn(BaseModel):
+    text: str = Field(max_length=policyedit.MAX_POLICY_BYTES)
+    period: str = "24h"
+    """``24h``, ``7d``, ``30d`` (ending at the newest retained object) or ``custom`` (``since``/``until``)."""
+    since: str = ""
+    until: str = ""
+
+
+@api.post("/policy/backtest", summary="What a policy text would raise over the retained content (analyst)")
+def api_policy_backtest(body: BacktestIn, who: Analyst, db: DbDep, content: ContentDep,
+                        settings: SettingsDep) -> dict[str, Any]:
+    res = bt_svc.run(settings, db, content, body.text, body.period, body.since, body.until, charts.zone(who.tz))
+    return res.as_dict()
 
 
 @api.post("/policy/reload", response_model=ReloadOut, summary="Signal the sensor to reload the policy")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from webui.db import ConsoleDB
@@ -12,17 +11,26 @@ from webui.services.sessions import API_TOKEN_PREFIX, Principal
 from webui.services.users import set_password
 
 
+def totp_qr(uri: str) -> str:
+    """The provisioning URI as a QR code: an SVG made here (segno), as a ``data:`` URI for an ``<img>``."""
+    import segno
+
+    return segno.make(uri, error="m").svg_data_uri(scale=5, border=2, dark="#0f1b2d")
+
+
 def account_view(db: ConsoleDB, who: Principal) -> dict[str, Any]:
-    """The account page's data: the user row, their tokens, a TOTP secret being set up."""
+    """The account page's data: the user row, their tokens, a TOTP secret being set up (with its QR code)."""
+    from webui.services.searches import time_zones
+
     user = db.user_by_id(who.user_id)
     pending = user["totp_pending"] if user else None
-    return {"account": user, "tokens": tokens(db, who), "pending": pending,
-            "pending_uri": totp_uri(pending, who.username) if pending else ""}
+    uri = totp_uri(pending, who.username) if pending else ""
+    return {"account": user, "tokens": tokens(db, who), "pending": pending, "pending_uri": uri,
+            "pending_qr": totp_qr(uri) if uri else "", "time_zones": time_zones()}
 
 
 def tokens(db: ConsoleDB, who: Principal) -> list[dict[str, Any]]:
-    return db.rows("SELECT id, name, prefix, created, last_used FROM api_tokens WHERE user_id = ? ORDER BY id",
-                   (who.user_id,))
+    return db.api_tokens.of_user(who.user_id)
 
 
 def _user(db: ConsoleDB, who: Principal) -> dict[str, Any]:
@@ -44,8 +52,7 @@ def change_password(db: ConsoleDB, pw: Passwords, who: Principal, current: str, 
 
 
 def totp_start(db: ConsoleDB, who: Principal) -> None:
-    with db.tx() as conn:
-        conn.execute("UPDATE users SET totp_pending = ? WHERE id = ?", (totp_secret(), who.user_id))
+    db.accounts.start_totp(who.user_id, totp_secret())
 
 
 def totp_confirm(db: ConsoleDB, who: Principal, code: str, *, ip: str = "") -> None:
@@ -55,37 +62,35 @@ def totp_confirm(db: ConsoleDB, who: Principal, code: str, *, ip: str = "") -> N
     step = totp_verify(user["totp_pending"], code)
     if step is None:
         raise UserError("Wrong code; check the clock of your authenticator and try again.")
-    with db.tx() as conn:
-        conn.execute("UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ? "
-                     "WHERE id = ?", (step, who.user_id))
-        db.audit(conn, who.username, "user.totp_enable", who.username, None, None, ip)
+    with db.tx() as tx:
+        tx.accounts.confirm_totp(who.user_id, step)
+        db.audit(tx, who.username, "user.totp_enable", who.username, None, None, ip)
 
 
 def totp_disable(db: ConsoleDB, pw: Passwords, who: Principal, current: str, *, ip: str = "") -> None:
     user = _user(db, who)
     if not pw.verify(user["pw_hash"], current):
         raise UserError("The current password is wrong.")
-    with db.tx() as conn:
-        conn.execute("UPDATE users SET totp_secret = NULL, totp_pending = NULL WHERE id = ?", (who.user_id,))
-        db.audit(conn, who.username, "user.totp_disable", who.username, None, None, ip)
+    with db.tx() as tx:
+        tx.accounts.set_totp_secret(who.user_id, None)
+        db.audit(tx, who.username, "user.totp_disable", who.username, None, None, ip)
 
 
 def create_api_token(db: ConsoleDB, user: Principal, name: str, ip: str = "") -> str:
     """A new API token acting as *user*; returns it (only its hash is kept)."""
     name = name.strip()[:64] or "token"
     token = new_token(API_TOKEN_PREFIX)
-    with db.tx() as conn:
-        conn.execute("INSERT INTO api_tokens (user_id, name, token_hash, prefix, created) VALUES (?,?,?,?,?)",
-                     (user.user_id, name, token_hash(token), token[:10], time.time()))
-        db.audit(conn, user.username, "token.create", name, None, {"prefix": token[:10]}, ip)
+    with db.tx() as tx:
+        tx.api_tokens.add(user.user_id, name, token_hash(token), token[:10])
+        db.audit(tx, user.username, "token.create", name, None, {"prefix": token[:10]}, ip)
     return token
 
 
 def revoke_api_token(db: ConsoleDB, who: Principal, tid: int, ip: str = "") -> None:
     """Revoke one of the caller's tokens (admins: anyone's)."""
-    row = db.one("SELECT * FROM api_tokens WHERE id = ?", (tid,))
+    row = db.api_tokens.get(tid)
     if row is None or (row["user_id"] != who.user_id and not who.can("admin")):
         raise ServiceError("no such token", 404)
-    with db.tx() as conn:
-        conn.execute("DELETE FROM api_tokens WHERE id = ?", (tid,))
-        db.audit(conn, who.username, "token.revoke", row["name"], {"prefix": row["prefix"]}, None, ip)
+    with db.tx() as tx:
+        tx.api_tokens.delete(tid)
+        db.audit(tx, who.username, "token.revoke", row["name"], {"prefix": row["prefix"]}, None, ip)

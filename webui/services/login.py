@@ -48,8 +48,7 @@ async def check_password(db: ConsoleDB, pw: Passwords, throttle: LoginThrottle, 
             throttle.succeeded(keys)
         if pw.needs_rehash(user["pw_hash"]):
             new_hash = await run_in_threadpool(pw.hash, password)
-            with db.tx() as conn:
-                conn.execute("UPDATE users SET pw_hash = ? WHERE id = ?", (new_hash, user["id"]))
+            db.accounts.set_password_hash(user["id"], new_hash)
         return LoginOutcome(user=user)
     finally:
         throttle.release(keys)
@@ -71,14 +70,13 @@ def check_second_factor(db: ConsoleDB, throttle: LoginThrottle, pending: dict[st
             db.audit(None, name, "login.totp_failed", name, None, {"backoff_s": backoff} if backoff else None, ip)
             return LoginOutcome()
         throttle.succeeded(keys)
-        with db.tx() as conn:
-            conn.execute("UPDATE users SET totp_last_step = ? WHERE id = ?", (step, user["id"]))
+        db.accounts.set_totp_step(user["id"], step)
         return LoginOutcome(user=user)
     finally:
         throttle.release(keys)
 
 
 def record_login(db: ConsoleDB, user: dict[str, Any], ip: str) -> None:
-    with db.tx() as conn:
-        conn.execute("UPDATE users SET last_login = ? WHERE id = ?", (time.time(), user["id"]))
-        db.audit(conn, user["username"], "login", user["username"], ip=ip)
+    with db.tx() as tx:
+        tx.accounts.set_last_login(user["id"], time.time())
+        db.audit(tx, user["username"], "login", user["username"], ip=ip)

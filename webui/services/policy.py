@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,8 @@ def current_policy(db: ConsoleDB, settings: Any) -> str:
     """The policy file's text; the first time, it becomes version 1 of the history."""
     path = policy_path(settings)
     text = policyedit.read_policy(path)
-    if text and not db.scalar("SELECT COUNT(*) FROM policy_versions"):
-        with db.tx() as conn:
-            conn.execute("INSERT INTO policy_versions (ts, user, version, text, comment) VALUES (?,?,?,?,?)",
-                         (time.time(), "system", policyedit.version_of(text), text, "the file as found"))
+    if text and not db.policies.count():
+        db.policies.add("system", policyedit.version_of(text), text, "the file as found")
     return text
 
 
@@ -92,11 +89,9 @@ def save_policy(db: ConsoleDB, settings: Any, who: Principal, text: str, base_ve
     if text == old:
         raise ServiceError("no change to save", 400)
     policyedit.write_atomic(path, text)
-    with db.tx() as conn:
-        cur = conn.execute("INSERT INTO policy_versions (ts, user, version, text, comment) VALUES (?,?,?,?,?)",
-                           (time.time(), who.username, new_version, text, clean(comment)[:500]))
-        vid = int(cur.lastrowid or 0)
-        db.audit(conn, who.username, "policy.save", str(path), {"version": old_version},
+    with db.tx() as tx:
+        vid = tx.policies.add(who.username, new_version, text, clean(comment)[:500])
+        db.audit(tx, who.username, "policy.save", str(path), {"version": old_version},
                  {"version": new_version, "comment": comment[:500], "history_id": vid}, ip)
     reloaded, msg = False, "not reloaded"
     if reload:

@@ -32,6 +32,8 @@ class Principal:
     """``session`` or ``token``."""
     csrf: str = ""
     session_hash: str = ""
+    tz: str = "UTC"
+    """The user's time zone (IANA name): times are shown and read in it."""
 
     def can(self, role: str) -> bool:
         return role_at_least(self.role, role)
@@ -42,19 +44,14 @@ def new_session(db: ConsoleDB, user_id: int, stage: str, ip: str, user_agent: st
     """Create a session (dropping *replace*); returns (cookie token, csrf token)."""
     token, csrf = new_token(), new_token()
     now = time.time()
-    with db.tx() as conn:
-        if replace:
-            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (replace,))
-        conn.execute("DELETE FROM sessions WHERE last_seen < ?", (now - 7 * 86400,))
-        conn.execute(
-            "INSERT INTO sessions (token_hash, user_id, csrf, stage, created, last_seen, ip, user_agent) "
-            "VALUES (?,?,?,?,?,?,?,?)", (token_hash(token), user_id, csrf, stage, now, now, ip, user_agent[:300]))
+    with db.tx() as tx:
+        tx.sessions.create(token_hash(token), user_id, csrf, stage, ip, user_agent, now, replace=replace,
+                           expire_before=now - 7 * 86400)
     return token, csrf
 
 
 def drop_session(db: ConsoleDB, session_hash: str) -> None:
-    with db.tx() as conn:
-        conn.execute("DELETE FROM sessions WHERE token_hash = ?", (session_hash,))
+    db.sessions.drop(session_hash)
 
 
 def session_row(db: ConsoleDB, token: str, *, idle_s: float, max_s: float) -> dict[str, Any] | None:
@@ -62,9 +59,7 @@ def session_row(db: ConsoleDB, token: str, *, idle_s: float, max_s: float) -> di
     if not token or len(token) > 200:
         return None
     h = token_hash(token)
-    row = db.one(
-        "SELECT s.*, u.username, u.role, u.disabled, u.totp_secret, u.totp_last_step FROM sessions s "
-        "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?", (h,))
+    row = db.sessions.with_user(h)
     if row is None:
         return None
     now = time.time()
@@ -72,8 +67,7 @@ def session_row(db: ConsoleDB, token: str, *, idle_s: float, max_s: float) -> di
         drop_session(db, h)
         return None
     if now - row["last_seen"] > 30:
-        with db.tx() as conn:
-            conn.execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, h))
+        db.sessions.touch(h, now)
     return row
 
 
@@ -82,7 +76,8 @@ def session_principal(db: ConsoleDB, token: str, *, idle_s: float, max_s: float)
     row = session_row(db, token, idle_s=idle_s, max_s=max_s)
     if row is None or row["stage"] != "ok":
         return None
-    return Principal(row["user_id"], row["username"], row["role"], "session", row["csrf"], row["token_hash"])
+    return Principal(row["user_id"], row["username"], row["role"], "session", row["csrf"], row["token_hash"],
+                     row.get("tz") or "UTC")
 
 
 def pending_session(db: ConsoleDB, token: str) -> dict[str, Any] | None:
@@ -95,15 +90,13 @@ def token_principal(db: ConsoleDB, token: str) -> Principal | None:
     """The owner of an API token (``tsk_…``), or None."""
     if not token.startswith(API_TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = db.one("SELECT t.id, t.user_id, t.last_used, u.username, u.role, u.disabled FROM api_tokens t "
-                 "JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?", (token_hash(token),))
+    row = db.api_tokens.with_user(token_hash(token))
     if row is None or row["disabled"]:
         return None
     now = time.time()
     if not row["last_used"] or now - row["last_used"] > 60:
-        with db.tx() as conn:
-            conn.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (now, row["id"]))
-    return Principal(row["user_id"], row["username"], row["role"], "token")
+        db.api_tokens.touch(row["id"], now)
+    return Principal(row["user_id"], row["username"], row["role"], "token", tz=row.get("tz") or "UTC")
 
 
 # --------------------------------------------------------------------------- trusted devices
@@ -112,23 +105,16 @@ def token_principal(db: ConsoleDB, token: str) -> Principal | None:
 def device_trusted(db: ConsoleDB, user: dict[str, Any] | None, token: str) -> bool:
     """True when *token* (the device cookie) was issued to *user* at an earlier login."""
     # the same query whether or not the user exists (no timing difference for unknown names)
-    found = db.scalar("SELECT COUNT(*) FROM trusted_devices WHERE token_hash = ? AND user_id = ?",
-                      (token_hash(token[:200]), user["id"] if user is not None else -1))
+    found = db.devices.count(token_hash(token[:200]), user["id"] if user is not None else -1)
     return bool(token) and len(token) <= 200 and found == 1
 
 
 def trust_device(db: ConsoleDB, user_id: int, token: str = "") -> str:
     """Remember this browser for *user_id*: refresh *token* if it is theirs, else issue a new one."""
     now = time.time()
-    with db.tx() as conn:
-        if token and len(token) <= 200 and conn.execute(
-                "UPDATE trusted_devices SET last_used = ? WHERE token_hash = ? AND user_id = ?",
-                (now, token_hash(token), user_id)).rowcount:
+    with db.tx() as tx:
+        if token and len(token) <= 200 and tx.devices.refresh(token_hash(token), user_id, now):
             return token
         token = new_token()
-        conn.execute("INSERT INTO trusted_devices (token_hash, user_id, created, last_used) VALUES (?,?,?,?)",
-                     (token_hash(token), user_id, now, now))
-        conn.execute("DELETE FROM trusted_devices WHERE user_id = ? AND token_hash NOT IN (SELECT token_hash FROM "
-                     "trusted_devices WHERE user_id = ? ORDER BY last_used DESC LIMIT ?)",
-                     (user_id, user_id, DEVICES_PER_USER))
+        tx.devices.add(token_hash(token), user_id, now, DEVICES_PER_USER)
     return token

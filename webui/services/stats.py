@@ -6,39 +6,81 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from appliance.store import AlertQuery
 from webui import charts
 from webui.alerts import AlertView
+from webui.errors import ServiceError
 from webui.sensorstats import read_sensor_stats
 
 RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "all": 0}
+HOUR_NS = 3_600_000_000_000
+MIN_ZOOM_NS = 60 * 10**9
+SNAP_ABOVE_NS = 2 * HOUR_NS
+"""Zoomed ranges longer than this are widened to whole hours (the rollups answer them)."""
+TOP_CATEGORIES = 6
+_SEV = {"1": "critical", "2": "high", "3": "medium", "4": "low", "5": "info"}
 
 
-def _range(view: AlertView, name: str) -> tuple[int, int, str]:
-    """(since, until, caption): ranges end at the newest hit, so a replayed capture shows too."""
+def _range(view: AlertView, name: str, tz: Any) -> tuple[int, int, str]:
+    """(since, until, caption): whole hours ending with the newest hit's hour (so a replayed capture shows too)."""
     first, last = view.time_bounds()
     if last is None:
-        now = time.time_ns()
-        return now - 86400 * 10**9, now, "no hits yet"
-    until = last + 1
+        now = time.time_ns() // HOUR_NS * HOUR_NS + HOUR_NS
+        return now - 24 * HOUR_NS, now, "no hits yet"
+    until = (last // HOUR_NS + 1) * HOUR_NS
     secs = RANGES.get(name, 86400)
-    since = (first or last) if secs == 0 else until - secs * 10**9
-    return since, until, f"up to the newest hit ({charts.fmt_ts(last)} UTC)"
+    since = ((first or last) // HOUR_NS * HOUR_NS) if secs == 0 else until - secs * 10**9
+    return since, until, f"up to the newest hit ({charts.fmt_ts(last, tz)})"
 
 
-def dashboard(view: AlertView, settings: Any, range_name: str) -> dict[str, Any]:
+def zoom(since: str, until: str) -> tuple[int, int] | None:
+    """A zoomed range from the chart's links (ns); None for none; `ServiceError` for a bad one."""
+    if not since and not until:
+        return None
+    try:
+        a, b = int(since), int(until)
+    except ValueError:
+        raise ServiceError("the zoom range is not a time range (follow the chart's links)", 400) from None
+    if b - a < MIN_ZOOM_NS:
+        raise ServiceError("the zoom range is shorter than a minute", 400)
+    if b - a > SNAP_ABOVE_NS:
+        a, b = a // HOUR_NS * HOUR_NS, -(-b // HOUR_NS) * HOUR_NS
+    return a, b
+
+
+def _categories(view: AlertView, since: int, until: int, tz: Any) -> charts.StackChart:
+    top = [k for k, _ in view.top("category", since, until, TOP_CATEGORIES)]
+    width, series = view.series("category", since, until, 48, top)
+    n = -(-(until - since) // width)
+    return charts.stack_chart(since, width, {k: v[:n] for k, v in series.items()} or {"": [0] * n}, tz=tz,
+                              until=until)
+
+
+def dashboard(view: AlertView, settings: Any, range_name: str, tz: Any = None,
+              zoomed: tuple[int, int] | None = None) -> dict[str, Any]:
+    from datetime import UTC
+
+    tz = tz or UTC
     rng = range_name if range_name in RANGES else "24h"
-    since, until, caption = _range(view, rng)
+    if zoomed is not None:
+        since, until = zoomed
+        caption = f"{charts.fmt_ts(since, tz)} – {charts.fmt_ts(until, tz)}"
+    else:
+        since, until, caption = _range(view, rng, tz)
+    sev = [(_SEV.get(k, k), n) for k, n in sorted(view.top("severity", since, until, 5))]
     return {
-        "range": rng, "ranges": list(RANGES), "caption": caption,
-        "total": view.count(AlertQuery(since_ns=since, until_ns=until)),
-        "chart": charts.time_chart(view.histogram(since, until)),
+        "range": rng if zoomed is None else "", "ranges": list(RANGES), "caption": caption,
+        "total": view.count_range(since, until),
+        "chart": charts.time_chart(view.histogram(since, until), tz=tz, until=until),
+        "categories": _categories(view, since, until, tz),
+        "by_severity": charts.bars(sev, 140),
         "by_zone": charts.bars(view.top("zones", since, until), 140),
         "by_category": charts.bars(view.top("category", since, until), 140),
         "by_policy": charts.bars(view.top("policy", since, until), 140),
         "by_host": charts.bars(view.top("host", since, until), 140),
+        "by_client": charts.bars(view.top("client", since, until), 140),
+        "by_server": charts.bars(view.top("server", since, until), 140),
         "by_triage": charts.bars(view.top("triage", since, until), 140),
-        "stats": view.stats(), "since": since, "until": until,
+        "stats": view.totals(), "since": since, "until": until, "zoomed": zoomed is not None,
         "sensor": read_sensor_stats(settings.stats_file, settings.stats_stale_s),
     }
 

@@ -88,7 +88,7 @@ class LoginThrottle:
     def _rows(self, keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
         out = {}
         for k in keys:
-            row = self.db.one("SELECT * FROM login_throttle WHERE scope = ? AND user = ? AND ip = ?", k)
+            row = self.db.login_throttle.get(k)
             if row is not None:
                 out[k] = row
         return out
@@ -123,12 +123,11 @@ class LoginThrottle:
 
     def _refused(self, blocked: list[tuple[Key, dict[str, Any]]], worst: Refusal, who: str, now: float) -> None:
         first = [(k, r) for k, r in blocked if r["refused"] == 0]
-        with self.db.tx() as conn:
+        with self.db.tx() as tx:
             for k, _ in blocked:
-                conn.execute("UPDATE login_throttle SET refused = refused + 1 WHERE scope = ? AND user = ? AND ip = ?",
-                             k)
+                tx.login_throttle.refused(k)
             for (scope, _, ip), r in first:
-                self.db.audit(conn, who[:64], "login.throttled", who[:64], None,
+                self.db.audit(tx, who[:64], "login.throttled", who[:64], None,
                               {"scope": scope, "failures": r["failures"],
                                "retry_after_s": round(r["blocked_until"] - now, 1)}, ip or "")
 
@@ -144,31 +143,26 @@ class LoginThrottle:
         now = self.clock()
         rows = self._rows(keys)
         longest = 0.0
-        with self.db.tx() as conn:
+        with self.db.tx() as tx:
             for k in keys:
                 row = rows.get(k)
                 fresh = row is not None and now - row["last_failure"] < self.forget_s
                 failures = (row["failures"] if fresh and row is not None else 0) + 1
                 wait = self.backoff(k[0], failures)
                 longest = max(longest, wait)
-                conn.execute(
-                    "INSERT INTO login_throttle (scope, user, ip, failures, last_failure, blocked_until, refused) "
-                    "VALUES (?,?,?,?,?,?,0) ON CONFLICT(scope, user, ip) DO UPDATE SET failures = excluded.failures, "
-                    "last_failure = excluded.last_failure, blocked_until = excluded.blocked_until, refused = 0",
-                    (*k, failures, now, now + wait if wait else 0))
-            conn.execute("DELETE FROM login_throttle WHERE last_failure < ?", (now - self.forget_s,))
+                tx.login_throttle.failed(k, failures, now, now + wait if wait else 0)
+            tx.login_throttle.forget_before(now - self.forget_s)
             self._writes += 1
             if self._writes % 1000 == 0:
-                conn.execute("DELETE FROM login_throttle WHERE last_failure <= (SELECT last_failure FROM "
-                             "login_throttle ORDER BY last_failure DESC LIMIT 1 OFFSET ?)", (MAX_ROWS,))
+                tx.login_throttle.keep_newest(MAX_ROWS)
         return longest
 
     def succeeded(self, keys: list[Key]) -> None:
         """A full login: the user's keys start again (the address keeps its count)."""
-        with self.db.tx() as conn:
+        with self.db.tx() as tx:
             for k in keys:
                 if k[0] != "ip":
-                    conn.execute("DELETE FROM login_throttle WHERE scope = ? AND user = ? AND ip = ?", k)
+                    tx.login_throttle.delete(k)
 
     def throttled_users(self) -> dict[str, float]:
         return throttled_users(self.db, self.clock())
@@ -176,17 +170,10 @@ class LoginThrottle:
 
 def throttled_users(db: ConsoleDB, now: float | None = None) -> dict[str, float]:
     """User name (lower case) → until when some login key of theirs is waiting."""
-    rows = db.rows("SELECT user, MAX(blocked_until) AS until FROM login_throttle "
-                   "WHERE scope != 'ip' AND blocked_until > ? GROUP BY user", (time.time() if now is None else now,))
-    return {r["user"]: r["until"] for r in rows}
+    return db.login_throttle.waiting_users(time.time() if now is None else now)
 
 
 def clear_throttle(db: ConsoleDB, *, username: str | None = None, ip: str | None = None) -> int:
     """Forget the failures of a user name (all addresses) and/or of an address; returns keys removed."""
-    n = 0
-    with db.tx() as conn:
-        if username is not None:
-            n += conn.execute("DELETE FROM login_throttle WHERE user = ?", (norm_name(username),)).rowcount
-        if ip is not None:
-            n += conn.execute("DELETE FROM login_throttle WHERE ip = ?", (ip,)).rowcount
-    return n
+    with db.tx() as tx:
+        return tx.login_throttle.clear(user=None if username is None else norm_name(username), ip=ip)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from webui.db import ConsoleDB
@@ -29,10 +28,9 @@ def create_user(db: ConsoleDB, pw: Passwords, username: str, role: str, password
     if db.user_by_name(username) is not None:
         raise UserError(f"user {username!r} already exists")
     pw_hash = pw.hash(password)
-    with db.tx() as conn:
-        conn.execute("INSERT INTO users (username, role, pw_hash, created) VALUES (?,?,?,?)",
-                     (username, role, pw_hash, time.time()))
-        db.audit(conn, actor, "user.add", username, None, {"role": role}, ip)
+    with db.tx() as tx:
+        tx.accounts.add(username, role, pw_hash)
+        db.audit(tx, actor, "user.add", username, None, {"role": role}, ip)
     return password
 
 
@@ -50,10 +48,10 @@ def set_password(db: ConsoleDB, pw: Passwords, user: dict[str, Any], password: s
     if problem:
         raise UserError(problem)
     pw_hash = pw.hash(password)
-    with db.tx() as conn:
-        conn.execute("UPDATE users SET pw_hash = ? WHERE id = ?", (pw_hash, user["id"]))
-        conn.execute("DELETE FROM sessions WHERE user_id = ? AND token_hash != ?", (user["id"], keep_session))
-        db.audit(conn, actor, "user.password", user["username"], None, None, ip)
+    with db.tx() as tx:
+        tx.accounts.set_password_hash(user["id"], pw_hash)
+        tx.sessions.drop_user(user["id"], keep=keep_session)
+        db.audit(tx, actor, "user.password", user["username"], None, None, ip)
 
 
 def unlock(db: ConsoleDB, user: dict[str, Any], *, actor: str, ip: str = "") -> int:
@@ -64,9 +62,9 @@ def unlock(db: ConsoleDB, user: dict[str, Any], *, actor: str, ip: str = "") -> 
 
 
 def delete_user(db: ConsoleDB, user: dict[str, Any], *, actor: str, ip: str = "") -> None:
-    with db.tx() as conn:
-        conn.execute("DELETE FROM users WHERE id = ?", (user["id"],))
-        db.audit(conn, actor, "user.delete", user["username"], {"role": user["role"]}, None, ip)
+    with db.tx() as tx:
+        tx.accounts.delete(user["id"])
+        db.audit(tx, actor, "user.delete", user["username"], {"role": user["role"]}, None, ip)
 
 
 def users_with_state(db: ConsoleDB, throttle: LoginThrottle) -> list[dict[str, Any]]:
@@ -91,17 +89,17 @@ def change_user(db: ConsoleDB, pw: Passwords, who: Principal, uid: int, action: 
             raise ServiceError("unknown role", 422)
         if last_admin and role != "admin":
             raise ServiceError("the last admin cannot be demoted", 409)
-        with db.tx() as conn:
-            conn.execute("UPDATE users SET role = ? WHERE id = ?", (role, uid))
-            conn.execute("DELETE FROM sessions WHERE user_id = ?", (uid,))
-            db.audit(conn, who.username, "user.role", user["username"], before, {"role": role}, ip)
+        with db.tx() as tx:
+            tx.accounts.set_role(uid, role)
+            tx.sessions.drop_user(uid)
+            db.audit(tx, who.username, "user.role", user["username"], before, {"role": role}, ip)
     elif action in ("disable", "enable"):
         if action == "disable" and last_admin:
             raise ServiceError("the last admin cannot be disabled", 409)
-        with db.tx() as conn:
-            conn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(action == "disable"), uid))
-            conn.execute("DELETE FROM sessions WHERE user_id = ?", (uid,))
-            db.audit(conn, who.username, f"user.{action}", user["username"], before,
+        with db.tx() as tx:
+            tx.accounts.set_disabled(uid, action == "disable")
+            tx.sessions.drop_user(uid)
+            db.audit(tx, who.username, f"user.{action}", user["username"], before,
                      {"disabled": action == "disable"}, ip)
     elif action == "unlock":
         unlock(db, user, actor=who.username, ip=ip)
@@ -110,9 +108,9 @@ def change_user(db: ConsoleDB, pw: Passwords, who: Principal, uid: int, action: 
         set_password(db, pw, user, generated, actor=who.username, ip=ip)
         return user, generated
     elif action == "reset_totp":
-        with db.tx() as conn:
-            conn.execute("UPDATE users SET totp_secret = NULL, totp_pending = NULL WHERE id = ?", (uid,))
-            db.audit(conn, who.username, "user.totp_reset", user["username"], None, None, ip)
+        with db.tx() as tx:
+            tx.accounts.set_totp_secret(uid, None)
+            db.audit(tx, who.username, "user.totp_reset", user["username"], None, None, ip)
     elif action == "delete":
         if uid == who.user_id:
             raise ServiceError("you cannot delete yourself", 409)

@@ -448,3 +448,68 @@ def media_obj(payload: bytes, factory: object, *, oid: str = "Fmedia1", **kw: ob
     fields = {"id": oid, "source": "http", "direction": Direction.TO_CLIENT, "flow": None, "ts_ns": 0,
               "size": len(payload), "md5": "", "sha256": "", "sniffed_mime": mime, "data": payload, **kw}
     return ContentObject(**fields)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- spoken keywords (held-out style)
+
+SPOKEN_KEYWORDS_EN = ("fentanyl", "nightjar", "bluefin", "codename", "darknet", "password", "bitcoin wallet",
+                      "passport", "weapons", "safe house", "ransom", "detonator")
+"""Out-of-vocabulary words for pocketsphinx's dictionary (the first five) and dictionary words/phrases."""
+SPOKEN_SENTENCES_EN = (
+    ("They are selling fentanyl near the station", ("fentanyl",)),
+    ("Operation Nightjar starts at midnight", ("nightjar",)),
+    ("The Bluefin shipment arrives on Friday", ("bluefin",)),
+    ("Use the codename when you call me", ("codename",)),
+    ("You can buy it on the darknet market", ("darknet",)),
+    ("The password is under the keyboard", ("password",)),
+    ("Send the coins to my bitcoin wallet tonight", ("bitcoin wallet",)),
+    ("He forgot his passport at the hotel", ("passport",)),
+    ("The weapons are in the truck", ("weapons",)),
+    ("We will meet at the safe house", ("safe house",)),
+    ("They want a ransom for the boy", ("ransom",)),
+    ("Do not touch the detonator", ("detonator",)),
+)
+SPOKEN_KEYWORDS_ZH = ("芬太尼", "冰毒", "六合彩", "比特币", "护照", "密码")
+SPOKEN_SENTENCES_ZH = (
+    ("他们在车站附近卖芬太尼", ("芬太尼",)),
+    ("这里有冰毒出售", ("冰毒",)),
+    ("今晚六合彩开奖", ("六合彩",)),
+    ("请用比特币付款", ("比特币",)),
+    ("明天把护照带来", ("护照",)),
+    ("不要告诉别人密码", ("密码",)),
+)
+NEGATIVE_SENTENCES_ZH = ("今天天气很好我们去公园散步", "明天上午开会讨论预算", "图书馆晚上九点关门",
+                         "孩子们在操场上踢足球")
+SPOKEN_VOICES_EN = ("en-us", "en-gb", "en+f3", "en-us+m3", "en-us+m6")
+ZH_VOICE = "cmn-latn-pinyin"
+"""Debian's ``cmn`` voice reads Hanzi wrongly; ``cmn-latn-pinyin`` with Hanzi input speaks Mandarin."""
+
+
+def add_noise(wav: bytes, snr_db: float | None, seed: int = 0) -> bytes:
+    """``wav`` with white noise at ``snr_db`` (None: unchanged), as a WAV at the same rate."""
+    if snr_db is None:
+        return wav
+    import numpy as np
+
+    rate, pcm = wav_pcm(wav)
+    a = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    p_sig = float(np.mean(a[np.abs(a) > 100] ** 2)) if np.any(np.abs(a) > 100) else 1.0
+    noise = np.random.default_rng(seed).normal(0.0, (p_sig / 10 ** (snr_db / 10)) ** 0.5, len(a))
+    return make_wav((a + noise).clip(-32768, 32767).astype("<i2").tobytes(), rate)
+
+
+def spoken_clips(lang: str = "en", voices: tuple[str, ...] = SPOKEN_VOICES_EN,
+                 noise: tuple[float | None, ...] = (None,)) -> list[tuple[str, bytes, tuple[str, ...]]]:
+    """(name, wav, expected keywords) for every sentence × voice × noise level, negatives included."""
+    sents = SPOKEN_SENTENCES_EN if lang == "en" else SPOKEN_SENTENCES_ZH
+    negs = NEGATIVE_SENTENCES[:4] if lang == "en" else NEGATIVE_SENTENCES_ZH
+    vs = voices if lang == "en" else (ZH_VOICE,)
+    out = []
+    for v in vs:
+        for snr in noise:
+            tag = f"{v}/{'clean' if snr is None else f'{snr:g}dB'}"
+            for i, (text, kws) in enumerate(sents):
+                out.append((f"{tag}/pos{i:02d}", add_noise(espeak_wav(text, v, 150), snr, i), kws))
+            for i, text in enumerate(negs):
+                out.append((f"{tag}/neg{i:02d}", add_noise(espeak_wav(text, v, 150), snr, 100 + i), ()))
+    return out

@@ -59,3 +59,18 @@ def vmsize(data: bytes) -> dict[str, int]:
             if k in ("VmSize", "Threads"):
                 out[k] = int(v.split()[0])
     return out
+
+
+def by_data(data: bytes) -> object:
+    """What ``data`` names: ``die`` aborts, ``spin`` loops, ``boom`` raises, ``pid`` gives the
+    worker's pid; anything else comes back."""
+    if data == b"die":
+        os.abort()
+    if data == b"spin":
+        while True:
+            pass
+    if data == b"boom":
+        raise ValueError("parser bug")
+    if data == b"pid":
+        return os.getpid()
+    return data

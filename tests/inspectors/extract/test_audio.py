@@ -66,11 +66,16 @@ def test_garbage_never_raises(blob: bytes) -> None:
     assert part.children == [] and (part.anomalies or part.truncated or part.meta["duration"] == "0.00")
 
 
-def test_keyword_plan_skips_what_pocketsphinx_cannot_spell() -> None:
-    plan, skipped = asr.plan_keywords(["Password", "bitcoin wallet", "翻墙", "xqzzyv", "password", "123"])
-    assert [p for p, _ in plan] == ["bitcoin wallet", "password"]
-    assert skipped == ["翻墙", "xqzzyv", "123"]
-    assert all(1e-50 <= t <= 1e-15 for _, t in plan)
+def test_keyword_plan_pronounces_out_of_vocabulary_and_mandarin_keywords() -> None:
+    kp = asr.keyword_plan(["Password", "bitcoin wallet", "翻墙", "xqzzyv", "password", "Nightjar", "123", "a1b"])
+    assert [p for p, _ in kp.phrases] == ["bitcoin wallet", "nightjar", "password", "xqzzyv", "翻墙"]
+    assert set(kp.added) == {"nightjar", "xqzzyv", "翻墙"}  # dictionary words keep their own entry
+    assert kp.added["nightjar"] == "N AY T JH AA R"
+    assert kp.approximate == ["翻墙"]
+    assert [k for k, _ in kp.skipped] == ["123", "a1b"]
+    assert all(1e-50 <= t <= 1e-15 for _, t in kp.phrases)
+    plan, skipped = asr.plan_keywords(["password", "123"])
+    assert [p for p, _ in plan] == ["password"] and skipped == ["123"]
 
 
 def test_offsets_format() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from inspectors.extract.html import analyze, extract_html
@@ -114,7 +112,9 @@ def test_hidden_reasons_recorded_in_meta():
     assert part.meta["hidden_reasons"] == "display:none:1" and "hidden_text" in part.anomalies
 
 
-def test_one_megabyte_page_is_fast():
+def test_one_megabyte_page_walks_whole():
+    """A styled 1 MB page walks whole (its speed against the lxml walk is measured in
+    bench/extract_bench.py --html-walk, never timed here)."""
     css = "<style>" + "".join(f".c{i}{{color:#{i % 255:02x}0000}} " for i in range(300)) + \
           ".h{display:none} div.box p.t{font-size:0}</style>"
     block = ('<div class="box c7"><p class="t">hidden para</p><p>Visible paragraph with <a href="/l{i}">link '
@@ -122,9 +122,6 @@ def test_one_megabyte_page_is_fast():
     body = "".join(block.replace("{i}", str(i)) for i in range(5200))
     doc = f"<html><head>{css}</head><body>{body}</body></html>".encode()
     assert len(doc) > 1_000_000
-    t = time.perf_counter()
     part = extract_html(doc)
-    dt = time.perf_counter() - t
     assert "Visible paragraph" in part.text and "hidden para" not in part.text
     assert len(part.links) == 5200
-    assert dt < 3.0, dt

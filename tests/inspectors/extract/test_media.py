@@ -77,7 +77,7 @@ def test_through_the_sandbox(factory: ObjectFactory) -> None:
         if ms.have_espeak():
             wav = ms.espeak_wav(ms.POSITIVE_SENTENCES[0][0], ms.VOICES[0])
             ext = extract_media(ms.media_obj(wav, factory), Budget(), factory, sandbox=sb, keywords=["password"])
-            assert ext.children[0].text == "[00:00] password"
+            assert ext.children and ext.children[0].text == "[00:00] password", ext.meta
         assert sb.peak_rss < Budget().max_memory_bytes
     closed = extract_media(ms.media_obj(sample.data, factory), Budget(), factory, sandbox=sb)
     assert closed.truncated == ["closed"] and closed.anomalies == ["extract_closed"]

@@ -44,14 +44,16 @@ def test_infinite_loop_killed_at_timeout_and_worker_replaced(small):
     t = time.monotonic()
     res = small.run(T + "spin", b"", 1.0, cpu_seconds=60)
     assert isinstance(res, SandboxFailure) and res.reason == "timeout"
-    assert time.monotonic() - t < 3
+    # killed by the 1 s wall clock, not by the 60 s CPU limit (generous: the box may be loaded)
+    assert time.monotonic() - t < 30
     after = small.pids()
     assert after and after != before
     assert small.run(T + "echo", b"x", 10) == (b"x", {})
 
 
 def test_cpu_limit_kills_spinning_worker(small):
-    res = small.run(T + "spin", b"", 10, cpu_seconds=1)
+    # one CPU-second, with wall-clock room for a loaded machine (the wall timeout must not fire first)
+    res = small.run(T + "spin", b"", 120, cpu_seconds=1)
     assert isinstance(res, SandboxFailure) and res.reason == "cpu"
 
 
