@@ -116,7 +116,10 @@ class InspectionPool:
             self.counters[f"shed.{job.cls}.spool_full"] += 1
             self.pending.append(job_record(job, "spool_full"))
             self.queue.ack(job)
-        self.queue.close()
+        if isinstance(self.queue, LocalJobQueue) and self.queue.empty():
+            self.queue.remove()  # everything is in the spool (or recorded): no tmpfs directory left behind
+        else:
+            self.queue.close()
 
     def stats(self) -> dict[str, Any]:
         """Per class: waiting jobs, their bytes, the oldest one's age (seconds)."""
@@ -127,6 +130,11 @@ class InspectionPool:
             out[c] = {"queued": self.queue.depth(c), "queued_bytes": self.queue.bytes_queued(c),
                       "oldest_age_s": round(age, 3) if age is not None else 0.0}
         return out
+
+    def in_hand(self) -> int:
+        """Jobs the pool processes are working on (claimed, not yet acknowledged)."""
+        count = getattr(self.queue, "in_hand", None)
+        return int(count()) if count is not None else 0
 
     # -- capture workers --------------------------------------------------------------------
     def offer(self, slot: int, name: str, counters: Counter[str] | None = None) -> JobOffer:
@@ -224,9 +232,11 @@ def record_all(records: list[dict[str, Any]], write: Callable[[dict[str, Any]], 
         write(records.pop(0))
 
 
-def inspection_snapshot(queues: Mapping[str, Mapping[str, Any]], sched: Mapping[str, int]) -> dict[str, Any]:
+def inspection_snapshot(queues: Mapping[str, Mapping[str, Any]], sched: Mapping[str, int],
+                        in_hand: int = 0) -> dict[str, Any]:
     """The ``inspection`` part of the stats: per class queued/oldest age (from the queue) and
-    offered/inspected/shed by reason (summed over processes), and the result cache's hit rate."""
+    offered/inspected/shed by reason (summed over processes), the jobs being inspected, and the
+    result cache's hit rate."""
     classes: dict[str, Any] = {}
     for c in CLASSES:
         shed = {k.split(".", 2)[2]: int(n) for k, n in sorted(sched.items()) if k.startswith(f"shed.{c}.")}
@@ -234,5 +244,5 @@ def inspection_snapshot(queues: Mapping[str, Mapping[str, Any]], sched: Mapping[
                       "inspected": int(sched.get(f"inspected.{c}", 0)), "shed": shed}
     hits, misses = int(sched.get("cache_hits", 0)), int(sched.get("cache_misses", 0))
     lookups = hits + misses
-    return {"classes": classes,
+    return {"classes": classes, "in_hand": in_hand,
             "cache": {"hits": hits, "lookups": lookups, "hit_rate": round(hits / lookups, 4) if lookups else 0.0}}

@@ -702,6 +702,8 @@ class Supervisor:
                 w["alive"] = c.proc is not None and c.proc.is_alive()
                 w["restarts"] = c.restarts
                 w["pid"] = c.proc.pid if c.proc is not None else None
+                # this incarnation has reported: it is reading packets (or taking jobs)
+                w["ready"] = w["alive"] and c.last.get("pid") == w["pid"]
                 for k in ("vlan_restored", "truncated_frames", "outbox", "fast_path_packets"):
                     if k in c.last:
                         w[k] = c.last[k]
@@ -732,7 +734,7 @@ class Supervisor:
         inspection = None
         if self.pool is not None:
             sched.update(self.pool.counters)
-            inspection = inspection_snapshot(self.pool.stats(), sched)
+            inspection = inspection_snapshot(self.pool.stats(), sched, self.pool.in_hand())
             for cls, st in inspection["classes"].items():
                 queues[f"inspect_{cls}"] = st["queued"]
             totals["not_inspected"] += shed_counts(self.pool.counters)

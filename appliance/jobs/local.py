@@ -331,6 +331,14 @@ class LocalJobQueue(JobQueue):
     def depth(self, cls: str) -> int:
         return int(self._counts[:, self._cix[cls], 0].sum())
 
+    def in_hand(self) -> int:
+        """Jobs claimed by consumers (being inspected), all classes: one listing per consumer."""
+        base = self.root / "claimed"
+        try:
+            return sum(len(os.listdir(d)) for d in base.iterdir() if d.is_dir())
+        except OSError:
+            return 0
+
     def bytes_queued(self, cls: str) -> int:
         return int(self._counts[:, self._cix[cls], 1].sum())
 
@@ -488,6 +496,10 @@ class LocalJobQueue(JobQueue):
         if self._lockfd is not None:
             os.close(self._lockfd)
             self._lockfd = None
+
+    def empty(self) -> bool:
+        """Whether no job file is left (queued, claimed or half-written)."""
+        return not any(p.is_file() for p in self.root.rglob("*"))
 
     def remove(self) -> None:
         """Delete the directory (tests; a sensor keeps it for the next start)."""
