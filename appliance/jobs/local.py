@@ -498,8 +498,8 @@ class LocalJobQueue(JobQueue):
             self._lockfd = None
 
     def empty(self) -> bool:
-        """Whether no job file is left (queued, claimed or half-written)."""
-        return not any(p.is_file() for p in self.root.rglob("*"))
+        """Whether no job file is left (queued, claimed or half-written; the lock does not count)."""
+        return not any(p.is_file() and p.name != "lock" for p in self.root.rglob("*"))
 
     def remove(self) -> None:
         """Delete the directory (tests; a sensor keeps it for the next start)."""
