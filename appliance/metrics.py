@@ -100,6 +100,8 @@ def _inspection(ins: dict[str, Any] | None, out: list[str], family: Callable[[st
     for cls, st in sorted(classes.items()):
         for reason, n in sorted(st.get("shed", {}).items()):
             out.append(f"tapsift_inspection_shed_total{_labels(**{'class': cls, 'reason': reason})} {n}")
+    family("tapsift_inspection_in_hand", "gauge", "Objects being inspected now (taken off the queue, not done)")
+    out.append(f"tapsift_inspection_in_hand {ins.get('in_hand', 0)}")
     cache = ins.get("cache", {})
     family("tapsift_result_cache_hits_total", "counter", "Objects whose content was inspected before (cache hits)")
     out.append(f"tapsift_result_cache_hits_total {cache.get('hits', 0)}")

@@ -34,7 +34,7 @@ SNAP = {
                                          "inspected": 30, "shed": {}},
                                "expensive": {"queued": 2, "queued_bytes": 10, "oldest_age_s": 70.0, "offered": 9,
                                              "inspected": 3, "shed": {"too_old": 4}}},
-                   "cache": {"hits": 7, "lookups": 33, "hit_rate": 0.2121}},
+                   "in_hand": 1, "cache": {"hits": 7, "lookups": 33, "hit_rate": 0.2121}},
 }
 
 
@@ -49,6 +49,7 @@ def test_metrics_text_format() -> None:
     assert 'tapsift_inspection_oldest_age_seconds{class="expensive"} 70.0' in text
     assert 'tapsift_inspected_total{class="cheap"} 30' in text
     assert 'tapsift_inspection_shed_total{class="expensive",reason="too_old"} 4' in text
+    assert "tapsift_inspection_in_hand 1" in text
     assert "tapsift_result_cache_hits_total 7" in text and "tapsift_result_cache_lookups_total 33" in text
     assert "# TYPE tapsift_kernel_drops_total counter" in text
     for line in text.splitlines():  # every sample line is NAME{labels} VALUE
