@@ -205,14 +205,22 @@ class Scheduler:
         self.queue.ack(job)
 
 
+class Orphaned(Exception):
+    """The process that takes this lane's results is gone: stop, leave the job in hand claimed."""
+
+
 class Outputs:
-    """Where a lane's results go (a capture worker's `_Outbox` in the sensor, lists in tests)."""
+    """Where a lane's results go (a capture worker's `_Outbox` in the sensor, lists in tests).
+    ``reachable`` (optional) says whether they still reach the alert writer: when it turns false
+    the job in hand is not acknowledged (`Orphaned`), so the next start inspects it again."""
 
     def __init__(self, event: Callable[[dict[str, Any]], None], alert: Callable[[dict[str, Any], int], None],
-                 suppressed: Callable[[str], None] | None = None) -> None:
+                 suppressed: Callable[[str], None] | None = None,
+                 reachable: Callable[[], bool] | None = None) -> None:
         self.event = event
         self.alert = alert
         self.suppressed = suppressed
+        self.reachable = reachable
 
 
 def inspect_job(job: Job, stage: Any, sched: Scheduler, out: Outputs, offer_followup: Callable[[Job], str | None],
@@ -260,6 +268,8 @@ def inspect_job(job: Job, stage: Any, sched: Scheduler, out: Outputs, offer_foll
         else:
             sched.counters[f"shed.expensive.{reason}"] += 1
             out.event(not_inspected_record(obj, "expensive", reason, partial=True))
+    if out.reachable is not None and not out.reachable():
+        raise Orphaned(job.id)  # its alerts may not have reached the writer: keep the claim
     sched.queue.ack(job)
 
 
@@ -277,6 +287,9 @@ def serve(queue: JobQueue, sched: Scheduler, stage: Callable[[], Any], out: Outp
     stopping_at: float | None = None
     idle_since: float | None = None
     while True:
+        if out.reachable is not None and not out.reachable():
+            log.warning("the sensor's supervisor is gone: queued jobs stay for the next start")
+            return
         if tick is not None:
             tick()
         now = monotonic()
@@ -295,7 +308,11 @@ def serve(queue: JobQueue, sched: Scheduler, stage: Callable[[], Any], out: Outp
             sleep(poll_s)
             continue
         idle_since = None
-        inspect_job(job, stage(), sched, out, queue.put, sched.clock)
+        try:
+            inspect_job(job, stage(), sched, out, queue.put, sched.clock)
+        except Orphaned:
+            log.warning("the sensor's supervisor is gone: job %s stays claimed for the next start", job.id)
+            return
 
 
 def exit_after(seconds: float) -> None:

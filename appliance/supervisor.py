@@ -422,8 +422,13 @@ def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
         out.flush()
         out.control(("stats", child.name, counters))
 
-    sup.pool.run_lane(child.slot, child.name, LaneOutputs(out.event, alert, suppressed), lambda: _flags["stop"],
-                      reload_requested=reload_requested, report=report)
+    parent = os.getppid()  # the supervisor: a kill -9 of it re-parents this process
+
+    def reachable() -> bool:
+        return os.getppid() == parent
+
+    sup.pool.run_lane(child.slot, child.name, LaneOutputs(out.event, alert, suppressed, reachable),
+                      lambda: _flags["stop"], reload_requested=reload_requested, report=report)
     out.control(("bye", child.name, last))
     out.close()
 

@@ -291,3 +291,40 @@ def test_work_items_round_trip_without_pickle() -> None:
     assert decode_work(encode_work(fu)) == fu
     with pytest.raises(ValueError):
         decode_work(b"\x80\x04pickle")
+
+
+def test_a_lane_whose_supervisor_died_keeps_its_job_for_the_next_start(tmp_path: Path) -> None:
+    """After a kill -9 of the supervisor, a pool process's results reach no alert writer: the
+    job in hand is not acknowledged (it stays claimed), the lane takes no more, and the next
+    start gives both back to be inspected."""
+    from appliance.inspection import InspectionResult
+    from appliance.scheduler import Outputs, serve
+
+    clock = Clock()
+    q = _queue(tmp_path, clock)
+    q.bind(1, "w0")
+    flow = FlowRef("C1", 1, "10.0.0.2", 40000, "192.0.2.9", 80, "TCP", 7, "eth1", "office", "any")
+    for n in range(2):
+        data = b"page %d" % n
+        obj = ContentObject(f"F{n}", "http", Direction.TO_CLIENT, flow, 123, len(data), hashlib.md5(data).hexdigest(),
+                            hashlib.sha256(data).hexdigest(), declared_mime="text/plain", data=data)
+        assert q.put(Job("cheap", 1, encode_work(ObjectWork(obj, "cheap")), {"content_id": obj.id})) is None
+    alive = [True]
+    inspected: list[str] = []
+
+    class Stage:
+        def inspect(self, obj: ContentObject, now_ns: int, mode: str = "full") -> InspectionResult:
+            inspected.append(obj.id)
+            alive[0] = False  # the supervisor is killed while this object is inspected
+            return InspectionResult()
+
+    q.bind(2, "p0")
+    out = Outputs(lambda ev: None, lambda rec, ts: None, reachable=lambda: alive[0])
+    serve(q, Scheduler(q, Lane.make("cheap"), {"cheap": 60.0}, clock=clock), Stage, out, lambda: False,
+          sleep=lambda s: None)
+    assert inspected == ["F0"] and q.depth("cheap") == 1
+    q.bind(0, "sup")
+    assert q.shutdown() == []
+    q.close()
+    again = _queue(tmp_path, clock)  # the next start: the claimed job and the waiting one
+    assert again.depth("cheap") == 2
