@@ -35,7 +35,8 @@ class AlertWriter:
         self.suppressed = 0
 
     @classmethod
-    def from_settings(cls, out: OutputSettings, eve: EveWriter | None, *, other_thread: bool = False) -> AlertWriter:
+    def from_settings(cls, out: OutputSettings, eve: EveWriter | None, *, other_thread: bool = False,
+                      sensor: str = "") -> AlertWriter:
         """Open the store and start the outputs named in the settings.
 
         ``other_thread``: the store is opened here but written from another (single) thread,
@@ -71,6 +72,10 @@ class AlertWriter:
                             username=m.username, password=password, min_severity=m.min_severity)
             o.start()
             outputs.append(o)
+        if out.bus is not None:  # fleet (docs/fleet.md): alerts to the bus's alert stream, spooled
+            from appliance.bus.publish import alert_stream
+
+            outputs.append(alert_stream(out, sensor))
         return cls(eve=eve, store=store, outputs=outputs)
 
     def alert(self, alert: Alert, obj: ContentObject) -> dict[str, Any]:
@@ -100,12 +105,20 @@ class AlertWriter:
         self.suppressed += 1
         if self.store is not None:
             self.store.bump_suppressed(first_id, 1)
+        self._bus_suppressed(first_id)
 
     def suppress(self, s: Suppressed) -> None:
         """Count a suppressed repeat on its first alert."""
         self.suppressed += 1
         if self.store is not None:
             self.store.bump_suppressed(s.first_id, 1)
+        self._bus_suppressed(s.first_id)
+
+    def _bus_suppressed(self, first_id: str) -> None:
+        """fleet (docs/fleet.md): the ingester counts the repeat on the stored alert."""
+        for o in self.outputs:
+            if getattr(o, "stream", None) is not None:  # a bus StreamOutput
+                o.send({"event_type": "suppressed", "tapsift": {"alert_id": first_id}})
 
     def close(self, flush_timeout: float = 5.0) -> None:
         """Deliver what can be delivered within ``flush_timeout``; the spools keep the rest."""

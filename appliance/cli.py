@@ -142,6 +142,11 @@ def cmd_read(args: argparse.Namespace) -> int:
 
         policy_errors = (PolicyError, OSError)
     outputs = Outputs(event=lambda ev: None)  # the EVE writer is opened once the capture is
+    fleet = None
+    if settings.output.bus is not None:  # fleet (docs/fleet.md): bus outputs, remote inspection, heartbeats
+        from appliance.fleet.sensorlink import ReadLink
+
+        fleet = ReadLink(settings, outputs)
     try:
         pipeline = build_pipeline(settings, outputs)
     except policy_errors as exc:
@@ -158,22 +163,32 @@ def cmd_read(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tapsift: cannot write EVE output {eve_target}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    if fleet is not None:  # fleet: EVE events to the bus too
+        fleet.bind(pipeline)
+        try:
+            eve = fleet.tee(eve)
+        except OSError as exc:
+            print(f"tapsift: cannot open the bus spool: {exc}", file=sys.stderr)
+            return 1
     outputs.event = eve.write
     writer = None
     if pipeline.holder is not None:
         from appliance.alerts import AlertWriter
-        from appliance.store import StoreError
+        from appliance.store import Dsn, StoreError
 
         try:
-            writer = AlertWriter.from_settings(settings.output, eve)
+            writer = AlertWriter.from_settings(settings.output, eve, sensor=settings.sensor.name)
         except (OSError, StoreError) as exc:
-            print(f"tapsift: cannot open the alert store {settings.output.store}: {exc}", file=sys.stderr)
+            where = Dsn.parse(settings.output.store).redacted if settings.output.store else "outputs"
+            print(f"tapsift: cannot open the alert store or outputs ({where}): {exc}", file=sys.stderr)
             return 1
         outputs.alert, outputs.suppressed = writer.alert, writer.suppress
     extras = _read_extras(args, settings, outputs)
     if extras is None:
         return 1
     cap = extras.tee(cap)
+    if fleet is not None:  # fleet: heartbeats from now on
+        fleet.start(writer)
 
     # The packet path allocates short-lived objects by the million; the flow table breaks
     # its reference cycles itself, so young-generation collections are made rarer and the
@@ -204,6 +219,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         bar.done()
     _close_read(args, pipeline, cap, eve, writer, time.process_time() - cpu0, time.monotonic() - wall0)
     extras.close()
+    if fleet is not None:  # fleet: the last heartbeat
+        fleet.close()
     return 0
 
 

@@ -487,12 +487,13 @@ def run(args: Any, workers: int) -> int:
     writer = None
     if settings.inspection.policy:
         from appliance.alerts import AlertWriter
-        from appliance.store import StoreError
+        from appliance.store import Dsn, StoreError
 
         try:
-            writer = AlertWriter.from_settings(settings.output, eve)
+            writer = AlertWriter.from_settings(settings.output, eve, sensor=settings.sensor.name)
         except (OSError, StoreError) as exc:
-            print(f"tapsift: cannot open the alert store {settings.output.store}: {exc}", file=sys.stderr)
+            where = Dsn.parse(settings.output.store).redacted if settings.output.store else "outputs"
+            print(f"tapsift: cannot open the alert store or outputs ({where}): {exc}", file=sys.stderr)
             return 1
     cpu0, wall0 = time.process_time(), time.monotonic()
     ctx = mp.get_context("fork")

@@ -21,6 +21,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _host_name() -> str:
+    import socket
+
+    return socket.gethostname() or "tapsift"
+
+
+class SensorSettings(_Section):
+    """Who this sensor is."""
+
+    name: str = Field(default_factory=_host_name, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    """The sensor's name (default: the host name). Part of every flow's id (and so of every
+    content and alert id: `appliance.model.ids`), so ids stay unique across sensors, and written
+    in alert records (``tapsift.sensor``). Give every sensor its own; keep it when the host is
+    renamed, or a re-read of an old capture makes new ids."""
+
+
 class CaptureSettings(_Section):
     checksums: Literal["auto", "verify", "off"] = "auto"
     """IPv4/TCP/UDP checksums: ``verify`` counts every bad one as an anomaly (packets are still
@@ -226,6 +242,72 @@ class EmailSettings(_Section):
     min_severity: int = Field(2, ge=1, le=5)
     """Mail alerts at least this severe (1 = critical … 5 = info)."""
     spool_dir: str | None = None
+# --- fleet (docs/fleet.md): the event bus, remote inspection ---------------------------------------
+class BusSettings(_Section):
+    """The fleet's event bus (Redis Streams): sensors publish to it, the ingester and the
+    inspection workers consume from it (docs/fleet.md)."""
+
+    url: str = Field(min_length=1)
+    """``redis://[user@]host:port/db``, ``rediss://…`` (TLS) or ``unix:///path/redis.sock?db=0``."""
+    password_file: str | None = None
+    """A file holding the ACL user's password (keep it out of the URL)."""
+    ca_file: str | None = None
+    """TLS: the CA that signed the server's certificate (``rediss://``)."""
+    cert_file: str | None = None
+    """TLS client certificate (with ``key_file``), when the server asks for one."""
+    key_file: str | None = None
+    events_key: str = "tapsift:eve"
+    """EVE events other than alerts (``fileinfo``, ``anomaly``, ``tls``, ``stats``…)."""
+    alerts_key: str = "tapsift:alerts"
+    sensors_key: str = "tapsift:sensors"
+    """Heartbeats (the sensor registry)."""
+    policy_key: str = "tapsift:policy"
+    """Policy versions pushed to the sensors."""
+    jobs_key: str = "tapsift:jobs"
+    """Prefix of the inspection job streams (one per cost class: ``tapsift:jobs:expensive``)."""
+    events: bool = True
+    """Publish EVE events; false: alerts and heartbeats only."""
+    maxlen: int = Field(1_000_000, ge=1000)
+    """Approximate cap of each stream (``XADD … MAXLEN ~``); publishers hold back (spool) at 90 %."""
+    spool_max_mb: int = Field(256, ge=1)
+    """Disk spool per stream while Redis is away or the stream is full; beyond it new messages are
+    dropped and counted."""
+    heartbeat_s: float = Field(5.0, gt=0)
+    """How often a sensor (and an inspection worker) reports to the registry."""
+    follow_policy: bool = True
+    """A live sensor applies the policy versions pushed on ``policy_key``."""
+    consumer: str = Field(default_factory=_host_name, min_length=1, max_length=200)
+    """This consumer's name in its group (ingester, worker); a restart under the same name re-reads
+    its own unacknowledged entries at once."""
+    batch: int = Field(500, ge=1, le=10_000)
+    """Entries read (and committed to the store) at a time by the ingester."""
+    claim_idle_s: float = Field(60.0, gt=0)
+    """Entries a consumer took and has not acknowledged after this long are given to another."""
+    retry_max_s: float = Field(30.0, gt=0)
+    """Longest wait between two attempts when the store or Redis is down (back-off doubles up to it)."""
+    policy_poll_s: float = Field(10.0, gt=0)
+    """The ingester looks for a newer saved policy this often (and at once on a console's push)."""
+    timeout_s: float = Field(10.0, gt=0)
+    """Connect and socket timeout towards Redis."""
+
+
+class RemoteInspectionSettings(_Section):
+    """Expensive inspection offered as jobs on the bus to ``tapsift inspect-worker`` processes."""
+
+    enabled: bool = False
+    inline_max_bytes: int = Field(8 * MiB, ge=1024, le=512 * MiB)
+    """Largest object sent as a job (its bytes travel in the job); larger ones follow ``oversize``."""
+    oversize: Literal["local", "shed"] = "local"
+    """``local``: inspected here (the local pool, or inline in ``tapsift read``); ``shed``: a
+    ``not_inspected`` record."""
+    max_backlog: int = Field(1000, ge=1)
+    """Jobs of a class in Redis (waiting or being inspected) beyond which sensors fall back to
+    their local rules (counted)."""
+    max_backlog_mb: int = Field(1024, ge=1)
+    """Bytes of a class's jobs in Redis beyond which sensors fall back likewise (Redis memory)."""
+    claim_idle_s: float = Field(120.0, gt=0)
+    """A job a worker took and has not finished after this long is given to another worker."""
+    group: str = "tapsift-inspect"
 
 
 class OutputSettings(_Section):
@@ -241,6 +323,8 @@ class OutputSettings(_Section):
     syslog: list[SyslogSettings] = []
     webhooks: list[WebhookSettings] = []
     email: list[EmailSettings] = []
+    bus: BusSettings | None = None
+    """The fleet's event bus (Redis Streams, docs/fleet.md); none = one box."""
 
     @field_validator("store")
     @classmethod
@@ -305,6 +389,8 @@ class InspectionSettings(_Section):
     vosk_model_dir: str = ""
     """A Vosk model directory (docs/media.md): free transcription of speech, and spotting of the
     spoken keywords in its vocabulary; empty: pocketsphinx keyword spotting only."""
+    remote: RemoteInspectionSettings = RemoteInspectionSettings()
+    """Expensive inspection on ``tapsift inspect-worker`` hosts through ``output.bus`` (docs/fleet.md)."""
 
 
 class RetentionSettings(_Section):
@@ -432,6 +518,7 @@ class LiveSettings(_Section):
 class Settings(_Section):
     """Top-level settings file."""
 
+    sensor: SensorSettings = Field(default_factory=SensorSettings)
     capture: CaptureSettings = CaptureSettings()
     reassembly: ReassemblySettings = ReassemblySettings()
     applayer: ApplayerSettings = ApplayerSettings()

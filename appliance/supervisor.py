@@ -297,7 +297,26 @@ def _worker_outputs(sup: Supervisor, child: _Child, out: _Outbox, offer: Any) ->
     def suppressed(sup_: Any) -> None:
         out.control(("suppressed", child.name, sup_.first_id))
 
+    if sup.settings.inspection.remote.enabled and sup.settings.output.bus is not None:  # fleet: jobs on the bus
+        offer = _remote_offer(sup, out, offer)
     return Outputs(event=out.event, alert=alert, suppressed=suppressed, offload=offer)
+
+
+def _remote_offer(sup: Supervisor, out: _Outbox, local: Any) -> Any:
+    """Fleet: expensive objects go to the bus's job stream (`appliance.fleet.remote`), with the
+    local pool's queue as its fallback; cheap ones stay on the local queue."""
+    from appliance.fleet.remote import RemoteOffload
+
+    fallback = (lambda obj: local(obj, "expensive") is None) if local is not None else None
+    remote = RemoteOffload(sup.settings, out.event, fallback)
+
+    def offer(obj: Any, cls: str) -> str | None:
+        if cls == "cheap" and local is not None:
+            return local(obj, cls)  # type: ignore[no-any-return]
+        remote(obj)  # it queues, falls back or writes its own not_inspected record
+        return None
+
+    return offer
 
 
 def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
@@ -484,6 +503,8 @@ class Supervisor:
         self.eve: Any = None
         self.alerts: Any = None
         """The alert writer (store + SIEM outputs) when a policy is configured."""
+        self.fleet: Any = None
+        """The fleet link (heartbeats, pushed policies) when ``output.bus`` is set."""
         self.metrics: Any = None
         self.started = time.monotonic()
         self.reloads = 0
@@ -537,7 +558,12 @@ class Supervisor:
 
             load_policy(self.settings.inspection.policy)  # refuse to start on an invalid policy
             # the store and the SIEM spools are opened here, before privileges are dropped
-            self.alerts = AlertWriter.from_settings(self.settings.output, eve=None, other_thread=True)
+            self.alerts = AlertWriter.from_settings(self.settings.output, eve=None, other_thread=True,
+                                                    sensor=self.settings.sensor.name)
+        if self.settings.output.bus is not None:  # fleet (docs/fleet.md): events to the bus, heartbeats, policy
+            from appliance.fleet.sensorlink import attach_supervisor
+
+            self.fleet = attach_supervisor(self)
         if live.pid_file:
             with open(live.pid_file, "w", encoding="ascii") as fh:
                 fh.write(f"{os.getpid()}\n")
@@ -802,6 +828,8 @@ class Supervisor:
             record_all(self.pool.pending, self._queue_local)  # jobs the previous run could not finish
         self._writer = threading.Thread(target=self._writer_loop, name="eve-writer", daemon=True)
         self._writer.start()
+        if self.fleet is not None:
+            self.fleet.start()
         log.info("capturing on %s with %d worker(s) (%s)", ", ".join(self.interfaces), self.workers, self.backend)
         try:
             while not self._term:
@@ -863,6 +891,8 @@ class Supervisor:
             c.proc = None
         final = self.snapshot()
         self.eve.write({"timestamp": _now_ts(), "event_type": "stats", "stats": final})
+        if self.fleet is not None:
+            self.fleet.stop()
         if self.alerts is not None:
             self.alerts.close()
         self.eve.close()

@@ -30,6 +30,7 @@ from webui.routes import (
     metrics,
     policy,
     searches,
+    sensors,
     users,
 )
 from webui.security import Passwords
@@ -42,6 +43,7 @@ ROUTERS = (
     policy.pages, fingerprints.pages, users.pages, account.pages, audit.pages,
     hits.api, cases.api, flows.api, content.api, dashboard.api, policy.api, fingerprints.api, metrics.api,
     metrics.router,
+    sensors.pages, sensors.api,  # fleet
 )
 
 

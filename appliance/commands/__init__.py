@@ -15,4 +15,6 @@ COMMAND_MODULES = (
     "fingerprint",
     "darkword",
     "ml",
+    "ingest",  # fleet (docs/fleet.md)
+    "inspect_worker",  # fleet
 )

@@ -10,6 +10,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from appliance.store import ALERT_MIGRATIONS, CONSOLE_MIGRATIONS, Dsn, SqliteBackend
     from appliance.store.migrations import migrate_backend
     from appliance.store.postgres import PostgresBackend
+    from appliance.store.schema_content import CONTENT_MIGRATIONS
 
     dsn = Dsn.parse(args.dsn)
     if dsn.path is not None:
@@ -18,7 +19,7 @@ def _migrate(args: argparse.Namespace) -> int:
         todo = [(component, steps)]
     else:
         backend = PostgresBackend(dsn, pool_size=1)
-        todo = [("alerts", ALERT_MIGRATIONS), ("console", CONSOLE_MIGRATIONS)]
+        todo = [("alerts", ALERT_MIGRATIONS), ("console", CONSOLE_MIGRATIONS), ("content", CONTENT_MIGRATIONS)]
     try:
         for component, steps in todo:
             print(f"{component}: schema v{migrate_backend(backend, component, steps, what=dsn.redacted)}")
@@ -31,12 +32,14 @@ def _status(args: argparse.Namespace) -> int:
     from appliance.store import ALERT_MIGRATIONS, CONSOLE_MIGRATIONS, Dsn, SqliteBackend
     from appliance.store.migrations import schema_version
     from appliance.store.postgres import PostgresBackend
+    from appliance.store.schema_content import CONTENT_MIGRATIONS
 
     dsn = Dsn.parse(args.dsn)
     backend = SqliteBackend(dsn.path, readonly=True) if dsn.path is not None else \
         PostgresBackend(dsn, pool_size=1, readonly=True)
     try:
-        components = [("alerts", ALERT_MIGRATIONS), ("console", CONSOLE_MIGRATIONS)] if dsn.path is None else \
+        components = [("alerts", ALERT_MIGRATIONS), ("console", CONSOLE_MIGRATIONS),
+                      ("content", CONTENT_MIGRATIONS)] if dsn.path is None else \
             [("(file)", ALERT_MIGRATIONS)]
         for component, steps in components:
             print(f"{component}: schema v{schema_version(backend, component)} (this tapsift: v{len(steps)})")

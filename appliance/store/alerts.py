@@ -97,6 +97,8 @@ class AlertQuery:
     """Keyset page: only alerts older than this (ts_ns, seq), newest first."""
     after_seq: int | None = None
     """Only alerts stored after this ``seq`` (auto-refresh)."""
+    sensor: str | None = None
+    """The sensor that raised it (fleet, docs/fleet.md)."""
 
 
 def alert_row(rec: dict[str, Any], ts_ns: int) -> dict[str, Any]:
@@ -252,7 +254,7 @@ class AlertRepo:
                 params.append(int(value))
         for col, value in (("category", q.category), ("policy", q.policy), ("profile", q.profile),
                            ("src_zone", q.src_zone), ("dst_zone", q.dst_zone), ("http_host", q.host),
-                           ("alerts.content_id", q.content_id)):
+                           ("alerts.content_id", q.content_id), ("sensor", q.sensor)):
             if value is not None:
                 conds.append(f"{col} = ?")
                 params.append(value)

@@ -4,7 +4,8 @@ Three group roles (``NOLOGIN``; login roles are made members of them, see docs/f
 
 - ``<prefix>_ingest`` — sensors and the ingester: insert alerts, findings, objects and their
   search entries, count suppressed repeats, upsert their own sensor row; read alerts (to tell a
-  duplicate from a conflict). No console table, no deletes.
+  duplicate from a conflict) and the saved policy versions (the ingester relays the newest to the
+  sensors). No other console table, no deletes.
 - ``<prefix>_console`` — the web console: read alerts and sensors; read/write verdicts, users,
   sessions, API tokens, trusted devices, login throttling; append to the audit log and the
   policy history (never change or delete them).
@@ -39,6 +40,7 @@ _GRANTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("UPDATE (suppressed)", ("alerts",)),
         ("SELECT, INSERT, UPDATE", ("sensors", "alert_rollup")),
         ("SELECT, INSERT, UPDATE, DELETE", CONTENT_TABLES),
+        ("SELECT", ("policy_versions",)),  # the ingester relays the newest saved policy to the sensors (fleet)
     ],
     "console": [
         ("SELECT", (*ALERT_TABLES, *CONTENT_TABLES)),

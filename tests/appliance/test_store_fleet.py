@@ -14,6 +14,9 @@ import pytest
 
 from appliance.store import AlertStore, Dsn, StoreError
 from appliance.store.roles import init_roles
+from appliance.store.schema_alerts import ALERT_MIGRATIONS
+from appliance.store.schema_console import CONSOLE_MIGRATIONS
+from appliance.store.schema_content import CONTENT_MIGRATIONS
 from tests.appliance.test_store import _alert, _obj
 from tests.fleet_fixtures import PostgresServer, RedisServer
 
@@ -130,7 +133,7 @@ def test_writers_at_once_on_an_empty_database(postgres_server: PostgresServer) -
     try:
         assert errors == []
         with AlertStore.reader(dsn) as r:
-            assert r.count() == 200 and r.schema_version() == 3
+            assert r.count() == 200 and r.schema_version() == len(ALERT_MIGRATIONS)
             assert r.db.scalar("SELECT COUNT(*) FROM objects") == 200
     finally:
         postgres_server.drop_database(name)
@@ -145,14 +148,16 @@ def test_db_command_migrates_and_reports(postgres_server: PostgresServer, tmp_pa
             return subprocess.run([sys.executable, "-m", "appliance.cli", "db", *args], capture_output=True,
                                   text=True, env=env)
 
-        assert "alerts: schema v0 (this tapsift: v3)" in tapsift("status", dsn).stdout
+        va, vc = len(ALERT_MIGRATIONS), len(CONSOLE_MIGRATIONS)
+        assert f"alerts: schema v0 (this tapsift: v{va})" in tapsift("status", dsn).stdout
         r = tapsift("migrate", dsn)
-        assert r.returncode == 0 and r.stdout.split() == ["alerts:", "schema", "v3", "console:", "schema", "v2"]
-        assert "alerts: schema v3 (this tapsift: v3)" in tapsift("status", dsn).stdout
+        assert r.returncode == 0 and r.stdout.split() == ["alerts:", "schema", f"v{va}", "console:", "schema", f"v{vc}",
+                                                  "content:", "schema", f"v{len(CONTENT_MIGRATIONS)}"]
+        assert f"alerts: schema v{va} (this tapsift: v{va})" in tapsift("status", dsn).stdout
         r = tapsift("init-roles", dsn, "--prefix", f"c{os.getpid()}")
         assert r.returncode == 0 and f"ingest: c{os.getpid()}_ingest" in r.stdout
         assert tapsift("init-roles", dsn, "--prefix", "Bad-Name").returncode == 1
-        assert tapsift("migrate", str(tmp_path / "alerts.db")).stdout == "alerts: schema v3\n"
+        assert tapsift("migrate", str(tmp_path / "alerts.db")).stdout == f"alerts: schema v{va}\n"
     finally:
         postgres_server.drop_database(name)
 

@@ -185,7 +185,7 @@ def test_console_story(server, browser) -> None:  # type: ignore[no-untyped-def]
     page.goto("/hits/A00066")
     expect(page.locator("pre.snippet")).to_contain_text(XSS_SNIPPET.split(" Project")[0])
     expect(page.locator("pre.snippet mark")).to_have_text("Project Nightjar")
-    expect(page.locator("dd.break").first).to_contain_text(XSS_URL)
+    expect(page.locator("dt:text-is('Request') + dd")).to_contain_text(XSS_URL)
     expect(page.locator("body")).to_contain_text("<svg onload=alert(4)>")
     assert page.locator("script").count() == 1  # only /static/app.js
     assert page.locator("img[src=x], svg[onload]").count() == 0
