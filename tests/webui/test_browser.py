@@ -4,7 +4,8 @@ The console runs under uvicorn on 127.0.0.1 with a temporary alert store (the de
 whose evidence, URL, host and file name carry script payloads). The story: log in, see the hits,
 open one and see the highlighted evidence, mark it a false positive, edit a keyword list, see the
 validation error in place, fix it, review the diff, save, see the new version and the audit entry;
-the hostile hit shows its payloads as text and runs nothing. Screenshots go to docs/screenshots/.
+the hostile hit shows its payloads as text and runs nothing.
+Screenshots go to $TAPSIFT_SCREENSHOTS (docs/screenshots/ when refreshing the docs).
 
 The module runs twice: on SQLite files, and on a PostgreSQL database holding alerts and console
 alike (a real server, tests/fleet_fixtures.py); screenshots are taken on the first only.
@@ -12,7 +13,9 @@ alike (a real server, tests/fleet_fixtures.py); screenshots are taken on the fir
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +35,9 @@ pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# the docs' screenshots are refreshed on request (TAPSIFT_SCREENSHOTS=docs/screenshots); a plain run
+# writes them to a temporary folder so a test run leaves the checkout as it was
+SHOTS = Path(os.environ.get("TAPSIFT_SCREENSHOTS") or Path(tempfile.gettempdir()) / f"tapsift-shots-{os.getuid()}")
 MAX_SHOT = 300 * 1024
 
 

@@ -5,7 +5,8 @@ pivot from a hit into the list and exclude a value; a query with an error shown 
 new case from the list; the case's notes and log; an exception from a false positive, seen in the policy; the
 session with its objects and the PCAP download; content search in Chinese; a policy edit back-tested in the
 editor; the dashboard (time zone, zoom); auto-refresh picking up a new hit. Hostile values (script in URLs,
-hosts, file names, content) stay text throughout. Screenshots go to docs/screenshots/.
+hosts, file names, content) stay text throughout.
+Screenshots go to $TAPSIFT_SCREENSHOTS (docs/screenshots/ when refreshing the docs).
 
 SQLite only: the same pages on PostgreSQL are covered by the TestClient tests (test_workflows.py,
 test_retained.py) and tests/webui/test_browser.py.
