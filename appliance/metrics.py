@@ -70,11 +70,43 @@ def render(snap: dict[str, Any]) -> str:
     family("tapsift_queue_depth", "gauge", "Items waiting in a bounded queue")
     for q, depth in sorted(snap.get("queues", {}).items()):
         out.append(f"tapsift_queue_depth{_labels(queue=q)} {depth}")
+    _inspection(snap.get("inspection"), out, family)
     family("tapsift_eve_events_total", "counter", "EVE events written")
     out.append(f"tapsift_eve_events_total {snap.get('eve_events', 0)}")
     family("tapsift_reloads_total", "counter", "SIGHUP reloads handled")
     out.append(f"tapsift_reloads_total {snap.get('reloads', 0)}")
     return "\n".join(out) + "\n"
+
+
+def _inspection(ins: dict[str, Any] | None, out: list[str], family: Callable[[str, str, str], None]) -> None:
+    """Per cost class: queue depth, bytes and oldest age; offered, inspected and shed (by
+    reason) jobs; the result cache's hits and lookups."""
+    if not ins:
+        return
+    classes = ins.get("classes", {})
+    for key, name, kind, help_ in (
+        ("queued", "tapsift_inspection_queued", "gauge", "Objects waiting for inspection, per cost class"),
+        ("queued_bytes", "tapsift_inspection_queued_bytes", "gauge", "Bytes of the objects waiting, per cost class"),
+        ("oldest_age_s", "tapsift_inspection_oldest_age_seconds", "gauge",
+         "How long the oldest waiting object has waited, per cost class"),
+        ("offered", "tapsift_inspection_offered_total", "counter", "Objects queued for inspection, per cost class"),
+        ("inspected", "tapsift_inspected_total", "counter", "Objects inspected, per cost class"),
+    ):
+        family(name, kind, help_)
+        for cls, st in sorted(classes.items()):
+            out.append(f"{name}{_labels(**{'class': cls})} {st.get(key, 0)}")
+    family("tapsift_inspection_shed_total", "counter",
+           "Objects not inspected (each has a not_inspected record), per cost class and reason")
+    for cls, st in sorted(classes.items()):
+        for reason, n in sorted(st.get("shed", {}).items()):
+            out.append(f"tapsift_inspection_shed_total{_labels(**{'class': cls, 'reason': reason})} {n}")
+    family("tapsift_inspection_in_hand", "gauge", "Objects being inspected now (taken off the queue, not done)")
+    out.append(f"tapsift_inspection_in_hand {ins.get('in_hand', 0)}")
+    cache = ins.get("cache", {})
+    family("tapsift_result_cache_hits_total", "counter", "Objects whose content was inspected before (cache hits)")
+    out.append(f"tapsift_result_cache_hits_total {cache.get('hits', 0)}")
+    family("tapsift_result_cache_lookups_total", "counter", "Result cache lookups")
+    out.append(f"tapsift_result_cache_lookups_total {cache.get('lookups', 0)}")
 
 
 def parse_listen(text: str) -> tuple[str, int] | None:

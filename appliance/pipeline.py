@@ -9,10 +9,11 @@ modes:
   here; its children and alerts follow its ``fileinfo`` event;
 - metadata: a ``tls``, ``quic`` or ``dns`` event is inspected here, as a bytes-less object of
   kind ``metadata``, by the policy's metadata inspectors (``domains``), when it has any;
-- offload (a worker with an inspection pool, ``outputs.offload`` given): plain-text objects
-  whose rules use only cheap inspectors are inspected here (``live.worker_inspect_bytes``),
-  the rest is offered to the pool; an object the full pool cannot take is shed with a counted
-  ``not_inspected`` record.
+- offload (a worker with an inspection pool, ``outputs.offload`` given): each object's cost
+  class is decided here (`InspectionStage.cost_class`) and the object is queued for the pool's
+  cheap or expensive lanes (`appliance.scheduler`); plain-text objects may be inspected here
+  instead (``live.worker_inspect_bytes``). An object the queue refuses is shed with a counted
+  ``not_inspected`` record naming its class and the reason.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from appliance.eve import app_event, fileinfo_event, flow_anomaly_events, not_inspected_event
+from appliance.eve import app_event, fileinfo_event, flow_anomaly_events
 from appliance.model import Alert, AppEvent, ContentObject, Flow
 from appliance.sensor import Sensor, Stats
 from appliance.settings import Settings
@@ -55,8 +56,9 @@ class Outputs:
     for a behaviour anomaly (the alert names its subject and window)."""
     suppressed: Callable[[Suppressed], None] | None = None
     """A repeat the policy suppressed."""
-    offload: Callable[[ContentObject], bool] | None = None
-    """Expensive inspection elsewhere (the pool); False: it could not take the object (shed)."""
+    offload: Callable[[ContentObject, str], str | None] | None = None
+    """Inspection elsewhere (the pool's queue), given the object and its cost class: None when
+    queued, else why it was refused (``queue_full``…: the object is shed with a record)."""
     observe: Callable[[tuple[Any, ...]], None] | None = None
     """Behaviour observations (`inspectors.behaviour.Observation`) for a stage elsewhere: a live
     capture worker sends them to the supervisor's single behaviour stage."""
@@ -77,18 +79,28 @@ def policy_holder(settings: Settings, slot: int = 0, slots: int = 1) -> PolicyHo
 
 def make_inspection(settings: Settings, holder: PolicyHolder, factory: ObjectFactory | None) -> InspectionStage:
     """An inspection stage for ``holder``; with ``factory``, it extracts children (budgets from
-    ``inspection``), else it inspects objects as they are (the cheap checks)."""
-    from appliance.inspection import InspectionStage, make_extractor
+    ``inspection``; the cheap part alone for the cheap lane), else it inspects objects as they
+    are (the cheap checks). Results are cached by content (``inspection.result_cache_*``)."""
+    from appliance.inspection import InspectionStage, make_cheap_extractor, make_extractor
+    from appliance.resultcache import ResultCache
     from inspectors.extract.base import Budget
+    from inspectors.extract.cost import EXTRACTOR_COSTS, ExtractorCost
 
     ins = settings.inspection
-    stage = InspectionStage(holder, max_text_bytes=ins.max_text_bytes, time_budget_s=ins.time_budget_s)
+    # content retention keeps every object's own extracted text: a cache hit has none, so no cache there
+    cached = ins.result_cache_entries > 0 and not settings.retention.store
+    cache = ResultCache(ins.result_cache_entries, ins.result_cache_mb << 20) if cached else None
+    stage = InspectionStage(holder, max_text_bytes=ins.max_text_bytes, time_budget_s=ins.time_budget_s, cache=cache)
+    stage.costs = {**EXTRACTOR_COSTS, **{fam: ExtractorCost(c.cost, c.max_bytes)
+                                         for fam, c in ins.extractor_costs.items()}}
     if factory is not None:
         budget = Budget(max_depth=ins.max_depth, max_children=ins.max_children,
                         max_expanded_bytes=ins.max_expanded_bytes, max_seconds=ins.time_budget_s,
                         max_memory_bytes=ins.worker_memory_bytes, max_pixels=ins.max_pixels,
                         vosk_model_dir=ins.vosk_model_dir)
         stage.extractor = make_extractor(factory, budget, keywords=stage.policy_keywords)
+        stage.cheap_extractor = make_cheap_extractor(factory, budget, stage.costs, keywords=stage.policy_keywords)
+        stage.new_id = factory.new_id
     return stage
 
 
@@ -116,7 +128,7 @@ class Pipeline:
         self.sensor = Sensor(settings, self._inline if outputs.offload is None else self._offload,
                              self._flow_end, on_event=self._app_event, zone_of=zone_of, id_prefix=id_prefix,
                              seed=seed, protocols=protocols)
-        if holder is not None and (outputs.offload is None or cheap_bytes > 0):
+        if holder is not None:
             extract = self.sensor.factory if outputs.offload is None else None  # offload: no extraction here
             self.inspection = make_inspection(settings, holder, extract)
             if warm:
@@ -182,7 +194,12 @@ class Pipeline:
     def _offload(self, obj: ContentObject) -> None:
         out = self.outputs
         out.event(fileinfo_event(obj))
-        if self.inspection is not None:
+        if self.inspection is None:
+            return
+        cls, _family = self.inspection.cost_class(obj)
+        if cls is None:
+            return  # no rule selects it: nothing to inspect
+        if cls == "cheap" and self.cheap_bytes > 0:
             res = self.inspection.inspect_cheap(obj, obj.ts_ns, self.cheap_bytes)
             if res is not None:
                 self.counters["inspected_in_worker"] += 1
@@ -192,9 +209,12 @@ class Pipeline:
                 return
         if self.observer is not None and obj.depth == 0:
             self.observer(obj, [])  # its findings are the pool's; the volumes and destinations count
-        if not out.offload(obj):  # type: ignore[misc]
+        reason = out.offload(obj, cls)  # type: ignore[misc]
+        if reason is not None:
+            from appliance.scheduler import not_inspected_record
+
             self.counters["not_inspected"] += 1
-            out.event(not_inspected_event(obj, "queue_full"))
+            out.event(not_inspected_record(obj, cls, reason))
 
     def _results(self, res: InspectionResult) -> None:
         st = self.sensor.stats

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -336,6 +336,23 @@ class OutputSettings(_Section):
         return v
 
 
+class PrioritySettings(_Section):
+    """One priority rule (``inspection.priorities``); a field left out matches anything."""
+
+    source_zone: str | None = None
+    destination_zone: str | None = None
+    direction: Literal["upload", "download"] | None = None
+    priority: int = Field(ge=0, le=9)
+
+
+class ExtractorCostSettings(_Section):
+    """One row of the extractor cost table (``inspection.extractor_costs.<family>``)."""
+
+    cost: Literal["cheap", "expensive"]
+    max_bytes: int = Field(0, ge=0)
+    """Cheap only up to this size (0 = any size)."""
+
+
 class InspectionSettings(_Section):
     policy: str | None = None
     """Zone policy file (YAML); none = extract and report objects only, no alerts."""
@@ -355,6 +372,20 @@ class InspectionSettings(_Section):
     """Address-space limit (RLIMIT_AS) of each parser worker process."""
     max_pixels: int = Field(50_000_000, ge=10_000)
     """Images larger than this are not decoded (a pixel bomb)."""
+    result_cache_entries: int = Field(100_000, ge=0)
+    """Inspection results kept per inspecting process, by content (sha256) and configuration: a
+    repeat of the same content costs a lookup and still alerts for its own flow (0 = no cache)."""
+    result_cache_mb: int = Field(64, ge=0)
+    """Memory of those results per process (estimated); least recently used go first."""
+    priorities: list[PrioritySettings] = Field(default_factory=lambda: [PrioritySettings(direction="upload",
+                                                                                          priority=0)])
+    """Which queued objects are inspected first (0 first; the first matching rule wins): by
+    default uploads (data leaving through the client) before downloads."""
+    default_priority: int = Field(1, ge=0, le=9)
+    """Priority of objects no ``priorities`` rule matches."""
+    extractor_costs: dict[str, ExtractorCostSettings] = Field(default_factory=dict)
+    """Overrides of the extractor cost table (`inspectors/extract/cost.py`), by family:
+    ``{pdf: {cost: cheap, max_bytes: 1048576}}``."""
     vosk_model_dir: str = ""
     """A Vosk model directory (docs/media.md): free transcription of speech, and spotting of the
     spoken keywords in its vocabulary; empty: pocketsphinx keyword spotting only."""
@@ -433,18 +464,41 @@ class LiveSettings(_Section):
     """Prometheus endpoint ``HOST:PORT`` (port 0 = any free port; empty = off)."""
     event_queue: int = Field(4096, ge=16)
     """Batches of EVE lines waiting for the single writer; beyond it lines are dropped and counted."""
-    inspect_workers: int = Field(0, ge=0, le=64)
-    """Processes of the expensive-inspection pool (0 = no pool)."""
-    inspect_queue: int = Field(256, ge=1)
-    """Objects waiting for the pool; beyond it they are shed with a ``not_inspected`` record."""
-    inspect_nice: int = Field(10, ge=0, le=19)
-    """Niceness added to the pool processes (and their extraction sandboxes): under load the
-    capture workers keep the CPU and the pool sheds, rather than the kernel dropping packets."""
-    worker_inspect_bytes: int = Field(1 * MiB, ge=0)
+    inspect_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
+    """Inspection processes that take expensive work (and help with cheap work when it backs
+    up). ``auto``: the cores the capture workers leave, at least 1. 0 = no pool: each capture
+    worker inspects its objects itself (simple; a burst of OCR then stalls capture)."""
+    cheap_workers: int = Field(1, ge=1, le=64)
+    """With a pool: processes that take only cheap work (text of pages, JSON, documents;
+    keywords, data classes, hashes), so it is never stuck behind OCR."""
+    cheap_nice: int = Field(10, ge=0, le=19)
+    """Niceness added to the cheap processes: capture keeps ~90 % of a core it contends for
+    (their queue absorbs a burst), the expensive work waits for them."""
+    inspect_nice: int = Field(19, ge=0, le=19)
+    """Niceness added to the expensive processes (and their extraction sandboxes): they run on
+    what capture and the cheap work leave; what waits past its budget is shed, not packets."""
+    cheap_queue: int = Field(20_000, ge=1)
+    """Cheap objects waiting; beyond it they are shed with a ``not_inspected`` record."""
+    cheap_queue_mb: int = Field(256, ge=1)
+    """Their bytes (the queue is on a tmpfs: memory)."""
+    inspect_queue: int = Field(2_000, ge=1)
+    """Expensive objects waiting; beyond it they are shed with a ``not_inspected`` record."""
+    inspect_queue_mb: int = Field(512, ge=1)
+    """Their bytes."""
+    cheap_budget_s: float = Field(300.0, gt=0)
+    """A cheap object that waited longer is shed (reason ``too_old``) rather than inspected late."""
+    expensive_budget_s: float = Field(120.0, gt=0)
+    """The same for expensive objects."""
+    job_dir: str | None = None
+    """The job queue's directory (a tmpfs); default ``$RUNTIME_DIRECTORY/jobs`` under systemd,
+    else ``/dev/shm/tapsift-jobs-<hash of output.state_dir>``."""
+    spool_mb: int = Field(512, ge=0)
+    """At shutdown, jobs still queued go to ``<output.state_dir>/jobs.spool`` (up to this size;
+    the rest are recorded as not inspected); the next start inspects them first."""
+    worker_inspect_bytes: int = Field(0, ge=0)
     """With a pool: plain-text objects up to this size whose rules use only cheap inspectors
-    (declared cost "cheap": keyword, data class, MD5, dark words, hidden links) are inspected in
-    the capture worker itself; the rest go to the
-    pool (0 = everything goes to the pool)."""
+    are inspected in the capture worker itself instead of being queued (0 = everything is
+    queued; see docs/deployment.md for when inline inspection pays)."""
     restart_backoff_s: float = Field(1.0, ge=0)
     """Delay before a crashed worker is restarted (doubles on repeated crashes, up to 30 s)."""
     shutdown_timeout_s: float = Field(20.0, ge=1)

@@ -19,8 +19,11 @@ The supervisor (the ``tapsift run`` process):
    restart), EVE reopened (for logrotate); SIGHUP is forwarded so workers reload too.
 
 Children never block on output: a child's outbox is bounded and lines beyond it are dropped
-and counted (``events_dropped``); objects offered to the expensive-inspection pool when its
-queue is full are shed with a counted ``not_inspected`` anomaly record.
+and counted (``events_dropped``). With a policy, inspection runs in a pool of processes over a
+job queue (`appliance.inspectpool`): cheap and expensive lanes, priorities, time budgets; an
+object the queue refuses or a lane sheds leaves a counted ``not_inspected`` record. At SIGTERM
+the capture workers stop first, the pool drains, and what is still queued is spooled to disk
+for the next start (`InspectionPool.shutdown`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import queue
 import signal
 import threading
 import time
@@ -43,12 +45,14 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from appliance.eve import not_inspected_event
+from appliance.inspectpool import InspectionPool, inspection_snapshot, record_all
+from appliance.scheduler import Outputs as LaneOutputs
+from appliance.scheduler import shed_counts
 from appliance.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("tapsift.supervisor")
 
-__all__ = ["InspectionPool", "Supervisor", "drop_privileges"]
+__all__ = ["Supervisor", "drop_privileges"]
 
 _COUNTERS = ("packets", "bytes", "flows", "gaps", "objects", "alerts", "anomalies", "not_inspected",
              "inspected_in_worker", "inspector_errors", "events_dropped", "eve_lines")
@@ -127,6 +131,16 @@ def drop_privileges(user: str | None, keep: Iterable[int] = ()) -> str:
 
 def _die_with_parent() -> None:
     _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _chown_tree(root: str | os.PathLike[str], user: str) -> None:
+    """Give ``root`` and everything under it to ``user`` (before privileges are dropped)."""
+    import pwd
+
+    pw = pwd.getpwnam(user)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)):
+            os.chown(name, pw.pw_uid, pw.pw_gid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,121 +241,8 @@ def _now_ts() -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# expensive-inspection pool
+# inspection pool (appliance.inspectpool)
 # --------------------------------------------------------------------------------------------
-
-class InspectionPool:
-    """A bounded queue in front of K processes that run ``inspect(obj) -> Iterable[event dict]``.
-
-    `offer` never blocks: when the queue is full the object is not inspected, the caller
-    counts it and writes a `not_inspected_event`.
-    """
-
-    def __init__(self, inspect: Callable[[Any], Iterable[dict[str, Any]]], processes: int, maxsize: int) -> None:
-        ctx = mp.get_context("fork")
-        self.inspect = inspect
-        self.processes = processes
-        self.queue: Any = ctx.Queue(maxsize)
-        self.maxsize = maxsize
-        self.drain_s = 10.0
-        """At shutdown, how long queued objects are still inspected."""
-
-    def offer(self, obj: Any) -> bool:
-        """Queue ``obj`` for inspection; False (shed) when the queue is full."""
-        try:
-            self.queue.put_nowait(obj)
-        except queue.Full:
-            return False
-        return True
-
-    def depth(self) -> int:
-        try:
-            return int(self.queue.qsize())
-        except NotImplementedError:
-            return -1
-
-    def serve(self, out: _Outbox, stop: Callable[[], bool], reload: Callable[[], None] | None = None,
-              report: Callable[[], dict[str, Any]] | None = None, report_s: float = 1.0) -> None:
-        """The loop of one pool process. Alert events go over the control channel (never
-        dropped, recorded by the supervisor's single writer); other events are EVE lines.
-        ``report()`` (its counters) is sent about every ``report_s`` seconds."""
-        next_report = time.monotonic() + report_s
-        while not stop():
-            if reload is not None and _flags["reload"]:
-                _flags["reload"] = False
-                reload()
-            if report is not None and time.monotonic() >= next_report:
-                next_report = time.monotonic() + report_s
-                out.control(("stats", out.name, report()))
-            try:
-                obj = self.queue.get(timeout=0.2)
-            except queue.Empty:
-                out.flush()
-                continue
-            self._one(obj, out)
-        # stopping: what is queued is still inspected while the shutdown allows, the rest is
-        # recorded as not inspected (nothing disappears silently)
-        deadline = time.monotonic() + self.drain_s
-        while True:
-            try:
-                obj = self.queue.get(timeout=0.1)
-            except (queue.Empty, OSError, ValueError):
-                break
-            if time.monotonic() < deadline:
-                self._one(obj, out)
-            else:
-                out.event(not_inspected_event(obj, "shutdown"))
-        out.flush()
-
-    def _one(self, obj: Any, out: _Outbox) -> None:
-        try:
-            for ev in self.inspect(obj):
-                if ev.get("event_type") == "alert":
-                    out.flush()
-                    out.control(("alert", out.name, ev, int(ev.get("tapsift", {}).get("ts_ns", 0) or 0)))
-                else:
-                    out.event(ev)
-        except Exception:
-            log.exception("inspection of %s failed", getattr(obj, "id", "?"))
-        out.flush()
-
-
-_POOL_STAGE: Any = None
-"""The inspection stage of this pool process (made on first use, after the fork)."""
-
-
-def policy_inspect(settings: Settings, slot: int, processes: int,
-                   capture_workers: int = 0) -> Callable[[Any], Iterable[dict[str, Any]]]:
-    """The pool's inspect function for the zone policy: extraction, inspectors, decision.
-
-    Yields the fileinfo events of extracted children and the alert records. Alert ids stay
-    unique across the pool's K processes and the W capture workers (which inspect cheap objects
-    themselves): worker i numbers i+1, i+1+(W+K), ...; pool process k numbers W+k+1, ...
-    """
-
-    def inspect(obj: Any) -> Iterable[dict[str, Any]]:
-        global _POOL_STAGE
-        from appliance.eve import fileinfo_event
-        from appliance.outputs.alertjson import alert_record
-
-        if _POOL_STAGE is None:
-            # pool process k of K after W capture workers numbers its alerts W+k+1, W+k+1+(W+K), ...
-            k = _POOL_SLOT[0] if _POOL_SLOT else slot
-            _POOL_STAGE = _make_stage(settings, capture_workers + k, capture_workers + processes)
-        stage = _POOL_STAGE
-        res = stage.inspect(obj, obj.ts_ns)
-        for child in res.children:
-            yield fileinfo_event(child)
-        for alert, target in res.alerts:
-            rec = alert_record(alert, target)
-            rec.setdefault("tapsift", {})["ts_ns"] = alert.ts_ns
-            yield rec
-
-    return inspect
-
-
-_POOL_SLOT: list[int] = []
-
 
 def _prewarm(policy: str) -> None:
     """Build what the policy's inspectors share (normalisation tables: ~1 s) before forking, so
@@ -353,19 +254,6 @@ def _prewarm(policy: str) -> None:
         InspectionStage(PolicyHolder(policy)).warm()
     except Exception:  # the workers report a bad policy themselves
         log.debug("pre-warming the inspectors failed", exc_info=True)
-
-
-def _make_stage(settings: Settings, slot: int, processes: int) -> Any:
-    """An InspectionStage for one pool process, with its extractor (budgets from the settings)."""
-    from appliance.pipeline import make_inspection, policy_holder
-    from reassembly.objects import ObjectFactory
-
-    holder = policy_holder(settings, slot, processes)
-    assert holder is not None
-    # children get ids of their own: a prefix per pool process keeps them unique across processes
-    factory = ObjectFactory(keep_bytes=settings.content.keep_bytes, head_bytes=settings.content.magic_bytes,
-                            prefix=f"F{slot}x")
-    return make_inspection(settings, holder, factory)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,13 +288,15 @@ class _Child:
     restart_at: float = 0.0
     last: dict[str, Any] = field(default_factory=dict)
     retired: Counter[str] = field(default_factory=Counter)
+    retired_sched: Counter[str] = field(default_factory=Counter)
+    """Scheduling counters (``sched``) of this child's earlier incarnations."""
     done: bool = False
 
 
-def _worker_outputs(sup: Supervisor, child: _Child, out: _Outbox) -> Any:
+def _worker_outputs(sup: Supervisor, child: _Child, out: _Outbox, offer: Any) -> Any:
     """Where a capture worker's pipeline writes: EVE lines through its outbox; alerts and
     suppressions over the control channel (never dropped, after the object's fileinfo line);
-    expensive objects to the pool."""
+    objects to inspect to the pool's queue (``offer``)."""
     from appliance.outputs.alertjson import alert_record
     from appliance.pipeline import Outputs
 
@@ -417,13 +307,26 @@ def _worker_outputs(sup: Supervisor, child: _Child, out: _Outbox) -> Any:
     def suppressed(sup_: Any) -> None:
         out.control(("suppressed", child.name, sup_.first_id))
 
-    offload = sup.pool.offer if sup.pool is not None else None
     if sup.settings.inspection.remote.enabled and sup.settings.output.bus is not None:  # fleet: jobs on the bus
-        from appliance.fleet.remote import RemoteOffload
+        offer = _remote_offer(sup, out, offer)
+    return Outputs(event=out.event, alert=alert, suppressed=suppressed, offload=offer, observe=out.observation)
 
-        offload = RemoteOffload(sup.settings, out.event, offload)
-    return Outputs(event=out.event, alert=alert, suppressed=suppressed, offload=offload,
-                   observe=out.observation)
+
+def _remote_offer(sup: Supervisor, out: _Outbox, local: Any) -> Any:
+    """Fleet: expensive objects go to the bus's job stream (`appliance.fleet.remote`), with the
+    local pool's queue as its fallback; cheap ones stay on the local queue."""
+    from appliance.fleet.remote import RemoteOffload
+
+    fallback = (lambda obj: local(obj, "expensive") is None) if local is not None else None
+    remote = RemoteOffload(sup.settings, out.event, fallback)
+
+    def offer(obj: Any, cls: str) -> str | None:
+        if cls == "cheap" and local is not None:
+            return local(obj, cls)  # type: ignore[no-any-return]
+        remote(obj)  # it queues, falls back or writes its own not_inspected record
+        return None
+
+    return offer
 
 
 def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
@@ -442,7 +345,8 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
     out = _Outbox(conn, child.name, sup.settings.live.event_queue)
     # alert ids stay unique across the capture workers and the pool's processes
     slots = sup.workers + (sup.pool.processes if sup.pool is not None else 0)
-    pipeline = build_pipeline(sup.settings, _worker_outputs(sup, child, out), slot=child.slot, slots=slots,
+    offer = sup.pool.offer(child.slot, child.name) if sup.pool is not None else None
+    pipeline = build_pipeline(sup.settings, _worker_outputs(sup, child, out, offer), slot=child.slot, slots=slots,
                               workers=sup.workers, warm=True)
     if sup.backend == "pcap":
         from capture.live import PcapReader
@@ -468,6 +372,7 @@ def _capture_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
             "alerts": st.alerts,
             "anomalies": sum(sensor.decoder.counters.values()),
             "not_inspected": pipeline.counters["not_inspected"],
+            "sched": dict(offer.counters) if offer is not None else {},
             "inspector_errors": st.inspector_errors,
             "events_dropped": out.dropped,
             "eve_lines": out.sent,
@@ -515,15 +420,9 @@ def _reload_worker(sup: Supervisor, pipeline: Any) -> None:
 
 
 def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
+    """Body of an inspection pool process: one lane of `appliance.inspectpool.InspectionPool`."""
     _child_signals()
     _die_with_parent()
-    # inspection takes what the capture workers leave: it must never cost captured packets
-    # (its extraction sandboxes inherit the niceness)
-    if sup.settings.live.inspect_nice:
-        try:
-            os.nice(sup.settings.live.inspect_nice)
-        except OSError:
-            log.warning("cannot lower the inspection pool's priority")
     for c in sup.children:
         if c.conn is not None:
             c.conn.close()
@@ -531,21 +430,35 @@ def _inspect_worker(sup: Supervisor, child: _Child, conn: Connection) -> None:
             h.close()
     out = _Outbox(conn, child.name, sup.settings.live.event_queue)
     assert sup.pool is not None
-    _POOL_SLOT[:] = [child.slot]
 
-    def reload() -> None:
-        if _POOL_STAGE is not None:
-            ok, msg = _POOL_STAGE.holder.reload()
-            (log.info if ok else log.error)("policy reload: %s", msg)
+    def alert(rec: dict[str, Any], ts_ns: int) -> None:
+        out.flush()  # children's fileinfo lines first
+        out.control(("alert", child.name, rec, ts_ns))
 
-    def report() -> dict[str, Any]:
-        from appliance.pipeline import inspector_errors
+    def suppressed(first_id: str) -> None:
+        out.control(("suppressed", child.name, first_id))
 
-        errors = inspector_errors(_POOL_STAGE.counters) if _POOL_STAGE is not None else 0
-        return {"pid": os.getpid(), "inspector_errors": errors}
+    def reload_requested() -> bool:
+        if _flags["reload"]:
+            _flags["reload"] = False
+            return True
+        return False
 
-    sup.pool.serve(out, lambda: _flags["stop"], reload, report)
-    out.control(("bye", child.name, report()))
+    last: dict[str, Any] = {}
+
+    def report(counters: dict[str, Any]) -> None:
+        last.update(counters)
+        out.flush()
+        out.control(("stats", child.name, counters))
+
+    parent = os.getppid()  # the supervisor: a kill -9 of it re-parents this process
+
+    def reachable() -> bool:
+        return os.getppid() == parent
+
+    sup.pool.run_lane(child.slot, child.name, LaneOutputs(out.event, alert, suppressed, reachable),
+                      lambda: _flags["stop"], reload_requested=reload_requested, report=report)
+    out.control(("bye", child.name, last))
     out.close()
 
 
@@ -587,7 +500,6 @@ class Supervisor:
         interfaces: list[str] | None = None,
         workers: int | None = None,
         eve: str | None = None,
-        expensive: Callable[[Any], Iterable[dict[str, Any]]] | None = None,
     ) -> None:
         self.settings = settings
         self.config_path = config_path
@@ -597,12 +509,7 @@ class Supervisor:
         self.backend = live.backend
         self.eve_target = eve if eve is not None else settings.output.eve
         self.children: list[_Child] = []
-        self.pool: InspectionPool | None = None
-        if expensive is None and settings.inspection.policy and live.inspect_workers > 0:
-            expensive = policy_inspect(settings, 0, live.inspect_workers, self.workers)
-        if expensive is not None and live.inspect_workers > 0:
-            self.pool = InspectionPool(expensive, live.inspect_workers, live.inspect_queue)
-            self.pool.drain_s = max(1.0, live.shutdown_timeout_s / 2)
+        self.pool = InspectionPool.from_settings(settings, self.workers)
         self.eve: Any = None
         self.alerts: Any = None
         """The alert writer (store + SIEM outputs) when a policy is configured."""
@@ -652,6 +559,9 @@ class Supervisor:
             raise
         if self.pool is not None:
             self.children += [_Child(f"p{i}", "inspect", i) for i in range(self.pool.processes)]
+            self.pool.open()  # the previous run's spool comes back first
+            if live.user and os.geteuid() == 0:
+                _chown_tree(self.pool.queue.root, live.user)  # type: ignore[attr-defined]
         self.eve = EveWriter(self.eve_target, rotate_bytes=live.eve_rotate_mb << 20,
                              rotate_interval_s=live.eve_rotate_interval_s, rotate_keep=live.eve_rotate_keep)
         if self.settings.inspection.policy:
@@ -845,7 +755,9 @@ class Supervisor:
                 with self._lock:
                     for k in _COUNTERS:
                         child.retired[k] += int(child.last.get(k, 0) or 0)
-                    child.last = {k: v for k, v in child.last.items() if k not in _COUNTERS and k != "kernel"}
+                    child.retired_sched.update(child.last.get("sched") or {})
+                    child.last = {k: v for k, v in child.last.items()
+                                  if k not in _COUNTERS and k not in ("kernel", "sched")}
 
     # -- counters ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -859,6 +771,8 @@ class Supervisor:
                 w["alive"] = c.proc is not None and c.proc.is_alive()
                 w["restarts"] = c.restarts
                 w["pid"] = c.proc.pid if c.proc is not None else None
+                # this incarnation has reported: it is reading packets (or taking jobs)
+                w["ready"] = w["alive"] and c.last.get("pid") == w["pid"]
                 for k in ("vlan_restored", "truncated_frames", "outbox", "fast_path_packets"):
                     if k in c.last:
                         w[k] = c.last[k]
@@ -880,10 +794,19 @@ class Supervisor:
                     ifs["workers"][c.name] = {"kernel_packets": kp, "kernel_drops": kd}
             kp = sum(i["kernel_packets"] for i in ifaces.values())
             kd = sum(i["kernel_drops"] for i in ifaces.values())
+            sched: Counter[str] = Counter()
+            for c in self.children:
+                sched.update(c.retired_sched)
+                sched.update(c.last.get("sched") or {})
         queues = {f"outbox_{n}": w.get("outbox", 0) for n, w in workers.items() if "outbox" in w}
         queues["eve_local"] = len(self._local) if hasattr(self, "_local") else 0
+        inspection = None
         if self.pool is not None:
-            queues["inspect"] = self.pool.depth()
+            sched.update(self.pool.counters)
+            inspection = inspection_snapshot(self.pool.stats(), sched, self.pool.in_hand())
+            for cls, st in inspection["classes"].items():
+                queues[f"inspect_{cls}"] = st["queued"]
+            totals["not_inspected"] += shed_counts(self.pool.counters)
         return {
             "uptime": round(time.monotonic() - self.started, 1),
             "capture": {"kernel_packets": kp, "kernel_drops": kd,
@@ -895,6 +818,7 @@ class Supervisor:
             "reloads": self.reloads,
             "interfaces": ifaces,
             "workers": workers,
+            **({"inspection": inspection} if inspection is not None else {}),
         }
 
     # -- main loop --------------------------------------------------------------------------
@@ -941,6 +865,8 @@ class Supervisor:
             _prewarm(self.settings.inspection.policy)
         for c in self.children:
             self._spawn(c)
+        if self.pool is not None:
+            record_all(self.pool.pending, self._queue_local)  # jobs the previous run could not finish
         self._writer = threading.Thread(target=self._writer_loop, name="eve-writer", daemon=True)
         self._writer.start()
         if self.fleet is not None:
@@ -969,21 +895,36 @@ class Supervisor:
             self._shutdown()
         return self.exit_code
 
-    def _shutdown(self) -> None:
-        self._term = True
-        log.info("stopping: workers flush what is in flight")
-        alive = [c for c in self.children if c.proc is not None]
-        for c in alive:
+    def _stop_children(self, children: list[_Child], deadline: float) -> None:
+        """SIGTERM ``children`` and wait for them until ``deadline``; kill the late ones (exit 1)."""
+        for c in children:
             if c.proc.is_alive():
                 os.kill(c.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.settings.live.shutdown_timeout_s
-        for c in alive:
+        for c in children:
             c.proc.join(max(0.1, deadline - time.monotonic()))
             if c.proc.is_alive():
                 log.error("worker %s did not stop in time: killed", c.name)
                 c.proc.kill()
                 c.proc.join(5)
                 self.exit_code = 1
+
+    def _shutdown(self) -> None:
+        self._term = True
+        log.info("stopping: capture workers flush what is in flight, then the inspection pool drains")
+        alive = [c for c in self.children if c.proc is not None]
+        timeout = self.settings.live.shutdown_timeout_s
+        capture = [c for c in alive if c.kind == "capture"]
+        pool = [c for c in alive if c.kind != "capture"]
+        self._stop_children(capture, time.monotonic() + timeout)
+        if pool and self.pool is not None:  # after capture: the last objects reach the queue first
+            self._stop_children(pool, time.monotonic() + self.pool.drain_s + 3.0)
+        if self.pool is not None:
+            try:
+                self.pool.shutdown()  # what is still queued goes to the on-disk spool
+            except Exception:
+                log.exception("the inspection queue could not be spooled")
+                self.exit_code = 1
+            record_all(self.pool.pending, self._queue_local)
         self._writer_stop.set()
         if self._writer is not None:
             self._writer.join(timeout=30)

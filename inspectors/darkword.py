@@ -390,6 +390,7 @@ class DarkwordInspector:
     name = "darkword"
     kinds = frozenset({"text"})
     cost: Literal["cheap", "expensive"] = "cheap"
+    cache_context = ("host", "url")  # the site's background model
 
     def __init__(self) -> None:
         self.scorer: DarkwordScorer | None = None

@@ -123,6 +123,7 @@ class HiddenLinkInspector:
     name = "hiddenlink"
     kinds = frozenset({"html"})
     cost: Literal["cheap", "expensive"] = "cheap"
+    cache_context = ("url",)  # links resolve against the page URL
 
     def __init__(self) -> None:
         self.matcher: DarkwordMatcher | None = None

@@ -43,6 +43,7 @@ class Md5Inspector:
     name = "md5"
     kinds = frozenset({"any"})
     cost: Literal["cheap", "expensive"] = "cheap"
+    cache_context = ("filename",)  # named in the finding
 
     def __init__(self) -> None:
         self.lists: list[_List] = []

@@ -499,7 +499,7 @@ class MlTextInspector:
 
     name = "ml_text"
     kinds = frozenset({"text"})
-    cost: Literal["cheap", "expensive"] = "expensive"
+    cost: Literal["cheap", "expensive"] = "cheap"  # a linear model over the text: bounded per byte
 
     def __init__(self) -> None:
         self.model: TextModel | None = None

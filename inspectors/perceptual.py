@@ -95,7 +95,8 @@ class PerceptualInspector:
 
     name = "perceptual"
     kinds = frozenset({"image"})
-    cost: Literal["cheap", "expensive"] = "expensive"
+    cost: Literal["cheap", "expensive"] = "cheap"
+    cache_context = ("filename",)  # the extension decides whether an object is an image to look at
 
     def __init__(self) -> None:
         self.lists: list[_List] = []

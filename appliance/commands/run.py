@@ -21,11 +21,13 @@ def _run(args: argparse.Namespace) -> int:
         settings.inspection.policy = args.policy
     if args.store is not None:
         settings.output.store = args.store
+    if args.state_dir is not None:
+        settings.output.state_dir = args.state_dir
     live = settings.live
     if args.interface:
         live.interfaces = list(args.interface)
     for name in ("workers", "bpf", "user", "backend", "ring_mb", "metrics_listen", "stats_interval_s", "pid_file",
-                 "stats_file", "inspect_workers"):
+                 "stats_file", "inspect_workers", "cheap_workers"):
         v = getattr(args, name)
         if v is not None:
             setattr(live, name, v)
@@ -57,6 +59,18 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return n
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="capture live traffic on interfaces (SPAN/mirror ports) and extract content")
     p.add_argument("-i", "--interface", action="append", metavar="IFACE",
@@ -74,9 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="Prometheus endpoint (empty string = off)")
     p.add_argument("--stats-interval", type=float, metavar="S", dest="stats_interval_s",
                    help="seconds between stats events")
-    p.add_argument("--inspect-workers", type=int, metavar="N", dest="inspect_workers",
-                   help="processes that inspect objects off the capture path (objects are shed, counted, "
-                        "when they fall behind)")
+    p.add_argument("--inspect-workers", type=_workers, metavar="N|auto", dest="inspect_workers",
+                   help="processes that take expensive inspection work off the capture path (auto: the cores "
+                        "the capture workers leave; 0: the capture workers inspect everything themselves)")
+    p.add_argument("--cheap-workers", type=int, metavar="N", dest="cheap_workers",
+                   help="processes that take only cheap inspection work (default 1)")
+    p.add_argument("--state-dir", metavar="DIR", dest="state_dir",
+                   help="where spools live (the job spool at shutdown, SIEM spools); output.state_dir")
     p.add_argument("--pid-file", metavar="PATH", dest="pid_file", help="write the supervisor's pid here")
     p.add_argument("--stats-file", metavar="PATH", dest="stats_file",
                    help="JSON counters for the console, replaced at every stats interval")

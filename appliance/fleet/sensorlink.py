@@ -234,11 +234,16 @@ class ReadLink:
             from appliance.fleet.remote import RemoteOffload
 
             self.offload = RemoteOffload(settings, lambda ev: outputs.event(ev), self._inspect_here)
-            outputs.offload = self.offload
+            outputs.offload = self._offer
         self.eve: Any = None
         self.writer: Any = None
         self.heartbeat = Heartbeat(settings.output.bus, settings.sensor.name, "sensor", self.counters,
                                    self._policy_version)
+
+    def _offer(self, obj: Any, cls: str) -> str | None:
+        """The pipeline's ``Outputs.offload`` (given the object's cost class): every object goes to
+        the remote workers; `RemoteOffload` falls back to inspecting it here or writes its record."""
+        return None if self.offload(obj) else "queue_full"
 
     def _policy_version(self) -> str:
         if self.pipeline is not None and self.pipeline.holder is not None:

@@ -90,14 +90,19 @@ def test_plain_text_with_cheap_rules_is_inspected_in_the_worker(tmp_path: Path, 
     assert stage.counters["inspected_cheap"] == 1
 
 
-def test_what_needs_the_pool(tmp_path: Path) -> None:
+def test_what_needs_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inspectors.perceptual import PerceptualInspector
+
     stage = _stage(tmp_path, KEYWORD_ONLY)
     html = b"<html><body><p>Project Nightjar</p></body></html>"
     assert stage.inspect_cheap(_obj(html, "text/html"), 1, 1 << 20) is None  # visible/hidden text: extraction
     assert stage.inspect_cheap(_obj(b"\x89PNG\r\n\x1a\n", "image/png"), 1, 1 << 20) is None
     assert stage.inspect_cheap(_obj(LEAK, "application/json"), 1, 16) is None  # over the size limit
     assert stage.inspect_cheap(_obj(LEAK, "application/json", size=len(LEAK) + 100), 1, 1 << 20) is None  # not whole
-    # a rule that also asks for an expensive inspector (declared cost) sends even plain text to the pool
+    # perceptual hashes are cheap (bounded per image)...
+    assert _stage(tmp_path, WITH_IMAGE_HASHES).inspect_cheap(_obj(LEAK, "application/json"), 1, 1 << 20) is not None
+    # ...but a rule that also asks for an inspector declared expensive sends even plain text to the pool
+    monkeypatch.setattr(PerceptualInspector, "cost", "expensive")
     assert _stage(tmp_path, WITH_IMAGE_HASHES).inspect_cheap(_obj(LEAK, "application/json"), 1, 1 << 20) is None
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.harness import LiveSensor, object_hashes, read_capture, read_events
+from tests.live.harness import NO_BUDGETS, LiveSensor, object_hashes, read_capture, read_events, sensor_config
 from tests.live.netns import VethPair
 
 # one xdist worker runs all of them (scripts/test.sh uses --dist loadgroup): they replay traffic in
@@ -295,11 +295,14 @@ def test_live_alerts_equal_offline_read_and_reach_the_store(pair: VethPair, tmp_
                   if e["event_type"] == "alert")
     assert len(want) >= 5
     store = tmp_path / "alerts.db"
+    cfg = sensor_config(tmp_path / "sensor.yaml", **NO_BUDGETS)
     sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--policy", policy, "--store", str(store),
-                        "--pid-file", str(tmp_path / "sensor.pid"), "--stats-file", str(tmp_path / "stats.json"))
+                        "--pid-file", str(tmp_path / "sensor.pid"), "--stats-file", str(tmp_path / "stats.json"),
+                        "--config", str(cfg))
     try:
         sent = pair.replay(pcap, "--mbps", "50")
         sensor.wait_packets(sent["packets"])
+        sensor.wait_inspected()  # the default pool (inspect_workers: auto) has done every object
         # what the console reads: the pid to signal and the counters for its dashboard
         assert int((tmp_path / "sensor.pid").read_text()) == sensor.proc.pid
         console_stats = json.loads((tmp_path / "stats.json").read_text())
@@ -333,14 +336,13 @@ def test_live_alerts_through_the_inspection_pool(pair: VethPair, tmp_path: Path)
     subprocess.run([str(Path(sys.executable).with_name("tapsift")), "read", str(pcap), "--policy", policy,
                     "--eve", str(ref), "-q"], check=True, timeout=300)
     want = sorted((e["alert"]["signature"], e["http"]["url"]) for e in read_events(ref) if e["event_type"] == "alert")
-    sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--inspect-workers", "1", "--policy", policy)
+    cfg = sensor_config(tmp_path / "sensor.yaml", **NO_BUDGETS)
+    sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--inspect-workers", "1", "--policy", policy,
+                        "--config", str(cfg))
     try:
         sent = pair.replay(pcap, "--mbps", "20")
         sensor.wait_packets(sent["packets"])
-        deadline = time.monotonic() + 60  # the pool works through its queue (OCR models load first)
-        while time.monotonic() < deadline and sum(
-                e["event_type"] == "alert" for e in read_events(tmp_path / "eve.json")) < len(want):
-            time.sleep(0.5)
+        sensor.wait_inspected()  # the pool works through its queue (OCR models load first)
         events = sensor.stop()
     finally:
         sensor.kill()
@@ -354,8 +356,9 @@ def test_live_alerts_through_the_inspection_pool(pair: VethPair, tmp_path: Path)
 
 
 def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tmp_path: Path) -> None:
-    """With a pool, plain-text objects under keyword-only rules are inspected by the capture
-    worker itself; HTML (extraction) goes to the pool. Both alert, with distinct alert ids."""
+    """With ``live.worker_inspect_bytes``, plain-text objects under keyword-only rules are
+    inspected by the capture worker itself; HTML (extraction) goes to the pool's cheap lane.
+    Both alert, with distinct alert ids."""
     import sys
 
     from tools import synth as S
@@ -383,15 +386,13 @@ def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tm
                     "--eve", str(ref), "-q"], check=True, timeout=300)
     want = sorted(e["http"]["url"] for e in read_events(ref) if e["event_type"] == "alert")
     assert len(want) == 8
+    cfg = sensor_config(tmp_path / "inline.yaml", worker_inspect_bytes=1048576, **NO_BUDGETS)
     sensor = LiveSensor(pair, tmp_path / "eve.json", "--workers", "2", "--inspect-workers", "1",
-                        "--policy", str(policy))
+                        "--policy", str(policy), "--config", str(cfg))
     try:
         sent = pair.replay(pcap, "--mbps", "20")
         sensor.wait_packets(sent["packets"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sum(
-                e["event_type"] == "alert" for e in read_events(tmp_path / "eve.json")) < len(want):
-            time.sleep(0.5)
+        sensor.wait_inspected()
         events = sensor.stop()
     finally:
         sensor.kill()
@@ -400,4 +401,5 @@ def test_cheap_inspection_in_the_worker_expensive_in_the_pool(pair: VethPair, tm
     assert sorted(e["http"]["url"] for e in alerts) == want, sensor.stderr[-3000:]
     assert len({e["tapsift"]["alert_id"] for e in alerts}) == len(alerts)
     assert st["inspected_in_worker"] >= 8, st  # the 4 JSON uploads and their 4 JSON replies
+    assert st["inspection"]["classes"]["cheap"]["inspected"] >= 4  # the pages, in the cheap lane
     assert st["not_inspected"] == 0

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance.eve import EveWriter
+from appliance.eve import EveWriter, not_inspected_event
 from appliance.metrics import MetricsServer, parse_listen, render
 from appliance.settings import Settings, SettingsError, load_settings
-from appliance.supervisor import InspectionPool, capabilities, not_inspected_event
+from appliance.supervisor import capabilities
 from capture.ifaces import check_interface
 from capture.live import BpfError, compile_bpf
 
@@ -27,9 +27,14 @@ SNAP = {
                                         "w1": {"kernel_packets": 4, "kernel_drops": 0}}}},
     "workers": {"w0": {"packets": 3, "bytes": 300, "objects": 1, "alive": True, "restarts": 2},
                 "w1": {"packets": 4, "bytes": 400, "alive": False}},
-    "queues": {"inspect": 5},
+    "queues": {"inspect_cheap": 5},
     "eve_events": 9,
     "reloads": 1,
+    "inspection": {"classes": {"cheap": {"queued": 5, "queued_bytes": 900, "oldest_age_s": 1.5, "offered": 40,
+                                         "inspected": 30, "shed": {}},
+                               "expensive": {"queued": 2, "queued_bytes": 10, "oldest_age_s": 70.0, "offered": 9,
+                                             "inspected": 3, "shed": {"too_old": 4}}},
+                   "in_hand": 1, "cache": {"hits": 7, "lookups": 33, "hit_rate": 0.2121}},
 }
 
 
@@ -39,7 +44,13 @@ def test_metrics_text_format() -> None:
     assert 'tapsift_packets_total{worker="w1"} 4' in text
     assert 'tapsift_worker_restarts_total{worker="w0"} 2' in text
     assert 'tapsift_worker_up{worker="w1"} 0' in text
-    assert 'tapsift_queue_depth{queue="inspect"} 5' in text
+    assert 'tapsift_queue_depth{queue="inspect_cheap"} 5' in text
+    assert 'tapsift_inspection_queued{class="cheap"} 5' in text
+    assert 'tapsift_inspection_oldest_age_seconds{class="expensive"} 70.0' in text
+    assert 'tapsift_inspected_total{class="cheap"} 30' in text
+    assert 'tapsift_inspection_shed_total{class="expensive",reason="too_old"} 4' in text
+    assert "tapsift_inspection_in_hand 1" in text
+    assert "tapsift_result_cache_hits_total 7" in text and "tapsift_result_cache_lookups_total 33" in text
     assert "# TYPE tapsift_kernel_drops_total counter" in text
     for line in text.splitlines():  # every sample line is NAME{labels} VALUE
         if not line.startswith("#"):
@@ -101,40 +112,45 @@ def test_eve_reopen_failure_keeps_writing_to_the_old_file(tmp_path: Path) -> Non
     assert "still" in (tmp_path / "old.json").read_text()
 
 
-def test_inspection_pool_sheds_instead_of_blocking() -> None:
-    pool = InspectionPool(lambda obj: [], processes=1, maxsize=2)
-    assert pool.offer("a") and pool.offer("b")
-    assert pool.offer("c") is False  # full: the caller counts it and writes a record
+def test_pool_process_inspects_and_reports(tmp_path: Path) -> None:
+    """One pool process's loop (`serve`) over a real queue: the job is inspected, its alert
+    carries the class and the wait, the counters (`lane_counters`) report it, and the loop
+    ends after stop() once the queue is empty."""
+    import hashlib
 
+    from appliance.inspectpool import InspectionPool
+    from appliance.model import ContentObject, Direction, FlowRef
+    from appliance.scheduler import Lane, Outputs, Scheduler, serve
 
-def test_pool_process_reports_its_counters() -> None:
-    """A pool process sends its counters (inspector errors) like a capture worker does."""
-    from multiprocessing import Pipe
-
-    from appliance.supervisor import _Outbox
-
-    r, w = Pipe(duplex=False)
-    out = _Outbox(w, "p0", 16)
-    pool = InspectionPool(lambda obj: [{"event_type": "fileinfo", "n": obj}], processes=1, maxsize=4)
-    pool.drain_s = 0.5
-    assert pool.offer(1)
-    polls: list[int] = []
-
-    def stop() -> bool:
-        polls.append(1)
-        return len(polls) > 3
-
-    pool.serve(out, stop, report=lambda: {"inspector_errors": 2}, report_s=0)
-    out.close()
-    msgs = []
-    try:
-        while r.poll(5):
-            msgs.append(r.recv())
-    except EOFError:
-        pass
-    assert ("stats", "p0", {"inspector_errors": 2}) in msgs
-    assert any(m[0] == "eve" and '"n":1' in m[2][0] for m in msgs)
-    assert 'tapsift_inspector_errors_total{worker="p0"} 2' in render({"workers": {"p0": {"inspector_errors": 2}}})
+    policy = tmp_path / "p.yaml"
+    policy.write_text((Path(__file__).resolve().parents[2] / "tests" / "appliance" / "test_inspection.py")
+                      .read_text(encoding="utf-8").split('KEYWORD_ONLY = """', 1)[1].split('"""', 1)[0])
+    s = Settings()
+    s.inspection.policy = str(policy)
+    s.output.state_dir = str(tmp_path / "state")
+    s.live.job_dir = str(tmp_path / "jobs")
+    pool = InspectionPool.from_settings(s, capture_workers=1, cpus=2)
+    assert pool is not None and [lane.name for lane in pool.lanes] == ["cheap", "expensive"]
+    pool.open()
+    data = b"<html><body>Project Nightjar</body></html>"
+    flow = FlowRef("C1", 1, "10.0.0.2", 40000, "192.0.2.9", 80, "TCP", 0, "")
+    obj = ContentObject("F1", "http", Direction.TO_CLIENT, flow, 1, len(data), hashlib.md5(data).hexdigest(),
+                        hashlib.sha256(data).hexdigest(), declared_mime="text/html", data=data, url="/a.html")
+    offer = pool.offer(0, "w0")
+    assert offer(obj, "cheap") is None and pool.stats()["cheap"]["queued"] == 1
+    pool.queue.bind(2, "p0")
+    sched = Scheduler(pool.queue, Lane.make("cheap"), pool.budgets)
+    events: list[dict] = []
+    alerts: list[dict] = []
+    stage = pool._make_stage(0)
+    serve(pool.queue, sched, lambda: stage, Outputs(events.append, lambda rec, ts: alerts.append(rec)),
+          stop=lambda: True, idle_s=0, poll_s=0)
+    assert [a["tapsift"]["inspection"]["class"] for a in alerts] == ["cheap"]
+    counters = pool.lane_counters(sched, stage)
+    assert counters["alerts"] == 1 and counters["sched"]["inspected.cheap"] == 1 and counters["not_inspected"] == 0
+    assert pool.stats()["cheap"]["queued"] == 0
+    pool.shutdown()
+    assert not (tmp_path / "state" / "jobs.spool").exists()  # nothing left to spool
 
 
 def test_not_inspected_record() -> None:
