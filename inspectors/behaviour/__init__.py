@@ -9,8 +9,7 @@ A sans-IO stage on packet time (see docs/behaviour.md):
   peer-group Isolation Forest;
 - `decide`: anomalies → alerts through the policy's behaviour profiles;
 - `stage`: `BehaviourStage` (``observe`` / ``tick`` / ``close``, verdicts, memory);
-- `state` / `persist`: the SQLite state file (baselines, anomalies, verdicts);
-- `replay`: EVE ``fileinfo``/``alert`` events back into objects (offline runs, tests).
+- `state` / `persist`: the SQLite state file (baselines, anomalies, verdicts).
 
 This package imports only the kernel (``appliance.model``); names are loaded lazily so that the
 settings can validate a time zone without importing numpy.
