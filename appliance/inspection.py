@@ -409,11 +409,18 @@ class InspectionStage:
         if ck is None:
             context: set[str] = set()
             parts = []
+            cacheable = True
             for c in configs:
                 insp = self._inspector(c)
-                context.update(getattr(insp, "cache_context", ()) if insp is not None else ())
+                declared = getattr(insp, "cache_context", None) if insp is not None else ()
+                if declared is None:  # it did not say what it reads besides the bytes: never reuse its result
+                    cacheable = False
+                    break
+                context.update(declared)
                 parts.append((c.inspector, tuple(spec.name for spec in c.lists), repr(sorted(c.params.items()))))
-            ck = self._config_keys[ids] = (tuple(sorted(parts)), tuple(sorted(context)))
+            ck = self._config_keys[ids] = (tuple(sorted(parts)), tuple(sorted(context))) if cacheable else ()
+        if not ck:
+            return None
         name = obj.filename or obj.url.split("?", 1)[0]
         ext = name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
         return (obj.sha256, active.generation, ck[0], mode, obj.kind, obj.declared_mime, obj.sniffed_mime, ext,

@@ -12,7 +12,9 @@ policy version, the set of inspector configurations that ran (a zone pair select
 profiles has its own entries), the inspection mode, and the object attributes that the
 extraction and those inspectors read besides the bytes (MIME types, charset, file extension,
 and what an inspector declares in ``cache_context``: the site for dark words, the URL for
-hidden links, the file name for MD5 reports).
+hidden links, the file name for MD5 reports). An inspector that declares no ``cache_context``
+(a plug-in, say) makes the object uncacheable: a result is reused only when every inspector
+said what, besides the bytes, it depends on.
 
 Bounds: ``max_entries`` and ``max_bytes`` (an estimate of each entry's size); the least
 recently used entries go first. Results cut short (deadline, a failed extraction worker, an

@@ -330,6 +330,7 @@ class DataClassInspector:
     name = "dataclass"
     kinds = frozenset({"text"})
     cost: Literal["cheap", "expensive"] = "cheap"
+    cache_context: tuple[str, ...] = ()  # reads the content alone: a repeat's result is reused
 
     def __init__(self) -> None:
         self.classes: list[_Class] = []

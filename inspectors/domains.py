@@ -126,6 +126,7 @@ class DomainInspector:
     cost: Literal["cheap", "expensive"] = "cheap"
     needs: frozenset[str] = frozenset()
     """Nothing to extract: names are metadata."""
+    cache_context = ("host", "meta")  # the names it matches are metadata, not content
     metadata = True
     """Runs on metadata records (`metadata_object`) as well as on content objects."""
 

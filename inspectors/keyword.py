@@ -441,6 +441,7 @@ class KeywordInspector:
     """Text of pages and documents, plus (unless ``params: {ocr: false}`` / ``speech: false``) the
     text in images and what is said in audio and video (`inspectors.base.needs_of`)."""
     cost: Literal["cheap", "expensive"] = "cheap"
+    cache_context: tuple[str, ...] = ()  # reads the content alone: a repeat's result is reused
 
     def __init__(self) -> None:
         self.engine: KeywordEngine | None = None

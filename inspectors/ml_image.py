@@ -46,6 +46,7 @@ class MlImageInspector:
     name = "ml_image"
     kinds = frozenset({"image"})
     cost: Literal["cheap", "expensive"] = "expensive"
+    cache_context: tuple[str, ...] = ()  # reads the content alone: a repeat's result is reused
 
     def __init__(self) -> None:
         self.detector: Any = None

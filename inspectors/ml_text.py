@@ -500,6 +500,7 @@ class MlTextInspector:
     name = "ml_text"
     kinds = frozenset({"text"})
     cost: Literal["cheap", "expensive"] = "cheap"  # a linear model over the text: bounded per byte
+    cache_context: tuple[str, ...] = ()  # reads the content alone: a repeat's result is reused
 
     def __init__(self) -> None:
         self.model: TextModel | None = None

@@ -177,3 +177,39 @@ def test_cheap_pass_defers_the_expensive_child_and_the_follow_up_sums_both(tmp_p
     (tmp_path / "full").mkdir()
     full = _stage(tmp_path / "full").inspect(obj, 1)
     assert sorted(a.profile for a, _ in full.alerts) == ["leak", "split"]
+
+
+def test_an_inspector_that_reads_metadata_is_keyed_by_it_and_an_undeclared_one_is_never_cached(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The same upload to a file-sharing host and to an intranet host: the domains inspector reads the
+    host, so the second is inspected afresh; an inspector that does not declare what it reads besides
+    the bytes (a plug-in) makes every result uncacheable."""
+    policy = POLICY.replace("lists:\n", "lists:\n  sharing:\n    type: domains\n    domains: [dropbox.com]\n", 1)
+    policy = policy.replace("profiles:\n", "profiles:\n  to-sharing:\n    category: data-leak/confidential\n"
+                            "    severity: medium\n    inspect:\n      - inspector: domains\n        lists: [sharing]\n"
+                            "    threshold:\n      weight: 1\n", 1)
+    policy = policy.replace("profiles: [leak, split]", "profiles: [leak, split, to-sharing]")
+    p = tmp_path / "policy.yaml"
+    p.write_text(policy.replace("WINDOW", "0"), encoding="utf-8")
+    s = Settings()
+    s.inspection.policy = str(p)
+    holder = policy_holder(s)
+    assert holder is not None
+    stage = make_inspection(s, holder, ObjectFactory(prefix="X"))
+    from dataclasses import replace as _replace
+
+    up = _replace(_obj(TEXT, "F1", port=40001), host="content.dropbox.com")
+    intranet = _replace(_obj(TEXT, "F2", port=40002), host="intranet.example")
+    first, second = stage.inspect(up, 1), stage.inspect(intranet, 2)
+    assert stage.counters["cache_hits"] == 0
+    assert sorted(a.profile for a, _ in first.alerts) == ["leak", "to-sharing"]
+    assert [a.profile for a, _ in second.alerts] == ["leak"]
+
+    from inspectors.keyword import KeywordInspector
+
+    monkeypatch.delattr(KeywordInspector, "cache_context")
+    (tmp_path / "plain").mkdir()
+    plain = _stage(tmp_path / "plain")
+    for k in range(2):
+        plain.inspect(_obj(TEXT, f"G{k}", port=41000 + k), k)
+    assert plain.counters["cache_hits"] == 0 and plain.counters["inspected_full"] == 2
